@@ -1,0 +1,15 @@
+"""Placeholder until this node's issue lands: nothing here pretends to work."""
+
+from __future__ import annotations
+
+
+def run_node(**kwargs):
+    raise NotImplementedError("the compare_models node is not implemented yet")
+
+
+def add_cli_arguments(parser) -> None:
+    pass
+
+
+def run_cli(args) -> int:
+    raise NotImplementedError("the compare_models command is not implemented yet")
