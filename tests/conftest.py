@@ -1,0 +1,60 @@
+"""Shared pytest fixtures: one local Dataloop platform per test session, and a fresh project
+and dataset per test. Integration tests talk to it through the real dtlpy client.
+
+- ``platform``: the session's :class:`emulator.LocalPlatform`; before each test that uses it,
+  its request counts and pending fault-injection rules are cleared and ``clone_polls`` is 0.
+- ``project``: a new ``dl.Project`` (unique name) per test.
+- ``dataset``: a new ``dl.Dataset`` in ``project`` with labels ``["cat", "dog", "bird"]``.
+
+Creating the project and dataset happens before the counts are reset, so
+``platform.request_counts`` in a test only shows the test's own requests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import emulator  # noqa: E402  (sets DATALOOP_PATH before dtlpy is imported, when possible)
+from emulator import LocalPlatform  # noqa: E402
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def _platform_session():
+    with LocalPlatform(alias="emulator-tests") as platform:
+        yield platform
+
+
+@pytest.fixture
+def platform(_platform_session: LocalPlatform) -> LocalPlatform:
+    _platform_session.clear_failures()
+    _platform_session.clone_polls = 0
+    _platform_session.reset_counts()
+    return _platform_session
+
+
+@pytest.fixture
+def project(platform: LocalPlatform):
+    import dtlpy as dl
+
+    created = dl.projects.create(project_name=f"project-{next(_names)}")
+    platform.reset_counts()
+    return created
+
+
+@pytest.fixture
+def dataset(platform: LocalPlatform, project):
+    created = project.datasets.create(
+        dataset_name=f"dataset-{next(_names)}", labels=emulator.make_labels(["cat", "dog", "bird"])
+    )
+    platform.reset_counts()
+    return created
