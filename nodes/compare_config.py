@@ -1,0 +1,459 @@
+"""The Compare Models node's configuration: parsed once, validated, frozen.
+
+``CompareConfig.from_json`` turns the pipeline's ``compare_config`` JSON into frozen
+dataclasses before the node makes any request. Every error is a ``ValueError`` whose
+message names the field (dotted path from ``compare_config``), the bad value and the fix.
+The caller's dict is never modified (the original app wrote into it, defect M2).
+
+Accepted shape (every key optional, but at least one comparison must be configured)::
+
+    {
+      "precision_recall": {                      # evaluation on the test subset (needs a dataset)
+        "iou_threshold": 0.5,                    # (0, 1]
+        "min_delta": 0,                          # new - previous must be > min_delta (strict)
+        "interpolation": "every_point",          # or "coco", "11_point"
+        "per_label": false,                      # true: one vote per label
+        "min_relative_change": null,             # e.g. 0.05: also (new - prev) / |prev| >= 5 %
+        "confidence": null,                      # e.g. 0.95: paired-bootstrap lower bound > min_delta
+        "resamples": 1000,                       # bootstrap resamples (>= 1000)
+        "seed": 0,                               # bootstrap seed
+        "labels": null,                          # e.g. ["cat", "dog"]: evaluate only these labels
+        "test_subset": null                      # item DQL; default pipeline_configs/test_subset_filter.json
+      },
+      "wins": "all",                             # "any", "all", or a number in (0, 1] (also "0.6")
+      "checks": [                                # training metrics, one vote each
+        {"type": "plot", "legend": "val", "figure": "box_loss",
+         "x_index": -1, "maximize": false, "min_delta": 0}
+      ],
+      "verbose": false
+    }
+
+``wins``/``checks``/``verbose`` nested inside ``precision_recall`` (the shape used by the
+original app's end-to-end test configs) are accepted and hoisted to the top level with a
+warning; giving the same key in both places is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodes.defaults import load_default_compare_config, load_subset_filter
+
+logger = logging.getLogger(__name__)
+
+ROOT = "compare_config"
+INTERPOLATIONS = ("every_point", "coco", "11_point")
+MIN_RESAMPLES = 1000
+TOP_LEVEL_KEYS = ("precision_recall", "wins", "checks", "verbose")
+HOISTABLE_KEYS = ("wins", "checks", "verbose")
+PRECISION_RECALL_KEYS = (
+    "iou_threshold",
+    "min_delta",
+    "interpolation",
+    "per_label",
+    "min_relative_change",
+    "confidence",
+    "resamples",
+    "seed",
+    "labels",
+    "test_subset",
+)
+CHECK_KEYS = ("type", "legend", "figure", "x_index", "maximize", "min_delta")
+WINS_WORDS = ("any", "all")
+
+
+def _fail(path: str, value: Any, problem: str, example: str) -> ValueError:
+    """Build the house-style error: field, bad value, what is expected, an example."""
+    return ValueError(f"{path}: {value!r} {problem}; example: {example}")
+
+
+def _number(path: str, value: Any, example: str) -> float:
+    """A finite real number (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(path, value, "is not a finite number", example)
+    return float(value)
+
+
+def _boolean(path: str, value: Any, example: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, value, "is not true or false", example)
+    return value
+
+
+def _integer(path: str, value: Any, example: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(path, value, "is not an integer", example)
+    return int(value)
+
+
+def _text(path: str, value: Any, example: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, value, "is not a non-empty string", example)
+    return value
+
+
+def _reject_unknown(path: str, raw: Mapping, allowed: tuple[str, ...], hint: str = "") -> None:
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(repr(k) for k in unknown)}; allowed keys are {', '.join(allowed)}{hint}"
+        )
+
+
+def parse_wins(value: Any, path: str = f"{ROOT}.wins") -> str | float:
+    """Normalise a ``wins`` setting to ``"any"``, ``"all"`` or a float in (0, 1].
+
+    Numeric strings (``"0.6"``, as the original app's documentation writes them) and the
+    integer ``1`` are accepted; ``0``, negatives, numbers above 1, NaN, booleans and other
+    strings are rejected.
+
+    Parameters
+    ----------
+    value : str, int or float
+        The raw setting.
+    path : str
+        Dotted field name used in the error message.
+
+    Returns
+    -------
+    str or float
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is none of the accepted forms.
+
+    Examples
+    --------
+    >>> parse_wins("0.6"), parse_wins(1), parse_wins("ANY")
+    (0.6, 1.0, 'any')
+    """
+    problem = "is not 'any', 'all' or a number in (0, 1]"
+    example = '"wins": 0.6'
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in WINS_WORDS:
+            return word
+        try:
+            number = float(word)
+        except ValueError:
+            raise _fail(path, value, problem, example) from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise _fail(path, value, problem, example)
+    if not math.isfinite(number) or not 0.0 < number <= 1.0:
+        raise _fail(path, value, problem, example)
+    return number
+
+
+@dataclass(frozen=True)
+class PlotCheck:
+    """One training-metric check: compare the value of ``figure``/``legend`` at ``x_index``.
+
+    The model's samples of that figure and legend are sorted by x; the y at position
+    ``x_index`` (default -1, the last epoch) is compared. With ``maximize`` the new model
+    wins when ``new - previous > min_delta``; otherwise when ``previous - new > min_delta``.
+
+    Examples
+    --------
+    >>> PlotCheck.from_json({"legend": "val", "figure": "box_loss", "maximize": False}, "c").name
+    'plot.val.box_loss'
+    """
+
+    legend: str
+    figure: str
+    x_index: int = -1
+    maximize: bool = True
+    min_delta: float = 0.0
+    type: str = "plot"
+
+    @property
+    def name(self) -> str:
+        """The vote name, ``plot.<legend>.<figure>`` as the original app's docs call checks."""
+        return f"{self.type}.{self.legend}.{self.figure}"
+
+    @classmethod
+    def from_json(cls, raw: Any, path: str) -> PlotCheck:
+        """Validate one entry of ``checks``; ``path`` is its dotted name for messages."""
+        example = '{"type": "plot", "legend": "val", "figure": "box_loss", "x_index": -1, "maximize": false}'
+        if not isinstance(raw, Mapping):
+            raise _fail(path, raw, "is not an object", example)
+        hint = "" if "x_value" not in raw else " ('x_value' is not supported: select the sample with 'x_index')"
+        _reject_unknown(path, raw, CHECK_KEYS, hint)
+        check_type = raw.get("type", "plot")
+        if check_type != "plot":
+            raise _fail(f"{path}.type", check_type, "is not 'plot' (the only kind of check)", '"type": "plot"')
+        for key in ("legend", "figure"):
+            if key not in raw:
+                raise ValueError(
+                    f"{path}.{key}: missing; every check names the metric by figure and legend; example: {example}"
+                )
+        return cls(
+            legend=_text(f"{path}.legend", raw["legend"], '"legend": "val"'),
+            figure=_text(f"{path}.figure", raw["figure"], '"figure": "box_loss"'),
+            x_index=_integer(f"{path}.x_index", raw.get("x_index", -1), '"x_index": -1 (the last epoch)'),
+            maximize=_boolean(f"{path}.maximize", raw.get("maximize", True), '"maximize": false for a loss'),
+            min_delta=_number(f"{path}.min_delta", raw.get("min_delta", 0), '"min_delta": 0.01'),
+            type="plot",
+        )
+
+    def to_json(self) -> dict:
+        """Plain-JSON form (all fields, defaults filled in)."""
+        return {
+            "type": self.type,
+            "legend": self.legend,
+            "figure": self.figure,
+            "x_index": self.x_index,
+            "maximize": self.maximize,
+            "min_delta": self.min_delta,
+        }
+
+
+@dataclass(frozen=True)
+class PrecisionRecallConfig:
+    """How to compare both models' predictions on the test subset (see the module doc).
+
+    Examples
+    --------
+    >>> PrecisionRecallConfig.from_json({"iou_threshold": 0.75}, "pr").interpolation
+    'every_point'
+    """
+
+    iou_threshold: float = 0.5
+    min_delta: float = 0.0
+    interpolation: str = "every_point"
+    per_label: bool = False
+    min_relative_change: float | None = None
+    confidence: float | None = None
+    resamples: int = MIN_RESAMPLES
+    seed: int = 0
+    labels: tuple[str, ...] | None = None
+    test_subset: Mapping = field(default_factory=lambda: load_subset_filter("test"))
+
+    @classmethod
+    def from_json(cls, raw: Any, path: str) -> PrecisionRecallConfig:
+        """Validate the ``precision_recall`` object (without hoistable keys)."""
+        if not isinstance(raw, Mapping):
+            raise _fail(path, raw, "is not an object", '"precision_recall": {"iou_threshold": 0.5, "min_delta": 0}')
+        _reject_unknown(path, raw, PRECISION_RECALL_KEYS)
+        iou = _number(f"{path}.iou_threshold", raw.get("iou_threshold", 0.5), '"iou_threshold": 0.5')
+        if not 0.0 < iou <= 1.0:
+            raise _fail(f"{path}.iou_threshold", raw["iou_threshold"], "is not in (0, 1]", '"iou_threshold": 0.5')
+        interpolation = raw.get("interpolation", "every_point")
+        if interpolation not in INTERPOLATIONS:
+            raise _fail(
+                f"{path}.interpolation",
+                interpolation,
+                f"is not one of {', '.join(repr(i) for i in INTERPOLATIONS)}",
+                '"interpolation": "every_point"',
+            )
+        relative = raw.get("min_relative_change")
+        if relative is not None:
+            relative = _number(f"{path}.min_relative_change", relative, '"min_relative_change": 0.05 (5 %)')
+        confidence = raw.get("confidence")
+        if confidence is not None:
+            confidence = _number(f"{path}.confidence", confidence, '"confidence": 0.95')
+            if not 0.0 < confidence < 1.0:
+                raise _fail(f"{path}.confidence", raw["confidence"], "is not in (0, 1)", '"confidence": 0.95')
+        resamples = _integer(f"{path}.resamples", raw.get("resamples", MIN_RESAMPLES), '"resamples": 1000')
+        if resamples < MIN_RESAMPLES:
+            raise _fail(f"{path}.resamples", resamples, f"is below {MIN_RESAMPLES}", f'"resamples": {MIN_RESAMPLES}')
+        seed = _integer(f"{path}.seed", raw.get("seed", 0), '"seed": 0')
+        if seed < 0:
+            raise _fail(f"{path}.seed", seed, "is negative", '"seed": 0')
+        labels = raw.get("labels")
+        if labels is not None:
+            if not isinstance(labels, list | tuple) or not labels:
+                raise _fail(f"{path}.labels", labels, "is not a non-empty list of label names", '"labels": ["cat"]')
+            labels = tuple(_text(f"{path}.labels[{i}]", v, '"labels": ["cat"]') for i, v in enumerate(labels))
+        return cls(
+            iou_threshold=iou,
+            min_delta=_number(f"{path}.min_delta", raw.get("min_delta", 0), '"min_delta": 0'),
+            interpolation=interpolation,
+            per_label=_boolean(f"{path}.per_label", raw.get("per_label", False), '"per_label": true'),
+            min_relative_change=relative,
+            confidence=confidence,
+            resamples=resamples,
+            seed=seed,
+            labels=labels,
+            test_subset=_parse_test_subset(f"{path}.test_subset", raw.get("test_subset")),
+        )
+
+    def test_subset_query(self) -> dict:
+        """A fresh copy of the test-subset item DQL, always in ``{"filter": {...}}`` form."""
+        return copy.deepcopy(dict(self.test_subset))
+
+    def to_json(self) -> dict:
+        """Plain-JSON form (all fields, defaults filled in)."""
+        return {
+            "iou_threshold": self.iou_threshold,
+            "min_delta": self.min_delta,
+            "interpolation": self.interpolation,
+            "per_label": self.per_label,
+            "min_relative_change": self.min_relative_change,
+            "confidence": self.confidence,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "labels": list(self.labels) if self.labels is not None else None,
+            "test_subset": self.test_subset_query(),
+        }
+
+
+def _parse_test_subset(path: str, raw: Any) -> dict:
+    """An item DQL dict; a bare filter (no ``"filter"`` key) is wrapped, as dtlpy does."""
+    example = '"test_subset": {"filter": {"$and": [{"metadata.system.tags.test": true}]}}'
+    if raw is None:
+        return load_subset_filter("test")
+    if not isinstance(raw, Mapping) or not raw:
+        raise _fail(path, raw, "is not a non-empty DQL object", example)
+    query = copy.deepcopy(dict(raw))
+    if "filter" not in query:
+        query = {"filter": query}
+    if not isinstance(query["filter"], Mapping) or not query["filter"]:
+        raise _fail(f"{path}.filter", query["filter"], "is not a non-empty DQL object", example)
+    extra = sorted(k for k in query if k not in ("filter", "join"))
+    if extra:
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(repr(k) for k in extra)}; a subset is an item query with "
+            f"'filter' (and optionally 'join'); paging and sorting are set by the node; example: {example}"
+        )
+    return query
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """The validated ``compare_config`` of the Compare Models node.
+
+    Every precision-recall sub-comparison and every check is one vote; the new model
+    wins when the fraction of won votes is at least ``wins`` (see ``nodes.compare_report``).
+
+    Examples
+    --------
+    >>> config = CompareConfig.from_json(None)          # the packaged default
+    >>> config.precision_recall.iou_threshold, config.wins, config.checks
+    (0.5, 'all', ())
+    >>> CompareConfig.from_json({"wins": "0.6", "checks": [{"legend": "val", "figure": "loss",
+    ...                          "maximize": False}]}).wins
+    0.6
+    """
+
+    precision_recall: PrecisionRecallConfig | None = None
+    checks: tuple[PlotCheck, ...] = ()
+    wins: str | float = "all"
+    verbose: bool = False
+
+    @property
+    def needs_dataset(self) -> bool:
+        """True when the precision-recall comparison (on the dataset's test subset) is configured."""
+        return self.precision_recall is not None
+
+    @classmethod
+    def from_json(cls, raw: Any) -> CompareConfig:
+        """Parse and validate the node's ``compare_config`` input.
+
+        Parameters
+        ----------
+        raw : dict, str or None
+            ``None`` selects the packaged default (``pipeline_configs/compare_configurations.json``).
+            A JSON string holding an object is decoded first. ``{}`` is an error: it
+            compares nothing.
+
+        Returns
+        -------
+        CompareConfig
+
+        Raises
+        ------
+        ValueError
+            Naming the field, the bad value and the fix.
+
+        Examples
+        --------
+        >>> CompareConfig.from_json({"precision_recall": {"per_label": True}}).precision_recall.per_label
+        True
+        """
+        example = '{"precision_recall": {"iou_threshold": 0.5, "min_delta": 0}}'
+        if raw is None:
+            raw = load_default_compare_config()
+            logger.info("compare_config not given; using the packaged default %s", json.dumps(raw))
+        elif isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise _fail(ROOT, raw, f"is not valid JSON ({error.msg})", example) from None
+        if not isinstance(raw, Mapping):
+            raise _fail(ROOT, raw, "is not a JSON object", example)
+        if not raw:
+            raise ValueError(
+                f"{ROOT}: {{}} compares nothing; give 'precision_recall' and/or 'checks', or pass null for the "
+                f"default; example: {example}"
+            )
+        raw = copy.deepcopy(dict(raw))  # never touch the caller's dict (M2)
+        _reject_unknown(ROOT, raw, TOP_LEVEL_KEYS)
+        precision_raw = raw.get("precision_recall")
+        if isinstance(precision_raw, Mapping):
+            precision_raw = dict(precision_raw)
+            for key in HOISTABLE_KEYS:
+                if key in precision_raw:
+                    if key in raw:
+                        raise ValueError(
+                            f"{ROOT}.precision_recall.{key}: also given at {ROOT}.{key}; keep only the top-level "
+                            f'one; example: {{"{key}": ..., "precision_recall": {{"iou_threshold": 0.5}}}}'
+                        )
+                    logger.warning(
+                        "%s.precision_recall.%s belongs at the top level (%s.%s); using it from there",
+                        ROOT,
+                        key,
+                        ROOT,
+                        key,
+                    )
+                    raw[key] = precision_raw.pop(key)
+        precision = None
+        if "precision_recall" in raw:
+            if precision_raw is None:
+                raise _fail(
+                    f"{ROOT}.precision_recall", None, "is not an object", '"precision_recall": {"iou_threshold": 0.5}'
+                )
+            precision = PrecisionRecallConfig.from_json(precision_raw, f"{ROOT}.precision_recall")
+        checks_raw = raw.get("checks", [])
+        if not isinstance(checks_raw, list | tuple):
+            raise _fail(
+                f"{ROOT}.checks",
+                checks_raw,
+                "is not a list of checks",
+                '"checks": [{"type": "plot", "legend": "val", "figure": "box_loss", "maximize": false}]',
+            )
+        checks = tuple(PlotCheck.from_json(c, f"{ROOT}.checks[{i}]") for i, c in enumerate(checks_raw))
+        names = [c.name for c in checks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"{ROOT}.checks: {', '.join(duplicates)} checked more than once; keep one check per figure and "
+                f'legend; example: [{{"legend": "val", "figure": "box_loss"}}]'
+            )
+        if precision is None and not checks:
+            raise ValueError(
+                f"{ROOT}: {json.dumps(raw)} compares nothing; add 'precision_recall' (evaluation on the test "
+                f"subset) or at least one entry in 'checks'; example: {example}"
+            )
+        return cls(
+            precision_recall=precision,
+            checks=checks,
+            wins=parse_wins(raw["wins"]) if "wins" in raw else "all",
+            verbose=_boolean(f"{ROOT}.verbose", raw.get("verbose", False), '"verbose": true'),
+        )
+
+    def to_json(self) -> dict:
+        """Plain-JSON form with every default filled in (stored in the comparison report)."""
+        out: dict[str, Any] = {"wins": self.wins, "verbose": self.verbose}
+        if self.precision_recall is not None:
+            out["precision_recall"] = self.precision_recall.to_json()
+        out["checks"] = [c.to_json() for c in self.checks]
+        return out
