@@ -24,7 +24,7 @@ export const ERRORS = Object.freeze({
   },
   seed: {
     message: `Seed must be a whole number from 0 to ${MAX_SEED}`,
-    suggestion: "Please adjust the seed or leave it empty for a random split",
+    suggestion: "Please adjust the seed or leave it empty",
   },
 });
 
