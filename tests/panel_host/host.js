@@ -96,6 +96,9 @@
     if (agentMessage.type === "event") {
       const { name, payload } = agentMessage.data || {};
       host.events.push({ name, payload });
+      if (name === "app:setHeight" && Number.isFinite(payload)) {
+        frame.style.height = `${payload}px`; // like the editor: the side panel grows with the content
+      }
       if (name === "updateNodeConfig") {
         host.updates.push(payload);
         lastConfig.textContent = JSON.stringify(payload.metadata.customNodeConfig, null, 2);
