@@ -392,3 +392,76 @@ def test_host_settings_readonly_and_dark_theme(open_host):
     for test_id in ("node-name", "group-name-0", "group-distribution-0", "add-group", "seed", "item-metadata"):
         assert panel.get_by_test_id(test_id).is_disabled(), test_id
     assert [u["metadata"]["customNodeConfig"]["validation"]["valid"] for u in updates(page)] == [True]
+
+
+def _group(name, distribution, **extra):
+    return {"id": name or "x", "name": name, "distribution": distribution, **extra}
+
+
+TWO_GROUPS = [_group("a", 60), _group("b", 40)]
+SCHEMA_CASES = {
+    "minimal": {"groups": TWO_GROUPS},
+    "full": {
+        "name": "Split-1 ok",
+        "distributeEqually": False,
+        "groups": TWO_GROUPS,
+        "itemMetadata": True,
+        "seed": 4294967295,
+        "validation": {"valid": True, "errors": [{"message": "m", "suggestion": "s"}]},
+        "ports": [{"portId": "p", "action": "a", "name": "item", "type": "Item", "portPercentage": 60}],
+    },
+    "string distribution": {"groups": [_group("a", " 12.5 "), _group("b", "87.5")]},
+    "null seed": {"groups": TWO_GROUPS, "seed": None},
+    "no groups": {"name": "x"},
+    "one group": {"groups": [_group("a", 100)]},
+    "six groups": {"groups": [_group(f"g{i}", 10) for i in range(6)]},
+    "negative seed": {"groups": TWO_GROUPS, "seed": -1},
+    "seed too big": {"groups": TWO_GROUPS, "seed": 4294967296},
+    "float seed": {"groups": TWO_GROUPS, "seed": 1.5},
+    "bad node name": {"groups": TWO_GROUPS, "name": "a/b"},
+    "empty group name": {"groups": [_group("", 60), _group("b", 40)]},
+    "group name with space": {"groups": [_group("a b", 60), _group("b", 40)]},
+    "group name too long": {"groups": [_group("a" * 65, 60), _group("b", 40)]},
+    "distribution over 100": {"groups": [_group("a", 101), _group("b", 0)]},
+    "distribution text": {"groups": [_group("a", "sixty"), _group("b", 40)]},
+    "bad itemMetadata": {"groups": TWO_GROUPS, "itemMetadata": "yes"},
+    "bad validation": {"groups": TWO_GROUPS, "validation": {"valid": "no"}},
+    "bad port": {"groups": TWO_GROUPS, "ports": [{"portPercentage": "60"}]},
+}
+
+
+@needs_chromium
+def test_the_bundled_validator_agrees_with_the_shared_schema(open_host):
+    """The panel's build-time compiled validator and Python's jsonschema accept the same configs."""
+    page, _ = open_host()
+    frame = page.frame_locator("#panel-frame").locator("html")
+    panel_errors = frame.evaluate(
+        "(_, cases) => Object.fromEntries(Object.entries(cases).map(([k, c]) => "
+        "[k, window.dataSplitPanel.validateConfig(c)]))",
+        SCHEMA_CASES,
+    )
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    verdicts = {name: (panel_errors[name] == [], validator.is_valid(case)) for name, case in SCHEMA_CASES.items()}
+    assert {name: v for name, v in verdicts.items() if v[0] != v[1]} == {}
+    assert sum(python_ok for _, python_ok in verdicts.values()) == 4  # the first four cases are valid
+    assert panel_errors["negative seed"][0]["message"].startswith("Invalid seed:")
+    assert panel_errors["group name with space"][0]["message"].startswith("Invalid groups[0].name:")
+
+
+@needs_chromium
+def test_a_second_node_config_replaces_the_first(open_host):
+    """The editor reuses the panel when another Data Split node is selected."""
+    page, panel = open_host()
+    panel.get_by_test_id("group-distribution-0").fill("75")  # pending edit of the first node
+    other = {
+        "id": "node-2",
+        "outputs": [{"portId": "out-2", "name": "item", "type": "Item"}],
+        "metadata": {"customNodeConfig": {"name": "Other", "groups": [_group("x", 50), _group("y", 50)]}},
+    }
+    page.evaluate("node => window.host.sendNodeConfig(node)", other)
+    payload = wait_for_update(page, lambda p: p["id"] == "node-2", "the second node")
+    assert groups_of(payload) == [("x", 50), ("y", 50)]
+    assert payload["outputs"][0]["portId"] == "out-2" and payload["outputs"][0]["actions"] == ["x", "y"]
+    assert panel.get_by_test_id("node-name").input_value() == "Other"
+    time.sleep(0.4)  # longer than the panel's send delay: nothing of the first node arrives late
+    assert updates(page)[-1]["id"] == "node-2"

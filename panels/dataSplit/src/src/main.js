@@ -290,6 +290,9 @@ function connect() {
   };
 }
 
+// For diagnostics and tests: check any config against the bundled shared schema.
+window.dataSplitPanel = Object.freeze({ validateConfig: (config) => schemaErrors(config) });
+
 try {
   dl = connect();
 } catch (error) {
