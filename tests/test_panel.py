@@ -465,3 +465,22 @@ def test_a_second_node_config_replaces_the_first(open_host):
     assert panel.get_by_test_id("node-name").input_value() == "Other"
     time.sleep(0.4)  # longer than the panel's send delay: nothing of the first node arrives late
     assert updates(page)[-1]["id"] == "node-2"
+
+
+@needs_chromium
+def test_a_stored_config_with_too_few_groups_is_flagged_until_fixed(open_host):
+    node = {"id": "n-1", "metadata": {"customNodeConfig": {"groups": [_group("all", 100)]}}}
+    page, panel = open_host(node=node)
+    first = config_of(updates(page)[0])
+    assert first["validation"] == {
+        "valid": False,
+        "errors": [{"message": "The node needs 2 to 5 groups", "suggestion": "Please add or remove groups"}],
+    }
+    assert first["name"] == "Model Data Split" and first["itemMetadata"] is True  # missing fields: defaults
+    assert panel.get_by_test_id("remove-group-0").is_disabled()
+
+    panel.get_by_test_id("distribute-equally").check()
+    panel.get_by_test_id("add-group").click()
+    payload = wait_for_update(page, lambda p: config_of(p)["validation"]["valid"], "a valid config")
+    assert groups_of(payload) == [("all", 50), ("group_2", 50)]
+    assert node_parser()(config_of(payload)).shares == {"all": 50.0, "group_2": 50.0}
