@@ -273,7 +273,7 @@ def render_model_name(template: str, values: NameValues, now: datetime) -> str:
     return check_model_name("".join(parts), field=f"{NAME_TEMPLATE_FIELD} rendered")
 
 
-def numbered_names(name: str, tries: int = MAX_NAME_TRIES) -> list[str]:
+def numbered_names(name: str, tries: int | None = None) -> list[str]:
     """Candidate names for a taken ``name``: itself, then ``name-2`` ... ``name-<tries>``.
 
     Examples
@@ -281,6 +281,7 @@ def numbered_names(name: str, tries: int = MAX_NAME_TRIES) -> list[str]:
     >>> numbered_names("m", 3)
     ['m', 'm-2', 'm-3']
     """
+    tries = MAX_NAME_TRIES if tries is None else tries
     candidates = [name] + [f"{name}-{n}" for n in range(2, tries + 1)]
     return [candidate for candidate in candidates if len(candidate) <= MAX_NAME_LENGTH] or [name]
 
@@ -649,7 +650,8 @@ def run_node(
     model a previous run of the same execution created, if any (one models query); check
     that the train subset selects items (one count query); pick a free name (one models
     query); clone (status ``created``, the dataset's project, merged configuration, the
-    resolved subsets); record ``metadata.user.activeLearning.createdBy`` (one update).
+    resolved subsets); record ``metadata.user.activeLearning.createdBy`` (one update, which
+    also restores the exact subsets if the platform merged them with the base model's).
 
     Parameters
     ----------
@@ -685,9 +687,8 @@ def run_node(
     template = name_template_from_context(context)
     parse_name_template(template)
     check_base_model_status(base_model.status)
-    subsets = resolve_subsets(
-        train_subset, validation_subset, (base_model.metadata or {}).get("system", {}).get("subsets")
-    )
+    base_system = (base_model.metadata or {}).get("system") or {}
+    subsets = resolve_subsets(train_subset, validation_subset, base_system.get("subsets"))
     override = parse_model_configuration(model_configuration)
     base_configuration = copy.deepcopy(base_model.configuration or {})
     configuration = build_clone_configuration(base_configuration, override)
@@ -712,7 +713,7 @@ def run_node(
     )
     name = render_model_name(template, values, now if now is not None else datetime.now().astimezone())
     new_model = _clone_with_free_name(base_model, dataset, project, name, configuration, subsets)
-    new_model = _record_created_by(new_model, created_by(execution_id, base_model.id))
+    new_model = _finish_new_model(new_model, created_by(execution_id, base_model.id), subsets)
     logger.info(
         "created model %r (%s) from %r (%s); subsets: %s; configuration keys changed: %s",
         new_model.name, new_model.id, base_model.name, base_model.id, subsets.sources(),
@@ -784,7 +785,7 @@ def _clone_with_free_name(
             continue
         try:
             return _clone(base_model, dataset, project, candidate, configuration, subsets)
-        except dl.exceptions.BadRequest as error:
+        except (dl.exceptions.BadRequest, dl.exceptions.Conflict) as error:
             # A model of that name may have appeared since the names query; anything else is fatal.
             if candidate not in _taken_names(project, [candidate]):
                 raise RuntimeError(
@@ -800,7 +801,8 @@ def _clone_with_free_name(
 def _taken_names(project: Any, candidates: list[str]) -> set[str]:
     filters = _models_filter(project, "name", list(candidates), operator="in")
     try:
-        return {model.name for model in project.models.list(filters=filters).all()}
+        page = project.models.list(filters=filters)  # at most MAX_NAME_TRIES models: one page
+        return {model.name for model in page.items}
     except Exception as error:
         raise RuntimeError(f"looking up model names in project {project.name!r} failed: {error}") from error
 
@@ -820,7 +822,7 @@ def _clone(
     source = dl.Model.from_json(
         _json=copy.deepcopy(base_model.to_json()),
         client_api=base_model._client_api,
-        project=base_model._project,
+        project=base_model.project,
         package=base_model._package,
     )
     new_model = source.clone(
@@ -837,13 +839,20 @@ def _clone(
     return new_model
 
 
-def _record_created_by(new_model: Any, record: dict[str, Any]) -> Any:
-    """Edge: one update that marks the new model (ours to change) with its creator."""
+def _finish_new_model(new_model: Any, record: dict[str, Any], subsets: ResolvedSubsets) -> Any:
+    """Edge: one update of the new model (ours to change): record its creator and make sure
+    its subsets are exactly the resolved queries (a clone may merge them with the source's)."""
     metadata = new_model.metadata if isinstance(new_model.metadata, dict) else {}
     metadata.setdefault("user", {}).setdefault("activeLearning", {})["createdBy"] = record
+    stored = metadata.setdefault("system", {}).setdefault("subsets", {})
+    fix_subsets = any(stored.get(name) != getattr(subsets, name).query for name in ("train", "validation"))
+    if fix_subsets:
+        logger.info("the clone of %r did not keep the subsets as sent; setting them exactly", new_model.name)
+        for name in ("train", "validation"):
+            stored[name] = copy.deepcopy(getattr(subsets, name).query)
     new_model.metadata = metadata
     try:
-        updated = new_model.update()
+        updated = new_model.update(system_metadata=fix_subsets)
     except Exception as error:
         raise RuntimeError(
             f"model {new_model.name!r} ({new_model.id}) was created but recording {CREATED_BY_FIELD} failed: {error}; "
