@@ -24,7 +24,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from emulator.store import ApiError, Store
 
@@ -227,7 +227,10 @@ class Api:
         return Answer(body=self.store.list_projects())
 
     def project_by_name(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.project_by_name(m["id"]))
+        found = self.store.projects_by_name(unquote(m["id"]))
+        if not found:
+            raise ApiError(404, f"project not found: name {unquote(m['id'])!r}")
+        return Answer(body=found)
 
     def get_project(self, m: dict, q: dict, body: Any) -> Answer:
         return Answer(body=self.store.get("projects", m["id"]))
@@ -247,25 +250,14 @@ class Api:
 
     def query_datasets(self, m: dict, q: dict, body: Any) -> Answer:
         body = _object(body)
-        flt = body.get("filter") or {}
-        from emulator import dql
-
-        try:
-            predicate = dql.compile_filter(flt)
-        except dql.DQLError as error:
-            raise ApiError(400, f"invalid DQL: {error}") from None
-        docs = [d for d in self.store.list_datasets() if predicate(d)]
-        page = int(body.get("page", 0))
-        size = int(body.get("pageSize", 1000))
-        chunk = docs[page * size : (page + 1) * size]
-        return Answer(
-            body={
-                "items": chunk,
-                "totalItemsCount": len(docs),
-                "totalPagesCount": (len(docs) + size - 1) // size,
-                "hasNextPage": (page + 1) * size < len(docs),
-            }
-        )
+        context = body.get("context") or {}
+        projects = context.get("projects") if isinstance(context, dict) else None
+        docs = [
+            d
+            for d in self.store.list_datasets()
+            if not projects or any(project_id in d["projects"] for project_id in projects)
+        ]
+        return Answer(body=self.store.query_documents(docs, body))
 
     def get_dataset(self, m: dict, q: dict, body: Any) -> Answer:
         return Answer(body=self.store.get_dataset(m["id"]))

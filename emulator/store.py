@@ -230,12 +230,10 @@ class Store:
             self.tables["projects"][project_id] = project
             return copy.deepcopy(project)
 
-    def project_by_name(self, name: str) -> dict:
+    def projects_by_name(self, name: str) -> list[dict]:
+        """Projects named ``name`` (a list, as ``GET /projects/{name}/name`` answers)."""
         with self.lock:
-            for project in self.tables["projects"].values():
-                if project["name"] == name:
-                    return copy.deepcopy(project)
-        raise ApiError(404, f"project not found: name {name!r}")
+            return [copy.deepcopy(p) for p in self.tables["projects"].values() if p["name"] == name]
 
     def list_projects(self) -> list[dict]:
         with self.lock:
@@ -967,6 +965,11 @@ class Store:
 
     def query_metrics(self, body: Mapping[str, Any]) -> dict:
         return self._query_table(body, self.metric_ids, self.tables["metrics"])
+
+    def query_documents(self, docs: list[dict], body: Mapping[str, Any]) -> dict:
+        """Filter, sort and page a small list of documents (datasets) with a DQL body."""
+        table = {d["id"]: d for d in docs}
+        return self._query_table(body, sorted(table), table)
 
     def _query_table(self, body: Mapping[str, Any], ids: list[str], table: dict) -> dict:
         if not isinstance(body, Mapping):
