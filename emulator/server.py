@@ -408,6 +408,9 @@ def parse_multipart(content_type: str, data: bytes) -> dict[str, tuple[str | Non
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: headers and body go out as separate writes; with Nagle on, each
+    # keep-alive response waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "DataloopEmulator/1.0"
     api: Api
     log: RequestLog
