@@ -150,7 +150,9 @@ def parse_name_template(template: str) -> tuple[_Token, ...]:
     2
     """
     if not isinstance(template, str):
-        raise _template_error(repr(template), "is not a string")
+        raise ValueError(
+            f'{NAME_TEMPLATE_FIELD}: {template!r} is not a string; example: "modelName": "{DEFAULT_NAME_TEMPLATE}"'
+        )
     tokens: list[_Token] = []
     literal: list[str] = []
     i = 0
@@ -284,6 +286,44 @@ def numbered_names(name: str, tries: int | None = None) -> list[str]:
     tries = MAX_NAME_TRIES if tries is None else tries
     candidates = [name] + [f"{name}-{n}" for n in range(2, tries + 1)]
     return [candidate for candidate in candidates if len(candidate) <= MAX_NAME_LENGTH] or [name]
+
+
+@dataclass(frozen=True)
+class CreateModelConfig:
+    """The node config of Create New Model (``customNodeConfig``), validated.
+
+    Only ``modelName`` matters here (``createModel`` is the node's display name); a missing
+    or ``null`` ``modelName`` means the manifest default :data:`DEFAULT_NAME_TEMPLATE`.
+
+    Examples
+    --------
+    >>> config = CreateModelConfig.from_json({"createModel": "Create New Model", "modelName": "{now:%Y}"})
+    >>> config.name_template
+    '{now:%Y}'
+    >>> CreateModelConfig.from_json(None).name_template == DEFAULT_NAME_TEMPLATE
+    True
+    """
+
+    name_template: str = DEFAULT_NAME_TEMPLATE
+
+    @classmethod
+    def from_json(cls, node_config: Mapping[str, Any] | None) -> CreateModelConfig:
+        """Validate ``customNodeConfig`` (the template is parsed here, before any request)."""
+        if node_config is None:
+            return cls()
+        if not isinstance(node_config, Mapping):
+            raise ValueError(
+                f'customNodeConfig: {node_config!r} is not an object; example: {{"modelName": "{DEFAULT_NAME_TEMPLATE}"}}'
+            )
+        template = node_config.get("modelName")
+        if template is None:
+            return cls()
+        parse_name_template(template)
+        return cls(name_template=template)
+
+    def render(self, values: NameValues, now: datetime) -> str:
+        """The new model's name; see :func:`render_model_name`."""
+        return render_model_name(self.name_template, values, now)
 
 
 # --------------------------------------------------------------------------------------
@@ -618,20 +658,17 @@ def created_by(execution_id: str | None, base_model_id: str) -> dict[str, Any]:
 # platform edge: everything below talks to dtlpy
 
 
-def name_template_from_context(context: Any) -> str:
-    """The node config ``modelName`` (edge: reads ``context.node``), else the default.
+def node_config_from_context(context: Any) -> Any:
+    """The node's ``customNodeConfig`` (edge: reads ``context.node``), ``None`` outside a pipeline.
 
     Examples
     --------
-    >>> name_template_from_context(None) == DEFAULT_NAME_TEMPLATE
+    >>> node_config_from_context(None) is None
     True
     """
     node = getattr(context, "node", None) if context is not None else None
-    metadata = getattr(node, "metadata", None) or {}
-    node_config = metadata.get("customNodeConfig") if isinstance(metadata, Mapping) else None
-    if not isinstance(node_config, Mapping) or node_config.get("modelName") is None:
-        return DEFAULT_NAME_TEMPLATE
-    return node_config["modelName"]
+    metadata = getattr(node, "metadata", None)
+    return metadata.get("customNodeConfig") if isinstance(metadata, Mapping) else None
 
 
 def run_node(
@@ -684,8 +721,7 @@ def run_node(
         raise ValueError("base_model: None is not a model; connect the model to clone to the node's base_model input")
     if dataset is None:
         raise ValueError("dataset: None is not a dataset; connect the dataset to train on to the node's dataset input")
-    template = name_template_from_context(context)
-    parse_name_template(template)
+    config = CreateModelConfig.from_json(node_config_from_context(context))
     check_base_model_status(base_model.status)
     base_system = (base_model.metadata or {}).get("system") or {}
     subsets = resolve_subsets(train_subset, validation_subset, base_system.get("subsets"))
@@ -711,7 +747,7 @@ def run_node(
         dataset_id=dataset.id,
         project_name=project.name,
     )
-    name = render_model_name(template, values, now if now is not None else datetime.now().astimezone())
+    name = config.render(values, now if now is not None else datetime.now().astimezone())
     new_model = _clone_with_free_name(base_model, dataset, project, name, configuration, subsets)
     new_model = _finish_new_model(new_model, created_by(execution_id, base_model.id), subsets)
     logger.info(

@@ -413,14 +413,29 @@ def _context(metadata):
     [
         (None, cnm.DEFAULT_NAME_TEMPLATE),
         (SimpleNamespace(node=None), cnm.DEFAULT_NAME_TEMPLATE),
+        (_context(None), cnm.DEFAULT_NAME_TEMPLATE),
         (_context({}), cnm.DEFAULT_NAME_TEMPLATE),
         (_context({"customNodeConfig": {"createModel": "x"}}), cnm.DEFAULT_NAME_TEMPLATE),
         (_context({"customNodeConfig": {"modelName": None}}), cnm.DEFAULT_NAME_TEMPLATE),
         (_context({"customNodeConfig": {"modelName": "{now:%Y}"}}), "{now:%Y}"),
     ],
 )
-def test_name_template_from_context(context, expected):
-    assert cnm.name_template_from_context(context) == expected
+def test_node_config_from_context(context, expected):
+    config = cnm.CreateModelConfig.from_json(cnm.node_config_from_context(context))
+    assert config.name_template == expected
+
+
+def test_node_config_is_validated_and_frozen():
+    config = cnm.CreateModelConfig.from_json({"modelName": "{dataset.name}-{now:%Y}", "createModel": "n"})
+    assert config.render(VALUES, NOW) == "images-2025"
+    with pytest.raises(AttributeError):
+        config.name_template = "x"  # frozen
+    with pytest.raises(ValueError, match=r"^customNodeConfig: \['x'\] is not an object"):
+        cnm.CreateModelConfig.from_json(["x"])
+    with pytest.raises(ValueError, match=r"^customNodeConfig.modelName: .*'\{dataset.__class__\}'"):
+        cnm.CreateModelConfig.from_json({"modelName": "{dataset.__class__}"})
+    with pytest.raises(ValueError, match=r"^customNodeConfig.modelName: 7 is not a string"):
+        cnm.CreateModelConfig.from_json({"modelName": 7})
 
 
 def test_created_by_record():
