@@ -136,14 +136,6 @@ def _float_column(frame: pd.DataFrame, column: str, field: str) -> np.ndarray:
     return values
 
 
-def _check_keys(frame: pd.DataFrame, column: str, field: str) -> None:
-    missing = frame[column].isna().to_numpy()
-    if missing.any():
-        raise ValueError(
-            f"{field}.{column}: missing value at row {_first_bad_row(frame, missing)!r}; every row needs a {column}"
-        )
-
-
 def _boxes_from_frame(frame: pd.DataFrame, field: str) -> np.ndarray:
     """(N, 4) float array left, top, right, bottom; checks NaN and inverted boxes."""
     left, top, right, bottom = (_float_column(frame, c, field) for c in BOX_COLUMNS)
@@ -208,25 +200,56 @@ def _masks_from_frame(frame: pd.DataFrame, field: str) -> list[np.ndarray]:
     return masks
 
 
-def _factorize_sorted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes into the sorted unique values (hashing first, then sorting only the uniques)."""
-    codes, uniques = pd.factorize(values, sort=False)
-    uniques = np.asarray(uniques)
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    return rank[codes], uniques[order]
-
-
-def _codes(gt_values: Any, pred_values: Any, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Joint sorted factorization of a key column of both frames -> (gt codes, pred codes, uniques)."""
-    both = np.concatenate([np.asarray(gt_values, dtype=object), np.asarray(pred_values, dtype=object)])
+def _sort_uniques(uniques: np.ndarray, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each unique in sorted order, sorted uniques); strings are sorted as fixed-width text."""
+    values = np.asarray(uniques, dtype=object)
     try:
-        codes, uniques = _factorize_sorted(both)
+        if pd.api.types.infer_dtype(values, skipna=False) == "string":
+            order = np.argsort(np.asarray(values.tolist(), dtype=str), kind="stable")
+        else:
+            order = np.argsort(values, kind="stable")
     except TypeError:
         raise ValueError(f"{field}: values of mixed, unorderable types; use one type (e.g. all str)") from None
-    n_gt = len(gt_values)
-    return codes[:n_gt], codes[n_gt:], uniques
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return rank, values[order]
+
+
+def _factorize_sorted(values: np.ndarray, field: str = "item_id") -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the sorted unique values (hashing first, then sorting only the uniques)."""
+    codes, uniques = pd.factorize(values, sort=False)
+    rank, sorted_uniques = _sort_uniques(uniques, field)
+    return rank[codes], sorted_uniques
+
+
+def _key_codes(frame: pd.DataFrame, column: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """Factorize one key column; a missing value is an error naming the row."""
+    series = frame[column]
+    values = series.to_numpy(dtype=object) if series.dtype != object else series.to_numpy()
+    codes, uniques = pd.factorize(values, sort=False)
+    missing = codes < 0
+    if missing.any():
+        raise ValueError(
+            f"{field}.{column}: missing value at row {_first_bad_row(frame, missing)!r}; every row needs a {column}"
+        )
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _codes(
+    gt: pd.DataFrame, pred: pd.DataFrame, column: str, extra: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joint sorted factorization of a key column of both frames -> (gt codes, pred codes, uniques)."""
+    gt_codes, gt_uniques = _key_codes(gt, column, "ground_truth")
+    pred_codes, pred_uniques = _key_codes(pred, column, "predictions")
+    parts = [gt_uniques, pred_uniques] if extra is None else [gt_uniques, pred_uniques, extra]
+    union_codes, union = pd.factorize(np.concatenate(parts), sort=False)
+    rank, sorted_values = _sort_uniques(union, column)
+    final = rank[union_codes]
+    return (
+        final[: len(gt_uniques)][gt_codes],
+        final[len(gt_uniques) : len(gt_uniques) + len(pred_uniques)][pred_codes],
+        sorted_values,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,21 +295,34 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray, pairwise: bool = False) ->
     return _box_iou_pairs(a[rows], b[cols]).reshape(len(a), len(b))
 
 
+def _box_table(boxes: np.ndarray) -> np.ndarray:
+    """(5, N) rows left, top, right, bottom, area as pycocotools sees them (x + w recomputed)."""
+    width = boxes[:, 2] - boxes[:, 0]
+    height = boxes[:, 3] - boxes[:, 1]
+    return np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + width, boxes[:, 1] + height, width * height])
+
+
 def _box_iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # pycocotools bbIou on xywh: w = min(x1 + w1, x2 + w2) - max(x1, x2), with x + w recomputed
-    a_w = a[:, 2] - a[:, 0]
-    a_h = a[:, 3] - a[:, 1]
-    b_w = b[:, 2] - b[:, 0]
-    b_h = b[:, 3] - b[:, 1]
-    inter_w = np.minimum(a[:, 0] + a_w, b[:, 0] + b_w) - np.maximum(a[:, 0], b[:, 0])
-    inter_h = np.minimum(a[:, 1] + a_h, b[:, 1] + b_h) - np.maximum(a[:, 1], b[:, 1])
-    overlap = (inter_w > 0) & (inter_h > 0)
-    inter = np.where(overlap, inter_w * inter_h, 0.0)
-    # bbIou: u = da + ga - i with da the detection (b) area and ga the ground-truth (a) area
-    union = b_w * b_h + a_w * a_h - inter
-    iou = np.zeros(len(a))
-    np.divide(inter, union, out=iou, where=overlap)
-    return iou
+    return _box_table_iou(_box_table(a), _box_table(b))
+
+
+def _box_table_iou(g: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Element-wise IoU of two (5, N) box tables, with pycocotools' ``bbIou`` arithmetic."""
+    inter_w = np.minimum(g[2], d[2])
+    inter_w -= np.maximum(g[0], d[0])
+    inter_h = np.minimum(g[3], d[3])
+    inter_h -= np.maximum(g[1], d[1])
+    np.maximum(inter_w, 0.0, out=inter_w)
+    np.maximum(inter_h, 0.0, out=inter_h)
+    inter = inter_w
+    inter *= inter_h
+    # bbIou: u = da + ga - i (detection area + ground-truth area - intersection)
+    union = d[4] + g[4]
+    union -= inter
+    overlap = inter > 0
+    union[~overlap] = 1.0
+    inter /= union
+    return inter
 
 
 def polygon_iou(polygons_a: Sequence[Any], polygons_b: Sequence[Any], pairwise: bool = False) -> np.ndarray:
@@ -604,9 +640,6 @@ def match_detections(
     geometry_columns = GEOMETRY_COLUMNS[geometry]
     gt = _check_frame(ground_truth, "ground_truth", ("item_id", "label", *geometry_columns))
     pred = _check_frame(predictions, "predictions", ("item_id", "label", *geometry_columns, "confidence"))
-    for frame, field in ((gt, "ground_truth"), (pred, "predictions")):
-        _check_keys(frame, "item_id", field)
-        _check_keys(frame, "label", field)
     confidence = _float_column(pred, "confidence", "predictions")
     if geometry == "box":
         gt_geom: Any = _boxes_from_frame(gt, "ground_truth")
@@ -617,8 +650,8 @@ def match_detections(
     else:
         gt_geom = _masks_from_frame(gt, "ground_truth")
         pred_geom = _masks_from_frame(pred, "predictions")
-    gt_items, pred_items, item_ids = _codes(gt["item_id"].to_numpy(), pred["item_id"].to_numpy(), "item_id")
-    gt_labels, pred_labels, labels = _codes(gt["label"].to_numpy(), pred["label"].to_numpy(), "label")
+    gt_items, pred_items, item_ids = _codes(gt, pred, "item_id")
+    gt_labels, pred_labels, labels = _codes(gt, pred, "label")
     return _match(
         gt_items, gt_labels, gt_geom, pred_items, pred_labels, pred_geom, confidence,
         item_ids, labels, thresholds, geometry,
@@ -649,11 +682,28 @@ def _match(
     gt_group_key = gt_items * n_labels + gt_labels
     gt_order = np.argsort(gt_group_key, kind="stable")
     gt_keys_sorted = gt_group_key[gt_order]
-    group_keys, group_start, group_count = np.unique(gt_keys_sorted, return_index=True, return_counts=True)
+    group_first = np.ones(n_gt, dtype=bool)
+    group_first[1:] = gt_keys_sorted[1:] != gt_keys_sorted[:-1]
+    group_start = np.flatnonzero(group_first)
+    group_keys = gt_keys_sorted[group_start]
+    group_count = np.diff(np.r_[group_start, n_gt])
 
-    # predictions: sort by (group, -confidence, input row)
+    # predictions: dense rank of descending confidence (ties share a rank), then integer sort keys
+    by_confidence = np.argsort(-confidence, kind="stable")
+    conf_sorted = confidence[by_confidence]
+    conf_rank = np.empty(n_pred, dtype=np.int64)
+    conf_rank[by_confidence] = np.cumsum(np.r_[False, conf_sorted[1:] != conf_sorted[:-1]])
+    n_ranks = int(conf_rank.max()) + 1 if n_pred else 1
     pred_group_key = pred_items * n_labels + pred_labels
-    pred_order = np.lexsort((-confidence, pred_group_key))
+    n_items = len(item_ids)
+    if max(n_items * n_labels, 1) * n_ranks < 2**62 and max(n_labels, 1) * n_ranks * max(n_items, 1) < 2**62:
+        # matching order (group, -confidence, input row) and accumulation order
+        # (label, -confidence, item, input row) as single stable integer sorts
+        pred_order = np.argsort(pred_group_key * n_ranks + conf_rank, kind="stable")
+        acc_rows = np.argsort((pred_labels * n_ranks + conf_rank) * n_items + pred_items, kind="stable")
+    else:  # astronomically many keys: multi-key sorts
+        pred_order = np.lexsort((conf_rank, pred_group_key))
+        acc_rows = np.lexsort((pred_items, conf_rank, pred_labels))
     p_key = pred_group_key[pred_order]
     # candidate ground truth of each prediction: the rows of its group
     cand_count = np.zeros(n_pred, dtype=np.int64)
@@ -667,7 +717,7 @@ def _match(
     pair_pred = np.repeat(np.arange(n_pred), cand_count)
     pair_offset = np.arange(n_pairs) - np.repeat(np.cumsum(cand_count) - cand_count, cand_count)
     pair_gt = np.repeat(cand_start, cand_count) + pair_offset  # index into the group-sorted gt
-    iou = _pair_iou(gt_geom, pred_geom, gt_order[pair_gt], pred_order[pair_pred], p_key[pair_pred], geometry)
+    iou = _pair_iou(gt_geom, pred_geom, gt_order, pred_order, pair_gt, pair_pred, p_key, geometry)
 
     # pairs below every threshold can never match: drop them before the rounds
     keep = iou >= effective.min()
@@ -695,16 +745,15 @@ def _match(
                 continue
             _match_round(pair_pred[lo:hi], pair_gt[lo:hi], iou[lo:hi], thr_col, matched_gt, det_match)
 
-    # detections in accumulation order: label, -confidence, item, within-group order
-    sorted_conf = confidence[pred_order]
-    sorted_labels = pred_labels[pred_order]
-    acc = np.lexsort((-sorted_conf, sorted_labels))
-    det_rows = pred_order[acc]
-    matched = det_match[:, acc]
+    # detections in accumulation order: label, -confidence, item, input row
+    position = np.empty(n_pred, dtype=np.int64)
+    position[pred_order] = np.arange(n_pred)
+    matched = det_match[:, position[acc_rows]]
     matched_rows = np.full(matched.shape, -1, dtype=np.int64)
     hit = matched >= 0
     matched_rows[hit] = gt_order[matched[hit]]
-    det_label = sorted_labels[acc]
+    det_rows = acc_rows
+    det_label = pred_labels[acc_rows]
     label_start = np.searchsorted(det_label, np.arange(n_labels + 1))
     return DetectionMatches(
         labels=labels,
@@ -753,14 +802,24 @@ def _match_round(
 
 
 def _pair_iou(
-    gt_geom: Any, pred_geom: Any, gt_rows: np.ndarray, pred_rows: np.ndarray, pair_group: np.ndarray, geometry: str
+    gt_geom: Any,
+    pred_geom: Any,
+    gt_order: np.ndarray,
+    pred_order: np.ndarray,
+    pair_gt: np.ndarray,
+    pair_pred: np.ndarray,
+    pred_key_sorted: np.ndarray,
+    geometry: str,
 ) -> np.ndarray:
+    """IoU of each candidate pair; ``pair_gt`` / ``pair_pred`` index the group-sorted rows."""
     if geometry == "box":
-        # COCO's bbIou: ground truth is "g", detection "d"
-        return _box_iou_pairs(gt_geom[gt_rows], pred_geom[pred_rows])
+        # COCO's bbIou: ground truth is "g", detection "d"; gather from group-sorted copies
+        gt_table = _box_table(gt_geom)[:, gt_order]
+        pred_table = _box_table(pred_geom)[:, pred_order]
+        return _box_table_iou(gt_table[:, pair_gt], pred_table[:, pair_pred])
     if geometry == "polygon":
-        return _polygon_iou_pairs(gt_geom[gt_rows], pred_geom[pred_rows])
-    return _mask_iou_pairs(gt_geom, pred_geom, gt_rows, pred_rows, pair_group)
+        return _polygon_iou_pairs(gt_geom[gt_order[pair_gt]], pred_geom[pred_order[pair_pred]])
+    return _mask_iou_pairs(gt_geom, pred_geom, gt_order[pair_gt], pred_order[pair_pred], pred_key_sorted[pair_pred])
 
 
 def _mask_iou_pairs(
@@ -1174,24 +1233,21 @@ def evaluate_classification(
     )
     gt = _check_frame(ground_truth, "ground_truth", ("item_id", "label"))
     pred = _check_frame(predictions, "predictions", ("item_id", "label", "confidence"))
-    for frame, field in ((gt, "ground_truth"), (pred, "predictions")):
-        _check_keys(frame, "item_id", field)
-        _check_keys(frame, "label", field)
     confidence = _float_column(pred, "confidence", "predictions")
-    extra_items = np.asarray(list(item_ids) if item_ids is not None else [], dtype=object)
-    all_items = np.concatenate(
-        [gt["item_id"].to_numpy(dtype=object), pred["item_id"].to_numpy(dtype=object), extra_items]
-    )
-    item_codes, items = _factorize_sorted(all_items)
+    extra_items = None
     if item_ids is not None:
+        extra_items = np.asarray(list(item_ids), dtype=object)
+        if pd.isna(extra_items).any():
+            raise ValueError("evaluate_classification.item_ids: contains a missing value; list real item ids only")
+    gt_items, pred_items, items = _codes(gt, pred, "item_id", extra_items)
+    if extra_items is not None and len(items) != len(pd.unique(extra_items)):
         known = set(extra_items.tolist())
         unknown = [i for i in items.tolist() if i not in known]
-        if unknown:
-            raise ValueError(f"evaluate_classification.item_ids: misses item(s) {unknown[:5]} present in the frames")
-    n_gt_rows = len(gt)
-    gt_items = item_codes[:n_gt_rows]
-    pred_items = item_codes[n_gt_rows : n_gt_rows + len(pred)]
-    gt_labels, pred_labels, labels = _codes(gt["label"].to_numpy(), pred["label"].to_numpy(), "label")
+        raise ValueError(
+            f"evaluate_classification.item_ids: misses item(s) {unknown[:5]} present in the frames; "
+            f"include every item of ground_truth and predictions"
+        )
+    gt_labels, pred_labels, labels = _codes(gt, pred, "label")
     n_items = len(items)
     rows = []
     curves = {}
