@@ -3,6 +3,8 @@
 A small host page (``tests/panel_host``) plays the pipeline editor's side of the
 ``@dataloop-ai/jssdk`` xFrame protocol: it embeds the committed panel build, joins its channel,
 sends the ``nodeConfig`` event and records every ``updateNodeConfig`` the panel sends back. The
+host speaks the protocol either by hand (the wire format written out) or through the SDK's own
+host side (``XFrameManager``); the main scenarios run with both. The
 configs sent are checked against the shared JSON Schema and parsed with the node's own parser
 (``nodes.data_split.SplitConfig.from_node_config``), so panel and node cannot drift apart.
 
@@ -87,8 +89,8 @@ def open_host(browser, server_url):
     """Open the host page (optionally with a stored node / settings); returns (page, panel frame)."""
     pages = []
 
-    def _open(node: dict | None = None, settings: dict | None = None):
-        query = {}
+    def _open(node: dict | None = None, settings: dict | None = None, transport: str = "hand-written"):
+        query = {"transport": transport}
         if node is not None:
             query["node"] = json.dumps(node)
         if settings is not None:
@@ -100,6 +102,7 @@ def open_host(browser, server_url):
         page.goto(f"{server_url}{HOST_PATH}?{urllib.parse.urlencode(query)}")
         page.wait_for_function("window.host && window.host.updates.length > 0", timeout=WAIT_S * 1000)
         page.page_errors = errors
+        assert page.evaluate("window.host.transport") == transport
         return page, page.frame_locator("#panel-frame")
 
     yield _open
@@ -167,9 +170,13 @@ def test_committed_build_matches_its_sources_and_the_shared_schema():
 # ---------------------------------------------------------------- browser
 
 
+TRANSPORTS = pytest.mark.parametrize("transport", ["hand-written", "sdk"])
+
+
 @needs_chromium
-def test_loading_a_node_without_config_sends_the_defaults(open_host):
-    page, panel = open_host()
+@TRANSPORTS
+def test_loading_a_node_without_config_sends_the_defaults(open_host, transport):
+    page, panel = open_host(transport=transport)
     first = updates(page)[0]
     config = config_of(first)
 
@@ -210,8 +217,9 @@ def test_loading_a_node_without_config_sends_the_defaults(open_host):
 
 
 @needs_chromium
-def test_edited_names_and_distributions_are_sent(open_host):
-    page, panel = open_host()
+@TRANSPORTS
+def test_edited_names_and_distributions_are_sent(open_host, transport):
+    page, panel = open_host(transport=transport)
     panel.get_by_test_id("group-name-0").fill("train set-A!")  # sanitised to [A-Za-z0-9_]
     panel.get_by_test_id("group-name-2").fill("holdout")
     panel.get_by_test_id("group-distribution-0").fill("70")

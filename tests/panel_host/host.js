@@ -12,6 +12,10 @@
 //   sync requests    guest -> host {type: "request", sync: true, data: {type: "app", data: {scope, crud, data}}};
 //                    the host answers {type: "response", responseId, data: <result>}
 //
+// With transport=sdk the same page uses the SDK's own host side instead (XFrameManager from
+// @dataloop-ai/jssdk, bundled into sdk_host.js by panels/dataSplit/src/build.mjs), so the panel is
+// tested against both a hand-written reading of the protocol and the SDK's implementation of it.
+//
 // Query parameters: panel=<url of the panel> (default: the committed Data Split build),
 // node=<JSON node descriptor> (default: a node without customNodeConfig),
 // settings=<JSON answered to settings READ> (default: {"theme": "light", "readonly": false}).
@@ -47,6 +51,7 @@
     events: [], // every event from the guest: {name, payload}
     syncRequests: [], // every sync request from the guest (data of the agent message)
     ignored: 0, // frames that were not ours
+    transport: "hand-written",
     sendNodeConfig,
     sendEvent,
   };
@@ -95,29 +100,55 @@
     const agentMessage = message.data || {};
     if (agentMessage.type === "event") {
       const { name, payload } = agentMessage.data || {};
-      host.events.push({ name, payload });
-      if (name === "app:setHeight" && Number.isFinite(payload)) {
-        frame.style.height = `${payload}px`; // like the editor: the side panel grows with the content
-      }
-      if (name === "updateNodeConfig") {
-        host.updates.push(payload);
-        lastConfig.textContent = JSON.stringify(payload.metadata.customNodeConfig, null, 2);
-      }
+      record(name, payload);
     } else if (message.sync) {
-      host.syncRequests.push(agentMessage.data);
-      const request = agentMessage.data || {};
-      const answer = request.scope === "settings" && request.crud === "read" ? settings : null;
-      post(xFrame("response", { responseId: message.id, data: answer }));
+      post(xFrame("response", { responseId: message.id, data: answer(agentMessage.data) }));
     }
   }
 
-  window.addEventListener("message", onGuestMessage);
-  frame.addEventListener("load", async () => {
-    channelId = uuid();
-    host.channelId = channelId;
-    await sendSync("join", {});
-    host.joined = true;
-    sendNodeConfig(node);
-  });
+  function record(name, payload) {
+    host.events.push({ name, payload });
+    if (name === "app:setHeight" && Number.isFinite(payload)) {
+      frame.style.height = `${payload}px`; // like the editor: the side panel grows with the content
+    }
+    if (name === "updateNodeConfig") {
+      host.updates.push(payload);
+      lastConfig.textContent = JSON.stringify(payload.metadata.customNodeConfig, null, 2);
+    }
+  }
+
+  function answer(request) {
+    host.syncRequests.push(request);
+    return request && request.scope === "settings" && request.crud === "read" ? settings : null;
+  }
+
+  function startHandWritten() {
+    window.addEventListener("message", onGuestMessage);
+    frame.addEventListener("load", async () => {
+      channelId = uuid();
+      host.channelId = channelId;
+      await sendSync("join", {});
+      host.joined = true;
+      sendNodeConfig(node);
+    });
+  }
+
+  function startSdk() {
+    host.transport = "sdk";
+    const manager = new window.XFrameManager(window, async (agentMessage) => answer(agentMessage && agentMessage.data));
+    manager.on("event", (data) => record(data && data.name, data && data.payload));
+    let guest = null;
+    host.sendEvent = (name, payload) => guest.sendEvent({ name, payload });
+    host.sendNodeConfig = (nodeDescriptor) => host.sendEvent("nodeConfig", nodeDescriptor);
+    frame.addEventListener("load", async () => {
+      guest = await manager.registerGuest(frame.contentWindow); // the SDK's join handshake
+      host.channelId = guest.channel.id;
+      host.joined = true;
+      host.sendNodeConfig(node);
+    });
+  }
+
+  if (params.get("transport") === "sdk") startSdk();
+  else startHandWritten();
   frame.src = panelUrl;
 })();

@@ -73,8 +73,29 @@ await build({
 });
 copyFileSync(join(here, "index.html"), join(outDir, "index.html"));
 
+// The SDK's own host side (XFrameManager, what the pipeline editor embeds panels with), bundled for
+// tests/panel_host so the browser tests can drive the panel with it as well as with the
+// hand-written host.
+await build({
+  stdin: {
+    contents:
+      'import { XFrameManager } from "@dataloop-ai/jssdk/dist/appLib/xFrame/manager/FrameManager.js";\n' +
+      "window.XFrameManager = XFrameManager;\n",
+    resolveDir: here,
+    sourcefile: "sdk-host-entry.js",
+  },
+  outfile: join(repoRoot, "tests", "panel_host", "sdk_host.js"),
+  bundle: true,
+  format: "iife",
+  platform: "browser",
+  target: ["es2020"],
+  minify: true,
+  legalComments: "none",
+  logLevel: "warning",
+});
+
 const sha256 = (path) => createHash("sha256").update(readFileSync(path)).digest("hex");
 const info = { note: "written by src/build.mjs; hashes of the build inputs", inputs: {} };
 for (const path of [...inputs, schemaPath]) info.inputs[relative(outDir, path)] = sha256(path);
 writeFileSync(join(outDir, "build-info.json"), `${JSON.stringify(info, null, 2)}\n`);
-console.log(`built ${relative(repoRoot, outDir)}/index.html, assets/panel.js, assets/panel.css`);
+console.log(`built ${relative(repoRoot, outDir)}/index.html, assets/panel.js, assets/panel.css, tests/panel_host/sdk_host.js`);
