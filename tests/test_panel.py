@@ -492,3 +492,37 @@ def test_a_stored_config_with_too_few_groups_is_flagged_until_fixed(open_host):
     payload = wait_for_update(page, lambda p: config_of(p)["validation"]["valid"], "a valid config")
     assert groups_of(payload) == [("all", 50), ("group_2", 50)]
     assert node_parser()(config_of(payload)).shares == {"all": 50.0, "group_2": 50.0}
+
+
+@needs_chromium
+def test_the_config_sent_drives_the_node_on_the_local_platform(open_host, platform, project, dataset):
+    """End to end: what the panel stores is what main.ServiceRunner.data_split routes by."""
+    import main
+    from emulator import RecordingProgress
+
+    page, panel = open_host()
+    panel.get_by_test_id("group-name-1").fill("holdout")
+    panel.get_by_test_id("group-distribution-0").fill("0")
+    panel.get_by_test_id("group-distribution-1").fill("100")
+    panel.get_by_test_id("group-distribution-2").fill("0")
+    panel.get_by_test_id("seed").fill("5")
+    payload = wait_for_update(
+        page,
+        lambda p: groups_of(p) == [("train", 0), ("holdout", 100), ("test", 0)] and config_of(p)["seed"] == 5,
+        "train 0 / holdout 100 / test 0, seed 5",
+    )
+    config = config_of(payload)
+    assert config["validation"]["valid"] is True
+
+    item_ids = platform.add_items(dataset, [{"name": f"img-{i}.jpg"} for i in range(3)])
+    context = platform.make_context(node_config=config, project=project)
+    progress = RecordingProgress()
+    runner = main.ServiceRunner()
+    for item_id in item_ids:
+        try:
+            runner.data_split(item=dataset.items.get(item_id=item_id), progress=progress, context=context)
+        except NotImplementedError:
+            pytest.skip("nodes.data_split.run_node has not landed yet")
+    assert progress.actions == ["holdout"] * 3
+    for item_id in item_ids:
+        assert dataset.items.get(item_id=item_id).metadata["system"]["tags"] == {"holdout": True}
