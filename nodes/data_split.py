@@ -1036,6 +1036,20 @@ def run_node(item: Any, progress: Any = None, context: Any = None) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+def _pages(paged: Any) -> Iterable[list]:
+    """Edge: walk a dtlpy ``PagedEntities`` whose first page ``list()`` already fetched.
+
+    (Iterating it with ``for page in paged`` would request the first page a second time.)
+    """
+    if paged.items:
+        yield paged.items
+    while paged.has_next_page:
+        paged.next_page()
+        if not paged.items:
+            break
+        yield paged.items
+
+
 def _item_pages(dataset: Any, filters: Any) -> Iterable[list]:
     import dtlpy as dl
 
@@ -1044,7 +1058,7 @@ def _item_pages(dataset: Any, filters: Any) -> Iterable[list]:
     else:
         filters = copy.deepcopy(filters)
         filters.page_size = 1000
-    yield from dataset.items.list(filters=filters)
+    yield from _pages(dataset.items.list(filters=filters))
 
 
 def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
@@ -1053,7 +1067,7 @@ def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
 
     labels: dict[str, set[str]] = defaultdict(set)
     filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=1000)
-    for page in dataset.annotations.list(filters=filters):
+    for page in _pages(dataset.annotations.list(filters=filters)):
         for annotation in page:
             if annotation.item_id in wanted and annotation.label:
                 labels[annotation.item_id].add(annotation.label)
@@ -1070,6 +1084,7 @@ def split_dataset(
     dry_run: bool = False,
     reassign: bool = False,
     show_progress: bool | None = None,
+    bulk_size: int = BULK_CHUNK,
 ) -> SplitSummary:
     """Edge: split a whole dataset into the configured subsets with bulk tag updates.
 
@@ -1096,6 +1111,8 @@ def split_dataset(
         Ignore existing subset tags.
     show_progress : bool, optional
         Progress bar (``None``: only on a terminal).
+    bulk_size : int
+        Items per bulk update request, 1 to 1,000 (the platform's page size).
 
     Returns
     -------
@@ -1116,6 +1133,8 @@ def split_dataset(
         raise ValueError(f"group_by: {group_by!r} is not a dotted field name; use e.g. metadata.user.patient_id")
     if stratify_by is not None and group_by is not None:
         raise ValueError("stratify_by/group_by: use one of them, not both")
+    if isinstance(bulk_size, bool) or not isinstance(bulk_size, int) or not 1 <= bulk_size <= BULK_CHUNK:
+        raise ValueError(f"bulk_size: {bulk_size!r} is not an integer from 1 to {BULK_CHUNK}; use e.g. 1000")
     if seed is None:
         seed = config.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -1135,7 +1154,7 @@ def split_dataset(
     assignments, sticky = decide_batch(
         item_tags, config, item_labels=item_labels, item_groups=item_groups, seed=seed, reassign=reassign
     )
-    plan = plan_updates(assignments, item_tags, config)
+    plan = plan_updates(assignments, item_tags, config, chunk=bulk_size)
     changed = sum(len(ids) for _, _, ids in plan)
     logger.info(
         "split of %d items: %d keep their subset, %d to tag in %d bulk requests%s",

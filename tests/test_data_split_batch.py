@@ -1,0 +1,186 @@
+"""Batch mode of the Model Data Split node (``split_dataset`` and ``python main.py split``) with the
+real dtlpy client on LocalPlatform: exact sizes, bulk writes, dry run, stickiness, stratification,
+grouping."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import dtlpy as dl
+import pytest
+
+import main
+from nodes.data_split import SplitConfig, existing_subset, split_dataset
+
+DEFAULT = SplitConfig.default()
+QUERY = "POST /datasets/{id}/query"
+
+
+def add(platform, dataset, n, prefix="img", tags=None, user=None, directory="/"):
+    entries = []
+    for k in range(n):
+        metadata = {}
+        if tags is not None:
+            metadata["system"] = {"tags": dict(tags)}
+        if user is not None:
+            metadata["user"] = user(k)
+        entries.append({"name": f"{prefix}{k:05d}.jpg", "dir": directory, "metadata": metadata})
+    return platform.add_items(dataset, entries)
+
+
+def server_subsets(platform, dataset, config=DEFAULT):
+    return {
+        i["id"]: existing_subset(i["metadata"].get("system", {}).get("tags"), config)
+        for i in platform.items_json(dataset.id)
+    }
+
+
+def test_exact_sizes_with_one_bulk_request_per_subset_per_page(platform, dataset):
+    ids = add(platform, dataset, 1100)
+    summary = split_dataset(dataset, None, show_progress=False)
+    assert summary.per_subset == {"train": 880, "validation": 110, "test": 110}
+    assert summary.targets == summary.per_subset
+    # 2 listing pages of 1,000 + one bulk update per subset -- never one request per item
+    assert platform.write_count() == 3 == summary.write_requests
+    assert platform.request_counts == Counter({QUERY: 2 + 3})
+    assert server_subsets(platform, dataset) == summary.assignments
+    assert set(summary.assignments) == set(ids)
+    assert "880" in summary.table() and "wrote tags of 1100" in summary.table()
+
+
+def test_bulk_requests_are_chunked(platform, dataset):
+    add(platform, dataset, 500)
+    summary = split_dataset(dataset, None, bulk_size=100)
+    # train 400 -> 4 chunks, validation 50 -> 1, test 50 -> 1
+    assert platform.write_count() == 6 == summary.write_requests
+    assert server_subsets(platform, dataset) == summary.assignments
+
+
+def test_rerun_writes_nothing_and_keeps_every_subset(platform, dataset):
+    add(platform, dataset, 300)
+    first = split_dataset(dataset, {"groups": [{"name": "a", "distribution": 50}, {"name": "b", "distribution": 50}]})
+    platform.reset_counts()
+    again = split_dataset(dataset, {"groups": [{"name": "a", "distribution": 50}, {"name": "b", "distribution": 50}]})
+    assert platform.write_count() == 0
+    assert again.assignments == first.assignments
+    assert (again.sticky, again.changed, again.write_requests) == (300, 0, 0)
+
+
+def test_dry_run_writes_nothing_and_predicts_the_real_run(platform, dataset):
+    add(platform, dataset, 120)
+    dry = split_dataset(dataset, None, seed=7, dry_run=True)
+    assert platform.write_count() == 0
+    assert set(server_subsets(platform, dataset).values()) == {None}
+    assert dry.changed == 120 and dry.write_requests == 0 and "dry run" in dry.table()
+    real = split_dataset(dataset, None, seed=7)
+    assert real.assignments == dry.assignments
+    other_seed = split_dataset(dataset, None, seed=8, dry_run=True, reassign=True)
+    assert other_seed.assignments != dry.assignments
+    assert Counter(other_seed.assignments.values()) == Counter(dry.assignments.values())
+
+
+def test_tagged_items_are_sticky_unless_reassign(platform, dataset):
+    tagged = add(platform, dataset, 100, prefix="t", tags={"test": True, "reviewed": True})
+    free = add(platform, dataset, 400, prefix="f", tags={"train": False})
+    summary = split_dataset(dataset, None)
+    assert all(summary.assignments[i] == "test" for i in tagged)
+    assert summary.sticky == 100 and summary.changed == 400
+    items = {i["id"]: i["metadata"]["system"]["tags"] for i in platform.items_json(dataset.id)}
+    assert all(items[i] == {"test": True, "reviewed": True} for i in tagged)  # untouched, other tags kept
+    assert all(existing_subset(items[i], DEFAULT) == summary.assignments[i] for i in free)
+    assert all(items[i].get("train") is not False or summary.assignments[i] != "train" for i in free)
+
+    platform.reset_counts()
+    moved = split_dataset(dataset, None, reassign=True)
+    assert moved.per_subset == {"train": 400, "validation": 50, "test": 50}  # exact again
+    assert server_subsets(platform, dataset) == moved.assignments
+    # a moved item loses its old membership (the bulk endpoint stores null for removed tags)
+    items = {i["id"]: i["metadata"]["system"]["tags"] for i in platform.items_json(dataset.id)}
+    for item_id in tagged:
+        if moved.assignments[item_id] != "test":
+            assert items[item_id]["test"] is None and items[item_id]["reviewed"] is True
+
+
+def test_custom_filters_limit_the_split(platform, dataset):
+    inside = add(platform, dataset, 30, prefix="a", directory="/keep")
+    add(platform, dataset, 20, prefix="b", directory="/other")
+    summary = split_dataset(dataset, None, filters=dl.Filters(field="dir", values="/keep"))
+    assert set(summary.assignments) == set(inside)
+    assert sum(1 for s in server_subsets(platform, dataset).values() if s) == 30
+
+
+def test_stratify_by_label_balances_every_label(platform, dataset):
+    ids = add(platform, dataset, 24)
+    labels = {}
+    for k, item_id in enumerate(ids):
+        item = dataset.items.get(item_id=item_id)
+        builder = item.annotations.builder()
+        names = ["cat"] if k < 18 else ["dog"]
+        for name in names:
+            builder.add(annotation_definition=dl.Box(top=0, left=0, bottom=5, right=5, label=name))
+        item.annotations.upload(builder)
+        labels[item_id] = names
+    platform.reset_counts()
+    config = {"groups": [{"name": "train", "distribution": 50}, {"name": "test", "distribution": 50}]}
+    summary = split_dataset(dataset, config, stratify_by="label")
+    assert summary.per_label == {"cat": {"train": 9, "test": 9}, "dog": {"train": 3, "test": 3}}
+    assert summary.per_subset == {"train": 12, "test": 12}
+    # one item page + one dataset-level annotation page + 2 bulk writes; no per-item listing
+    assert platform.request_counts == Counter({QUERY: 4})
+    assert platform.write_count() == 2
+    assert "cat" in summary.table()
+
+
+def test_group_by_keeps_equal_values_together(platform, dataset):
+    add(platform, dataset, 90, user=lambda k: {"patient": f"p{k % 15}"})
+    add(platform, dataset, 5, prefix="nopatient")
+    summary = split_dataset(dataset, None, group_by="metadata.user.patient", seed=3)
+    by_patient = {}
+    for item in platform.items_json(dataset.id):
+        patient = item["metadata"].get("user", {}).get("patient")
+        if patient:
+            by_patient.setdefault(patient, set()).add(summary.assignments[item["id"]])
+    assert len(by_patient) == 15 and all(len(s) == 1 for s in by_patient.values())
+    assert server_subsets(platform, dataset) == summary.assignments
+    assert "5 items have no metadata.user.patient" in summary.table()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"config": {"groups": [{"name": "a", "distribution": 90}]}}, r"customNodeConfig\.groups: 1 given"),
+        ({"stratify_by": "color"}, r"stratify_by: 'color' is not supported"),
+        ({"group_by": "metadata.user.$where"}, r"group_by: 'metadata.user.\$where' is not a dotted field"),
+        ({"stratify_by": "label", "group_by": "metadata.user.x"}, r"use one of them"),
+        ({"seed": -1}, r"seed: -1 is not an integer >= 0"),
+        ({"bulk_size": 5000}, r"bulk_size: 5000 is not an integer from 1 to 1000"),
+    ],
+)
+def test_bad_batch_arguments_raise_before_any_request(platform, dataset, kwargs, message):
+    add(platform, dataset, 3)
+    config = kwargs.pop("config", None)
+    with pytest.raises(ValueError, match=message):
+        split_dataset(dataset, config, **kwargs)
+    assert platform.request_counts == Counter()
+
+
+def test_cli_split_dry_run_then_real(platform, project, dataset, capsys):
+    add(platform, dataset, 50)
+    argv = ["split", "--project", project.name, "--dataset", dataset.name, "--subsets", "train=60,test=40"]
+    assert main.main([*argv, "--dry-run", "--seed", "4", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run: nothing written" in out and "30" in out and "20" in out
+    assert platform.write_count() == 0
+    assert main.main([*argv, "--seed", "4", "--no-progress"]) == 0
+    assert Counter(server_subsets(platform, dataset, SplitConfig.from_subsets_arg("train=60,test=40")).values()) == {
+        "train": 30,
+        "test": 20,
+    }
+
+
+def test_cli_rejects_bad_subsets_without_writing(platform, project, dataset, capsys):
+    add(platform, dataset, 5)
+    code = main.main(["split", "--project", project.name, "--dataset", dataset.name, "--subsets", "train=80,test=30"])
+    assert code == 2
+    assert "--subsets.groups[*].distribution: 80 + 30 = 110, not 100" in capsys.readouterr().err
+    assert platform.write_count() == 0 and platform.request_counts == Counter()
