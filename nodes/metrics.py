@@ -98,7 +98,7 @@ def _check_thresholds(iou_threshold: Any, field: str = "iou_threshold") -> tuple
     bad = values[~((values > 0) & (values <= 1))]
     if bad.size:
         raise ValueError(
-            f"{field}: {bad[0]!r} is outside (0, 1]; use a threshold such as 0.5 "
+            f"{field}: {float(bad[0])!r} is outside (0, 1]; use a threshold such as 0.5 "
             f"(or numpy.linspace(0.5, 0.95, 10) for the COCO range)"
         )
     if np.unique(values).size != values.size:
@@ -144,7 +144,7 @@ def _boxes_from_frame(frame: pd.DataFrame, field: str) -> np.ndarray:
         if inverted.any():
             row = _first_bad_row(frame, inverted)
             raise ValueError(
-                f"{field}.{name_high}: {high[inverted][0]!r} < {name_low} {low[inverted][0]!r} at row {row!r}; "
+                f"{field}.{name_high}: {float(high[inverted][0])!r} < {name_low} {float(low[inverted][0])!r} at row {row!r}; "
                 f"boxes are (left, top, right, bottom) with {name_low} <= {name_high}"
             )
     return np.stack([left, top, right, bottom], axis=1)
@@ -967,10 +967,12 @@ class DetectionEvaluation:
     Attributes
     ----------
     per_label : pandas.DataFrame
-        One row per label (index ``label``) for a single threshold, or one row per label and
-        threshold (MultiIndex ``(label, iou_threshold)``) when a sequence of thresholds was given.
-        Columns: ``ap`` (NaN when the label has no ground truth), ``n_ground_truth``,
-        ``n_predictions``, ``true_positives``, ``false_positives``, ``iou_threshold``.
+        Columns ``ap`` (NaN when the label has no ground truth), ``n_ground_truth``,
+        ``n_predictions``, ``true_positives``, ``false_positives``. For a single threshold
+        (a scalar ``iou_threshold``): one row per label, index ``label``, plus an
+        ``iou_threshold`` column. For a sequence of thresholds: one row per label and threshold,
+        MultiIndex ``(label, iou_threshold)`` (select one with
+        ``per_label.xs(0.5, level="iou_threshold")``). Labels are sorted.
     mean_ap : float
         Mean of ``ap`` over labels with ground truth (and over thresholds: COCO's
         mAP@[.5:.95] for the 10 COCO thresholds); NaN when no label has ground truth.
@@ -999,7 +1001,10 @@ class DetectionEvaluation:
     @property
     def mean_ap_per_threshold(self) -> pd.Series:
         """Mean AP over labels with ground truth, per IoU threshold (index ``iou_threshold``)."""
-        return self._per_label.groupby("iou_threshold", sort=False)["ap"].mean()
+        table = self._per_label
+        if self._multi_threshold:
+            return table.groupby(level="iou_threshold", sort=False)["ap"].mean()
+        return table.groupby("iou_threshold", sort=False)["ap"].mean()
 
     def curve(self, label: Any, iou_threshold: float | None = None) -> PrecisionRecallCurve:
         """Precision, recall and confidence after each prediction of ``label``, most confident first.
@@ -1134,11 +1139,11 @@ def _detection_table(matches: DetectionMatches, ap: np.ndarray, scalar: bool) ->
     label_values = pd.Index(np.repeat(matches.labels, n_t), name="label")
     if scalar:
         frame.index = label_values
-    else:
-        frame.index = pd.MultiIndex.from_arrays(
-            [label_values, pd.Index(frame["iou_threshold"].to_numpy(), name="iou_threshold")]
-        )
-    return frame
+        return frame
+    frame.index = pd.MultiIndex.from_arrays(
+        [label_values, pd.Index(frame["iou_threshold"].to_numpy(), name="iou_threshold")]
+    )
+    return frame.drop(columns="iou_threshold")
 
 
 # --------------------------------------------------------------------------------------------
