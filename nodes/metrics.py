@@ -57,7 +57,7 @@ GEOMETRY_COLUMNS = {"box": BOX_COLUMNS, "polygon": ("polygon",), "mask": ("mask"
 #: identical boxes whose IoU is 1 up to rounding.
 _MAX_EFFECTIVE_THRESHOLD = 1 - 1e-10
 #: Bound on the elements of one (resamples x detections) block in the weighted AP path.
-_BLOCK_ELEMENTS = 4_000_000
+_BLOCK_ELEMENTS = 1_000_000
 
 
 class PrecisionRecallCurve(NamedTuple):
@@ -890,7 +890,7 @@ def average_precision_from_matches(
     A resampled copy is scored by weighted cumulative sums over the confidence-sorted detections:
     the matching of an item does not change when the item is repeated, so no re-matching is needed.
     Repeated copies of a detection count as consecutive (which only matters on exact confidence ties
-    between different items). Work is done in blocks of resamples to bound memory (about 30 MB).
+    between different items). Work is done in blocks of resamples so that memory stays near 100 MB.
 
     Examples
     --------
