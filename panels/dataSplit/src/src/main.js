@@ -65,6 +65,7 @@ function schemaErrors(config) {
 }
 
 function setState(next, { rebuild = false } = {}) {
+  if (!rebuild && JSON.stringify(next) === JSON.stringify(state)) return; // e.g. a blur that changed nothing
   const structural = rebuild || next.groups.map((g) => g.id).join() !== state.groups.map((g) => g.id).join();
   state = next;
   render(structural);
@@ -268,13 +269,13 @@ render(true);
  */
 function connect() {
   const agent = new GuestAgent(window);
-  const handlers = {
-    [DlEvent.NODE_CONFIG]: onNodeConfig,
-    [DlEvent.THEME]: applyTheme,
-  };
+  const handlers = new Map([
+    [DlEvent.NODE_CONFIG, onNodeConfig],
+    [DlEvent.THEME, applyTheme],
+  ]);
   agent.on("guestReady", () => loadSettings());
   agent.on("event", (message) => {
-    const handler = message && message.data && handlers[message.data.name];
+    const handler = message && message.data && handlers.get(message.data.name);
     if (handler) handler(message.data.payload);
   });
   return {
