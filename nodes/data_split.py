@@ -1036,29 +1036,52 @@ def run_node(item: Any, progress: Any = None, context: Any = None) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _pages(paged: Any) -> Iterable[list]:
-    """Edge: walk a dtlpy ``PagedEntities`` whose first page ``list()`` already fetched.
+def _json_pages(repository: Any, filters: Any) -> Iterable[list[dict]]:
+    """Edge: page through ``POST /datasets/{id}/query`` and yield the raw JSON documents.
 
-    (Iterating it with ``for page in paged`` would request the first page a second time.)
+    The same keyset paging as dtlpy's ``PagedEntities`` (sort by id, next page ``id > last id``),
+    one request per page of 1,000, but without building a dtlpy entity per document (that costs
+    ~1.5 ms per item, most of a listing's time). Uses the repository's ``_list`` (dtlpy 1.126.5,
+    pinned). A filter built with ``custom_filter`` cannot take the keyset clause: it is walked by
+    dtlpy's own paging and converted back to JSON.
     """
-    if paged.items:
-        yield paged.items
-    while paged.has_next_page:
-        paged.next_page()
-        if not paged.items:
-            break
-        yield paged.items
-
-
-def _item_pages(dataset: Any, filters: Any) -> Iterable[list]:
     import dtlpy as dl
 
-    if filters is None:
-        filters = dl.Filters(page_size=1000)
-    else:
-        filters = copy.deepcopy(filters)
-        filters.page_size = 1000
-    yield from _pages(dataset.items.list(filters=filters))
+    base = copy.deepcopy(filters)
+    base.page_size = BULK_CHUNK
+    if base.custom_filter is not None:
+        paged = repository.list(filters=base)
+        pages_left = True
+        while pages_left:
+            if paged.items:
+                yield [entity.to_json() for entity in paged.items]
+            pages_left = paged.has_next_page and bool(paged.items)
+            if pages_left:
+                paged.next_page()
+        return
+    base.sort_by(field="id", value=dl.FiltersOrderByDirection.ASCENDING)
+    last_id = None
+    while True:
+        request = copy.deepcopy(base)
+        request.page = 0
+        if last_id is not None:
+            request.add(field="id", values=last_id, operator=dl.FiltersOperations.GREATER_THAN)
+        answer = repository._list(filters=request)
+        if answer is None:
+            raise RuntimeError(f"listing {base.resource} failed (dtlpy logged the error above)")
+        docs = answer.get("items") or []
+        if docs:
+            yield docs
+        if not docs or not answer.get("hasNextPage"):
+            return
+        last_id = docs[-1]["id"]
+
+
+def _item_pages(dataset: Any, filters: Any) -> Iterable[list[dict]]:
+    """Edge: the JSON of the items to split, page by page (default: all files)."""
+    import dtlpy as dl
+
+    yield from _json_pages(dataset.items, filters if filters is not None else dl.Filters())
 
 
 def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
@@ -1066,11 +1089,11 @@ def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
     import dtlpy as dl
 
     labels: dict[str, set[str]] = defaultdict(set)
-    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=1000)
-    for page in _pages(dataset.annotations.list(filters=filters)):
+    for page in _json_pages(dataset.annotations, dl.Filters(resource=dl.FiltersResource.ANNOTATION)):
         for annotation in page:
-            if annotation.item_id in wanted and annotation.label:
-                labels[annotation.item_id].add(annotation.label)
+            item_id, label = annotation.get("itemId"), annotation.get("label")
+            if item_id in wanted and label:
+                labels[item_id].add(label)
     return {i: sorted(v) for i, v in labels.items()}
 
 
@@ -1145,10 +1168,10 @@ def split_dataset(
     with tqdm(desc="listing items", unit="item", disable=None if show_progress is None else not show_progress) as bar:
         for page in _item_pages(dataset, filters):
             for item in page:
-                system = (item.metadata or {}).get("system") or {}
-                item_tags[item.id] = copy.deepcopy(system.get("tags"))
+                system = (item.get("metadata") or {}).get("system") or {}
+                item_tags[item["id"]] = system.get("tags")
                 if item_groups is not None:
-                    item_groups[item.id] = lookup_field(item.to_json(), group_by)
+                    item_groups[item["id"]] = lookup_field(item, group_by)
             bar.update(len(page))
     item_labels = _dataset_labels(dataset, set(item_tags)) if stratify_by == "label" else None
     assignments, sticky = decide_batch(
