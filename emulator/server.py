@@ -252,12 +252,28 @@ class Api:
         body = _object(body)
         context = body.get("context") or {}
         projects = context.get("projects") if isinstance(context, dict) else None
+        self._ensure_binaries_dataset(body, projects)
         docs = [
             d
             for d in self.store.list_datasets()
             if not projects or any(project_id in d["projects"] for project_id in projects)
         ]
         return Answer(body=self.store.query_documents(docs, body))
+
+    def _ensure_binaries_dataset(self, body: dict, projects: Any) -> None:
+        """dtlpy finds a project's model artifacts in its hidden ``Binaries`` dataset, looked up by a
+        system-space datasets query on the name; the platform makes it with the project, the
+        emulator on that first lookup (so ordinary dataset listings of other tests are unchanged)."""
+        if not body.get("systemSpace") or not isinstance(projects, list) or len(projects) != 1:
+            return
+        if '"Binaries"' not in json.dumps(body.get("filter") or {}):
+            return
+        if not self.store.list_datasets(project_id=projects[0], name="Binaries"):
+            try:
+                self.store.create_dataset({"name": "Binaries", "projects": [projects[0]]})
+            except ApiError as error:
+                if error.status != 409:  # 409: created meanwhile by a concurrent lookup
+                    raise
 
     def get_dataset(self, m: dict, q: dict, body: Any) -> Answer:
         return Answer(body=self.store.get_dataset(m["id"]))
