@@ -806,6 +806,8 @@ class SplitSummary:
     write_requests : int
         Bulk update requests sent (0 in a dry run).
     dry_run : bool
+    notes : tuple of str
+        Extra lines for the printed table (e.g. items without the group-by field).
 
     Examples
     --------
@@ -939,7 +941,15 @@ def decide_batch(
 
 
 def node_config_from_context(context: Any) -> Mapping[str, Any] | None:
-    """Edge: the raw ``customNodeConfig`` of the running node, or ``None`` outside a pipeline."""
+    """Edge: the raw ``customNodeConfig`` of the running node, or ``None`` outside a pipeline.
+
+    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access.
+
+    Examples
+    --------
+    >>> node_config_from_context(None) is None
+    True
+    """
     if context is None:
         logger.info("no context (running outside a pipeline): using the panel defaults")
         return None
@@ -1012,7 +1022,7 @@ def run_node(item: Any, progress: Any = None, context: Any = None) -> Any:
     >>> # inside a pipeline: ServiceRunner().data_split(item=item, progress=progress, context=context)
     """
     config = SplitConfig.from_node_config(node_config_from_context(context))
-    tags = (item.metadata or {}).get("system", {}).get("tags")
+    tags = ((item.metadata or {}).get("system") or {}).get("tags")
     subset = existing_subset(tags, config)
     if subset is not None:
         logger.info("item %s keeps its subset %r (tag already set)", item.id, subset)
@@ -1227,7 +1237,16 @@ def split_dataset(
 
 
 def add_cli_arguments(parser: Any) -> None:
-    """Options of ``python main.py split``."""
+    """Options of ``python main.py split``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_cli_arguments(parser)
+    >>> parser.parse_args(["--project", "p", "--dataset", "d", "--dry-run"]).subsets
+    'train=80,validation=10,test=10'
+    """
     parser.add_argument("--project", required=True, help="project name (or id)")
     parser.add_argument("--dataset", required=True, help="dataset name (or id)")
     parser.add_argument(
@@ -1257,7 +1276,15 @@ def _get_dataset(project_ref: str, dataset_ref: str) -> Any:
 
 
 def run_cli(args: Any) -> int:
-    """Edge: ``python main.py split ...``; prints the summary table. Returns the exit code."""
+    """Edge: ``python main.py split ...``; prints the summary table. Returns the exit code.
+
+    0 on success, 2 on a bad option (the message goes to stderr, nothing is written). The dtlpy
+    environment that is currently set is used (the user's login).
+
+    Examples
+    --------
+    >>> # python main.py split --project P --dataset D --subsets train=80,validation=10,test=10 --dry-run
+    """
     import sys
 
     try:
