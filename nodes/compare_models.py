@@ -8,7 +8,7 @@ decision itself is made by pure functions over DataFrames, in three steps:
    a model's predictions are the annotations whose ``metadata.user.model.model_id`` is
    its id, scored by ``metadata.user.model.confidence`` (what dtlpy's ``model_info`` and
    the platform's Evaluate write). Each annotation type is evaluated on its own:
-   ``box``, ``polygon``, ``binary`` (masks) with COCO matching at ``iou_threshold``, and
+   ``box``, ``segment`` (polygons), ``binary`` (masks) with COCO matching at ``iou_threshold``, and
    ``class`` (item-level classification). The compared quantity is the **mean AP over
    the labels that have ground truth** (``interpolation`` ``every_point`` by default, the
    VOC area under the precision envelope, i.e. the original app's AUC-PR made exact),
@@ -74,8 +74,9 @@ from nodes.compare_report import (
 
 logger = logging.getLogger(__name__)
 
-#: Dataloop annotation type -> evaluated geometry.
-ANNOTATION_GEOMETRY = {"box": "box", "polygon": "polygon", "binary": "mask", "class": "class"}
+#: Dataloop annotation type -> evaluated geometry (Dataloop calls a polygon "segment":
+#: ``dl.AnnotationType.POLYGON == "segment"``; a semantic mask is "binary").
+ANNOTATION_GEOMETRY = {"box": "box", "segment": "polygon", "binary": "mask", "class": "class"}
 PAGE_SIZE = 1000
 REPORT_KEY = "activeLearning"
 MAX_PLOTTED_LABELS = 12
@@ -133,8 +134,9 @@ def annotation_tables(
         One per annotation: ``item_id``, ``type`` (Dataloop annotation type), ``label``,
         ``model_id`` (``None`` for ground truth, i.e. no ``metadata.user.model``),
         ``confidence`` and the geometry (``left, top, right, bottom`` / ``polygon`` /
-        ``mask``). Types other than ``box``, ``polygon``, ``binary`` and ``class`` are
-        ignored, and so are predictions of other models.
+        ``mask``). Types other than ``box``, ``segment`` (polygon), ``binary`` and ``class`` are
+        ignored, and so are predictions of other models. (Dataloop's polygon type is
+        ``"segment"``.)
     previous_id, new_id : str
         The models' ids.
     labels : sequence of str, optional
@@ -481,7 +483,12 @@ def _pages(paged: Any) -> Iterator[list]:
 
 
 def list_metric_samples(model: Any) -> pd.DataFrame:
-    """EDGE. All pages of ``model.metrics`` as a DataFrame ``figure, legend, x, y`` (M6)."""
+    """EDGE. All pages of ``model.metrics`` as a DataFrame ``figure, legend, x, y`` (M6).
+
+    Examples
+    --------
+    >>> # list_metric_samples(dl.models.get(model_id="...")).query("figure == 'box_loss'")
+    """
     import dtlpy as dl
 
     paged = model.metrics.list(filters=dl.Filters(resource=dl.FiltersResource.METRICS, page_size=PAGE_SIZE))
@@ -491,7 +498,12 @@ def list_metric_samples(model: Any) -> pd.DataFrame:
 
 
 def list_test_item_ids(dataset: Any, query: dict) -> list[str]:
-    """EDGE. Ids of the items matched by the test-subset DQL (one paged items query)."""
+    """EDGE. Ids of the items matched by the test-subset DQL (one paged items query).
+
+    Examples
+    --------
+    >>> # list_test_item_ids(dataset, load_subset_filter("test"))
+    """
     import dtlpy as dl
 
     filters = dl.Filters(resource=dl.FiltersResource.ITEM, custom_filter=query, page_size=PAGE_SIZE)
@@ -533,6 +545,11 @@ def list_test_annotations(
     ``model_ids``, joined with the test-subset item filter (dtlpy's annotation -> item
     ``join``). Rows are then also filtered to ``item_ids``, so a server that ignores the
     join still gives the right answer (with more pages). Never one request per item.
+
+    Examples
+    --------
+    >>> # records = list_test_annotations(dataset, query, item_ids, [previous.id, new.id])
+    >>> # annotation_tables(records, previous.id, new.id)["box"].ground_truth.head()
     """
     import dtlpy as dl
 
@@ -646,6 +663,11 @@ def store_report(new_model: Any, report: ComparisonReport, tag_decision: bool) -
     """EDGE. One update request on a copy of ``new_model`` carrying the report (and tag).
 
     The caller's entity is left as it was; the updated entity is returned.
+
+    Examples
+    --------
+    >>> # updated = store_report(new_model, report, tag_decision=False)
+    >>> # updated.metadata["user"]["activeLearning"]["comparison"]["decision"]
     """
     target = copy.copy(new_model)
     target.metadata = updated_metadata(new_model.metadata, report, tag_decision)
@@ -707,8 +729,9 @@ def run_node(
     _check_inputs(previous_model, new_model, config, dataset)
     comparison = compare(previous_model, new_model, config, dataset)
     report = comparison.report
-    log = logger.info if config.verbose else logger.debug
-    log("comparison of %s and %s:\n%s", previous_model.id, new_model.id, report.table())
+    logger.info("comparison of previous %s and new %s:\n%s", previous_model.id, new_model.id, report.table())
+    if config.verbose and comparison.evaluation is not None:
+        logger.info("per-label AP on the test subset: %s", json.dumps(comparison.evaluation.summary))
     tag = _item_metadata_enabled(context)
     updated_new = store_report(new_model, report, tag)
     winner = updated_new if report.new_model_wins else previous_model
@@ -732,7 +755,15 @@ def run_node(
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python main.py compare``."""
+    """Options of ``python main.py compare``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_cli_arguments(parser)
+    >>> parser.parse_args(["--previous", "a", "--new", "b"]).out
+    'compare_report'
+    """
     parser.add_argument("--previous", required=True, metavar="ID", help="id of the previous (current) model")
     parser.add_argument("--new", required=True, metavar="ID", help="id of the newly trained model")
     parser.add_argument(
@@ -748,7 +779,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plot_pr_curves(outcome: EvaluationOutcome | None, path: Path, previous_name: str, new_name: str) -> None:
-    """Both models' precision-recall curves, one panel per (geometry, label), to ``path`` (PNG)."""
+    """Both models' precision-recall curves, one panel per (geometry, label), to ``path`` (PNG).
+
+    Examples
+    --------
+    >>> # plot_pr_curves(comparison.evaluation, Path("out/pr_curves.png"), "previous", "new")
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -789,6 +825,10 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run the comparison from a terminal; write ``report.md`` and ``pr_curves.png`` to ``--out``.
 
     Read only unless ``--store``. Exit code 0 (the decision is in the report), 2 on bad input.
+
+    Examples
+    --------
+    >>> # python main.py compare --previous <id> --new <id> --dataset <id> --out report/
     """
     try:
         raw = None

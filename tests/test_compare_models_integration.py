@@ -238,6 +238,41 @@ def test_errors_write_nothing(platform, project, dataset):
     assert all(not key.startswith(("PATCH", "PUT", "DELETE")) for key in platform.request_counts)
 
 
+def test_polygons_and_classes_through_dtlpy_are_separate_votes(platform, project, dataset):
+    previous, new = _models(platform, project, dataset)
+    ids = platform.add_items(dataset, [{"name": f"p-{i}.jpg", "metadata": TEST_TAGS} for i in range(8)])
+
+    def polygon(dx, model=None):
+        points = [{"x": 10.0 + dx, "y": 10.0}, {"x": 50.0 + dx, "y": 10.0}, {"x": 30.0 + dx, "y": 60.0}]
+        annotation = {"type": "segment", "label": "cat", "coordinates": [points], "metadata": {}}
+        if model is not None:
+            annotation["metadata"] = {"user": {"model": {"model_id": model.id, "confidence": 0.8}}}
+        return annotation
+
+    def classification(label, model=None, confidence=0.7):
+        annotation = {"type": "class", "label": label, "metadata": {}}
+        if model is not None:
+            annotation["metadata"] = {"user": {"model": {"model_id": model.id, "confidence": confidence}}}
+        return annotation
+
+    for i, item_id in enumerate(ids):
+        truth = "dog" if i % 2 else "cat"
+        platform.store.create_annotations(
+            item_id,
+            [polygon(0), polygon(1, new), polygon(25, previous), classification(truth),
+             classification(truth, new, 0.9), classification("cat", previous, 0.9)],
+        )  # fmt: skip
+    platform.reset_counts()
+
+    winner, progress = _compare(previous, new, dataset, config={"precision_recall": {}, "wins": "all"})
+
+    votes = {v["name"]: v for v in _stored_report(platform, new.id)["votes"]}
+    assert sorted(votes) == ["precision_recall.class", "precision_recall.polygon"]
+    assert votes["precision_recall.polygon"]["new"] == 1.0 and votes["precision_recall.polygon"]["previous"] == 0.0
+    assert votes["precision_recall.class"]["new"] == 1.0 and votes["precision_recall.class"]["won"]
+    assert progress.actions == ["update model"] and winner.id == new.id
+
+
 def test_every_bad_config_is_refused_before_any_request(platform, project, dataset):
     previous, new = _models(platform, project, dataset)
     platform.reset_counts()

@@ -328,7 +328,7 @@ def test_annotation_tables_split_ground_truth_and_each_models_predictions():
         {"item_id": "a", "type": "point", "label": "cat"},
         {"item_id": "b", "type": "class", "label": "dog"},
         {"item_id": "b", "type": "class", "label": "dog", "model_id": "new", "confidence": None},
-        {"item_id": "c", "type": "polygon", "label": "cat", "polygon": np.array([[0, 0], [1, 0], [1, 1.0]])},
+        {"item_id": "c", "type": "segment", "label": "cat", "polygon": np.array([[0, 0], [1, 0], [1, 1.0]])},
     ]  # fmt: skip
     tables = annotation_tables(records, "prev", "new")
     assert sorted(tables) == ["box", "class", "polygon"]
@@ -413,10 +413,10 @@ def test_polygons_and_classification_are_separate_votes():
     for i in range(6):
         item = f"i{i}"
         records += [
-            {"item_id": item, "type": "polygon", "label": "cat", "polygon": square},
-            {"item_id": item, "type": "polygon", "label": "cat", "polygon": square + 1, "model_id": "new",
+            {"item_id": item, "type": "segment", "label": "cat", "polygon": square},
+            {"item_id": item, "type": "segment", "label": "cat", "polygon": square + 1, "model_id": "new",
              "confidence": 0.9},
-            {"item_id": item, "type": "polygon", "label": "cat", "polygon": square + 8, "model_id": "prev",
+            {"item_id": item, "type": "segment", "label": "cat", "polygon": square + 8, "model_id": "prev",
              "confidence": 0.9},
             {"item_id": item, "type": "class", "label": "dog" if i % 2 else "cat"},
             {"item_id": item, "type": "class", "label": "dog" if i % 2 else "cat", "model_id": "new",
@@ -474,3 +474,20 @@ def test_frame_helpers_handle_strings_and_empty_input():
     assert metric_value_at(frame, PlotCheck(legend="l", figure="f"), "m") == 1.0  # numeric sort: 10 is last
     assert annotation_tables([], "a", "b") == {}
     assert isinstance(samples_frame([]), pd.DataFrame)
+
+
+def test_masks_are_scored_by_mask_iou():
+    def mask(top):
+        out = np.zeros((20, 20), dtype=bool)
+        out[top : top + 8, 2:10] = True
+        return out
+
+    records = []
+    for i in range(4):
+        records += [
+            {"item_id": f"i{i}", "type": "binary", "label": "cat", "mask": mask(0)},
+            {"item_id": f"i{i}", "type": "binary", "label": "cat", "mask": mask(1), "model_id": "new", "confidence": 0.9},
+            {"item_id": f"i{i}", "type": "binary", "label": "cat", "mask": mask(6), "model_id": "prev", "confidence": 0.9},
+        ]  # fmt: skip
+    [vote] = evaluation_votes(annotation_tables(records, "prev", "new"), PrecisionRecallConfig()).votes
+    assert (vote.name, vote.previous, vote.new, vote.won) == ("precision_recall.mask", 0.0, 1.0, True)
