@@ -411,3 +411,17 @@ def test_classification_duplicates_missing_predictions_and_no_positives():
         metrics.evaluate_classification(gt, pred, interpolation="area")
     extra = metrics.evaluate_classification(gt, pred, item_ids=["a", "b", "c", "d"]).per_label
     assert extra.loc["dog", "ap"] == pytest.approx(1 / 4) and (extra["n_items"] == 4).all()
+
+
+def test_eleven_point_recall_points_are_exact_tenths():
+    # 10 ground truth, 3 true positives then a false positive: recall reaches exactly 0.3
+    tp = [True, True, True, False]
+    assert metrics.average_precision(tp, 10, "11_point") == pytest.approx(4 / 11)
+    assert metrics.average_precision(tp, 10, "step") == pytest.approx(0.3)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    failures, attempted = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert attempted >= 20 and failures == 0
