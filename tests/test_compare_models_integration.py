@@ -273,6 +273,21 @@ def test_polygons_and_classes_through_dtlpy_are_separate_votes(platform, project
     assert progress.actions == ["update model"] and winner.id == new.id
 
 
+def test_a_failed_report_write_sends_no_action(platform, project, dataset):
+    previous, new = _models(platform, project, dataset)
+    seed_detections(platform, dataset, 10, [(previous, 0.5), (new, 0.9)], seed=8)
+    platform.reset_counts()
+    platform.fail_next("PATCH", r"/ml/models/", status=500)
+    progress = RecordingProgress()
+    with pytest.raises(dl.exceptions.InternalServerError):
+        main.ServiceRunner().compare_models(previous_model=previous, new_model=new, dataset=dataset, progress=progress)
+    assert progress.actions == []  # the pipeline is not routed when the decision could not be recorded
+    # transient errors are retried by dtlpy: the decision is recorded and routed
+    platform.fail_next("PATCH", r"/ml/models/", status=503, times=2)
+    winner, progress = _compare(previous, new, dataset)
+    assert progress.actions == ["update model"] and _stored_report(platform, winner.id)["decision"] == "update model"
+
+
 def test_every_bad_config_is_refused_before_any_request(platform, project, dataset):
     previous, new = _models(platform, project, dataset)
     platform.reset_counts()
