@@ -1119,13 +1119,9 @@ def _detection_table(matches: DetectionMatches, ap: np.ndarray, scalar: bool) ->
     n_t = len(thresholds)
     n_pred = np.diff(matches.label_start)
     tp = matches.is_true_positive
-    if tp.shape[1]:
-        tp_per_label = np.add.reduceat(
-            tp.astype(np.int64), np.minimum(matches.label_start[:-1], tp.shape[1] - 1), axis=1
-        )
-        tp_per_label = np.where(n_pred[None, :] > 0, tp_per_label, 0)
-    else:
-        tp_per_label = np.zeros((n_t, n_labels), dtype=np.int64)
+    tp_cum = np.zeros((n_t, tp.shape[1] + 1), dtype=np.int64)
+    np.cumsum(tp, axis=1, out=tp_cum[:, 1:])
+    tp_per_label = tp_cum[:, matches.label_start[1:]] - tp_cum[:, matches.label_start[:-1]]  # (T, L)
     n_gt = matches.n_ground_truth
     frame = pd.DataFrame(
         {
