@@ -1,0 +1,338 @@
+"""Unit and property tests of the emulator's DQL matcher (``emulator/dql.py``), a pure module:
+examples of the platform semantics, then hypothesis properties against a straightforward
+reference evaluator written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emulator import dql
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _item(**fields):
+    doc = {"id": "a" * 24, "hidden": False, "type": "file", "dir": "/", "filename": "/a.jpg", "metadata": {}}
+    doc.update(fields)
+    return doc
+
+
+# ---------------------------------------------------------------------------- examples
+@pytest.mark.parametrize("subset", ["train", "validation", "test"])
+def test_packaged_subset_filters_select_their_tag(subset):
+    query = json.loads((ROOT / "pipeline_configs" / f"{subset}_subset_filter.json").read_text())["filter"]
+    match = dql.compile_filter(query)
+    tagged = _item(metadata={"system": {"tags": {subset: True}}})
+    other = _item(metadata={"system": {"tags": {"train" if subset != "train" else "test": True}}})
+    assert match(tagged)
+    assert not match(other)
+    assert not match(_item(metadata={}))
+    assert not match({**tagged, "hidden": True})
+    assert not match({**tagged, "type": "dir"})
+
+
+def test_dotted_and_nested_paths_are_the_same():
+    doc = _item(metadata={"system": {"tags": {"train": True}}})
+    assert dql.matches(doc, {"metadata.system.tags.train": True})
+    assert dql.matches(doc, {"metadata": {"system": {"tags": {"train": True}}}})
+    assert dql.matches(doc, {"metadata": {"system.tags": {"train": {"$eq": True}}}})
+    assert not dql.matches(doc, {"metadata": {"system": {"tags": {"train": False}}}})
+
+
+def test_missing_field_semantics():
+    doc = _item()
+    assert dql.matches(doc, {"metadata.user.x": {"$ne": 1}})
+    assert dql.matches(doc, {"metadata.user.x": {"$exists": False}})
+    assert not dql.matches(doc, {"metadata.user.x": {"$exists": True}})
+    assert not dql.matches(doc, {"metadata.user.x": {"$gt": 0}})
+    assert not dql.matches(doc, {"metadata.user.x": {"$lte": 0}})
+    assert dql.matches(doc, {"metadata.user.x": None})
+    assert dql.matches(doc, {"metadata.user.x": {"$nin": [1, 2]}})
+    assert not dql.matches(doc, {"metadata.user.x": {"$in": [1, 2]}})
+
+
+def test_arrays_match_any_element():
+    doc = _item(metadata={"user": {"labels": ["cat", "dog"], "scores": [0.2, 0.9]}})
+    assert dql.matches(doc, {"metadata.user.labels": "cat"})
+    assert dql.matches(doc, {"metadata.user.labels": {"$in": ["bird", "dog"]}})
+    assert not dql.matches(doc, {"metadata.user.labels": {"$nin": ["dog"]}})
+    assert dql.matches(doc, {"metadata.user.labels": ["cat", "dog"]})
+    assert dql.matches(doc, {"metadata.user.scores": {"$gt": 0.5}})
+    assert not dql.matches(doc, {"metadata.user.scores": {"$gt": 0.95}})
+    nested = {"annotations": [{"label": "cat"}, {"label": "dog"}]}
+    assert dql.matches(nested, {"annotations.label": "dog"})
+
+
+def test_booleans_are_not_numbers():
+    assert not dql.matches({"x": True}, {"x": 1})
+    assert not dql.matches({"x": 0}, {"x": False})
+    assert dql.matches({"x": 1}, {"x": 1.0})
+    assert not dql.matches({"x": True}, {"x": {"$gt": 0}})
+    assert not dql.matches({"x": "5"}, {"x": {"$gt": 1}})
+
+
+def test_logical_operators():
+    doc = _item(metadata={"user": {"n": 3}})
+    assert dql.matches(doc, {"$or": [{"metadata.user.n": 1}, {"metadata.user.n": 3}]})
+    assert not dql.matches(doc, {"$and": [{"metadata.user.n": 3}, {"hidden": True}]})
+    assert dql.matches(doc, {"$not": {"metadata.user.n": 1}})
+    assert dql.matches(doc, {"metadata.user.n": {"$not": {"$lt": 2}}})
+    assert dql.matches(doc, {"$nor": [{"hidden": True}]})
+    assert dql.matches(doc, {}) and dql.matches(doc, None)
+
+
+def test_glob_on_filename_and_dir():
+    doc = _item(filename="/folder/sub/a.jpg", dir="/folder/sub")
+    assert dql.matches(doc, {"filename": "/folder/**"})
+    assert dql.matches(doc, {"dir": "/folder/**"})
+    assert dql.matches(doc, {"filename": "/folder/sub/*.jpg"})
+    assert not dql.matches(doc, {"filename": "/folder/*.jpg"})
+    assert not dql.matches(doc, {"filename": "/fold/**"})
+    assert dql.matches(_item(dir="/folder"), {"dir": "/folder/**"})
+    # outside filename/dir a star is a plain character
+    assert not dql.matches({"name": "abc"}, {"name": "a*"})
+
+
+def test_match_operator_is_a_regex():
+    assert dql.matches({"name": "img-001.jpg"}, {"name": {"$match": r"^img-\d+"}})
+    with pytest.raises(dql.DQLError, match=r"invalid pattern"):
+        dql.compile_filter({"name": {"$match": "("}})
+
+
+@pytest.mark.parametrize(
+    "query, named",
+    [
+        ({"size": {"$regex": "x"}}, "$regex"),
+        ({"$where": "1"}, "$where"),
+        ({"$and": [{"a": {"$elemMatch": {}}}]}, "$elemMatch"),
+        ({"metadata": {"user": {"x": {"$size": 2}}}}, "$size"),
+    ],
+)
+def test_unknown_operators_are_named(query, named):
+    with pytest.raises(dql.DQLError) as error:
+        dql.compile_filter(query)
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "query, fragment",
+    [
+        ({"a": {"$in": 3}}, "$in at 'a' needs a list"),
+        ({"$and": {"a": 1}}, "$and needs a list"),
+        ([{"a": 1}], "must be an object"),
+        ({"a": {"$gt": [1]}}, "$gt at 'a'"),
+    ],
+)
+def test_malformed_operands(query, fragment):
+    with pytest.raises(dql.DQLError, match=fragment.replace("$", r"\$").replace("[", r"\[")):
+        dql.compile_filter(query)
+
+
+def test_split_id_keyset():
+    rest, bounds = dql.split_id_keyset({"$and": [{"hidden": False}, {"id": {"$gt": "b"}}]})
+    assert rest == {"$and": [{"hidden": False}]} and bounds == {"$gt": "b"}
+    assert dql.split_id_keyset({"$and": [{"id": {"$lt": "c"}}]}) == (None, {"$lt": "c"})
+    assert dql.split_id_keyset({"id": {"$gte": "a"}}) == (None, {"$gte": "a"})
+    untouched = {"$or": [{"id": {"$gt": "b"}}]}
+    assert dql.split_id_keyset(untouched) == (untouched, {})
+    assert dql.split_id_keyset({"$and": [{"id": "x"}]}) == ({"$and": [{"id": "x"}]}, {})
+
+
+def test_sorting():
+    docs = [{"id": "1", "n": 2}, {"id": "2"}, {"id": "3", "n": 1}]
+    keys, id_only = dql.sort_key_function({"n": "ascending"})
+    assert not id_only
+    assert [d["id"] for d in dql.sort_documents(docs, keys)] == ["2", "3", "1"]
+    keys, _ = dql.sort_key_function({"n": "descending"})
+    assert [d["id"] for d in dql.sort_documents(docs, keys)] == ["1", "3", "2"]
+    assert dql.sort_key_function({"id": "ascending"})[1] is True
+    with pytest.raises(dql.DQLError, match="sort.n"):
+        dql.sort_key_function({"n": "sideways"})
+
+
+# ---------------------------------------------------------------------------- properties
+MISSING = object()
+FIELDS = ["a", "metadata.user.x", "metadata.system.tags.train"]
+# a small pool of values so that documents and operands often meet (and booleans meet 0 / 1)
+scalars = st.sampled_from([None, True, False, 0, 1, 2, 1.0, "", "cat", "dog"])
+leaf_values = st.one_of(scalars, scalars, st.lists(scalars, max_size=3))
+
+
+def _set_path(doc: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        doc = doc.setdefault(key, {})
+    doc[last] = value
+
+
+@st.composite
+def documents(draw):
+    doc: dict = {}
+    for field in FIELDS:
+        value = draw(st.one_of(st.just(MISSING), st.just(MISSING), leaf_values))
+        if value is not MISSING:
+            _set_path(doc, field, value)
+    return doc
+
+
+def ref_get(doc, dotted):
+    current = doc
+    for key in dotted.split("."):
+        if not isinstance(current, dict) or key not in current:
+            return MISSING
+        current = current[key]
+    return current
+
+
+def ref_same(a, b):
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(ref_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, list) or isinstance(b, list):
+        return False
+    if (a is None) != (b is None):
+        return False
+    if isinstance(a, str) != isinstance(b, str):
+        return False
+    return a == b
+
+
+def ref_eq(value, wanted):
+    if value is MISSING:
+        return wanted is None
+    if isinstance(value, list):
+        return ref_same(value, wanted) or any(ref_same(v, wanted) for v in value)
+    return ref_same(value, wanted)
+
+
+def ref_cmp(value, op, operand):
+    if value is MISSING or value is None or operand is None:
+        return False
+    if isinstance(value, list):
+        return any(ref_cmp(v, op, operand) for v in value)
+    number = (int, float)
+    both_numbers = (
+        isinstance(value, number)
+        and isinstance(operand, number)
+        and not isinstance(value, bool)
+        and not isinstance(operand, bool)
+    )
+    both_strings = isinstance(value, str) and isinstance(operand, str)
+    both_bools = isinstance(value, bool) and isinstance(operand, bool)
+    if not (both_numbers or both_strings or both_bools):
+        return False
+    return {"$gt": value > operand, "$gte": value >= operand, "$lt": value < operand, "$lte": value <= operand}[op]
+
+
+def ref_field(value, op, operand):
+    if op == "$eq":
+        return ref_eq(value, operand)
+    if op == "$ne":
+        return not ref_eq(value, operand)
+    if op == "$in":
+        return any(ref_eq(value, o) for o in operand)
+    if op == "$nin":
+        return not any(ref_eq(value, o) for o in operand)
+    if op == "$exists":
+        return (value is not MISSING) == operand
+    return ref_cmp(value, op, operand)
+
+
+def ref_match(doc, query) -> bool:
+    """The reference: a direct reading of a query built by ``queries()`` below."""
+    kind = query[0]
+    if kind == "and":
+        return all(ref_match(doc, q) for q in query[1])
+    if kind == "or":
+        return any(ref_match(doc, q) for q in query[1])
+    if kind == "not":
+        return not ref_match(doc, query[1])
+    _, field, op, operand, _style = query
+    return ref_field(ref_get(doc, field), op, operand)
+
+
+def to_dql(query) -> dict:
+    kind = query[0]
+    if kind in ("and", "or"):
+        return {f"${kind}": [to_dql(q) for q in query[1]]}
+    if kind == "not":
+        return {"$not": to_dql(query[1])}
+    _, field, op, operand, style = query
+    condition = operand if (op == "$eq" and style == "implicit" and not isinstance(operand, dict)) else {op: operand}
+    if style == "nested":
+        nested: dict = {}
+        _set_path(nested, field, condition)
+        return nested
+    return {field: condition}
+
+
+field_ops = st.one_of(
+    st.tuples(st.sampled_from(["$eq", "$ne"]), leaf_values),
+    st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), scalars),
+    st.tuples(st.sampled_from(["$in", "$nin"]), st.lists(scalars, max_size=3)),
+    st.tuples(st.just("$exists"), st.booleans()),
+)
+
+
+@st.composite
+def field_queries(draw):
+    op, operand = draw(field_ops)
+    return (
+        "field",
+        draw(st.sampled_from(FIELDS)),
+        op,
+        operand,
+        draw(st.sampled_from(["implicit", "dotted", "nested"])),
+    )
+
+
+queries = st.recursive(
+    field_queries(),
+    lambda inner: st.one_of(
+        st.tuples(st.sampled_from(["and", "or"]), st.lists(inner, min_size=1, max_size=3)),
+        st.tuples(st.just("not"), inner),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(docs=st.lists(documents(), min_size=1, max_size=12), query=queries)
+def test_matcher_agrees_with_reference(docs, query):
+    match = dql.compile_filter(to_dql(query))
+    assert [match(doc) for doc in docs] == [ref_match(doc, query) for doc in docs]
+
+
+@settings(max_examples=120, deadline=None)
+@given(doc=documents(), query=field_queries())
+def test_negations_are_complements(doc, query):
+    _, field, op, operand, style = query
+    positive = dql.compile_filter(to_dql(query))(doc)
+    assert dql.compile_filter({"$not": to_dql(query)})(doc) is (not positive)
+    complements = {"$eq": "$ne", "$ne": "$eq", "$in": "$nin", "$nin": "$in"}
+    if op in complements:
+        flipped = dql.compile_filter(to_dql(("field", field, complements[op], operand, style)))(doc)
+        assert flipped is (not positive)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    doc=documents(),
+    query=queries,
+    doc_id=st.sampled_from(["0a", "0b", "0c", "1f"]),
+    bound=st.sampled_from(["0a", "0b", "0c"]),
+    op=st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
+)
+def test_keyset_split_keeps_meaning(doc, query, doc_id, bound, op):
+    doc = {**doc, "id": doc_id}
+    full = {"$and": [to_dql(query), {"id": {op: bound}}]}
+    rest, bounds = dql.split_id_keyset(full)
+    assert bounds == {op: bound}
+    in_bounds = dql.compile_filter({"id": bounds})(doc)
+    assert dql.compile_filter(full)(doc) == (dql.compile_filter(rest)(doc) and in_bounds)
