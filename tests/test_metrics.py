@@ -95,11 +95,13 @@ def test_labels_never_match_each_other():
 
 
 def test_counts_when_the_last_labels_have_no_predictions():
-    gt = boxes([("a", "ant", 0, 0, 10, 10), ("a", "zebra", 0, 0, 10, 10), ("b", "yak", 0, 0, 5, 5)])
+    gt = boxes(
+        [("a", "ant", 0, 0, 10, 10), ("a", "zebra", 0, 0, 10, 10), ("b", "yak", 0, 0, 5, 5), ("b", "ant", 0, 0, 5, 5)]
+    )
     pred = boxes([("a", "ant", 0, 0, 10, 10, 0.9), ("b", "ant", 0, 0, 5, 5, 0.8)], confidence=True)
     table = metrics.evaluate_detections(gt, pred).per_label
-    assert table["true_positives"].to_dict() == {"ant": 1, "yak": 0, "zebra": 0}
-    assert table["false_positives"].to_dict() == {"ant": 1, "yak": 0, "zebra": 0}
+    assert table["true_positives"].to_dict() == {"ant": 2, "yak": 0, "zebra": 0}
+    assert table["false_positives"].to_dict() == {"ant": 0, "yak": 0, "zebra": 0}
     assert table["ap"].to_dict() == {"ant": 1.0, "yak": 0.0, "zebra": 0.0}
 
 
