@@ -340,7 +340,7 @@ class Api:
         self.store.delete_item(m["id"])
         return Answer(body=True, wrote=True)
 
-    def item_stream(self, m: dict, q: dict, body: Any, headers: Any = None) -> Answer:
+    def item_stream(self, m: dict, q: dict, body: Any) -> Answer:
         item = self.store.get_item(m["id"])
         data = self.store.item_bytes(m["id"])
         mimetype = item.get("metadata", {}).get("system", {}).get("mimetype", "application/octet-stream")

@@ -249,6 +249,21 @@ def test_dataset_annotations_list_filters_and_pages(platform: LocalPlatform, dat
     assert sorted(a.item_id for page in pages for a in page) == sorted(i.id for i in items)
 
 
+def test_items_list_with_annotation_join(platform: LocalPlatform, dataset: dl.Dataset):
+    items = _upload(dataset, 3)
+    items[1].annotations.upload(
+        [dl.Annotation.new(item=items[1], annotation_definition=dl.Classification(label="dog"))]
+    )
+    items[2].annotations.upload(
+        [dl.Annotation.new(item=items[2], annotation_definition=dl.Classification(label="cat"))]
+    )
+    with_dogs = dl.Filters()
+    with_dogs.add_join(field="label", values="dog")
+    assert [item.id for item in dataset.items.list(filters=with_dogs).all()] == [items[1].id]
+    annotated = dl.Filters(field="annotated", values=True)
+    assert dataset.items.list(filters=annotated).items_count == 2
+
+
 # ---------------------------------------------------------------------------- errors
 def test_unknown_dql_operator_is_bad_request(platform: LocalPlatform, dataset: dl.Dataset):
     _upload(dataset, 2)
