@@ -1077,13 +1077,19 @@ def _paging(body: Mapping[str, Any]) -> tuple[int, int]:
     page_size = body.get("pageSize", 1000)
     if isinstance(page, bool) or not isinstance(page, int) or page < 0:
         raise ApiError(400, f"query 'page' must be an integer >= 0, got {page!r}")
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-        raise ApiError(400, f"query 'pageSize' must be an integer >= 1, got {page_size!r}")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 0:
+        raise ApiError(400, f"query 'pageSize' must be an integer >= 0 (0: count only), got {page_size!r}")
     return page, page_size
 
 
 def _page_answer(docs_plus_one: list[Mapping[str, Any]], total: int, page_size: int) -> dict:
-    """A page answer from up to ``page_size + 1`` documents (the extra one means a next page)."""
+    """A page answer from up to ``page_size + 1`` documents (the extra one means a next page).
+
+    ``page_size`` 0 is a count query (dtlpy's ``items_count``, the adapter's item count): no
+    items, only ``totalItemsCount``.
+    """
+    if page_size == 0:
+        return {"totalItemsCount": total, "totalPagesCount": 0, "hasNextPage": False, "items": []}
     has_next = len(docs_plus_one) > page_size
     docs = docs_plus_one[:page_size]
     return {

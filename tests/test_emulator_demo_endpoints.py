@@ -77,3 +77,22 @@ def test_server_answers_without_nagle_delay(attribute):
     # headers and body are written separately; with Nagle on, every keep-alive answer
     # waited for the client's delayed ACK (~40 ms a request)
     assert getattr(_Handler, attribute) is True
+
+
+def test_page_size_zero_is_a_count_query(platform, dataset):
+    # dtlpy's BaseModelAdapter counts a subset with pageSize 0 before predicting it
+    platform.add_items(dataset, [{"name": f"{i}.png"} for i in range(7)])
+    filters = dl.Filters()
+    filters.page_size = 0
+    platform.reset_counts()
+    pages = dataset.items.list(filters=filters)
+    assert pages.items_count == 7
+    assert platform.request_counts["POST /datasets/{id}/query"] == 1
+
+
+def test_negative_page_size_is_still_rejected(platform, dataset):
+    # (dtlpy's paged listing logs and swallows a 400, so ask the store directly)
+    from emulator.store import ApiError
+
+    with pytest.raises(ApiError, match="pageSize"):
+        platform.store.query_dataset(dataset.id, {"filter": {}, "pageSize": -1})
