@@ -1,0 +1,291 @@
+"""A scikit-learn digits classifier wrapped as a Dataloop model adapter.
+
+``DigitsAdapter`` is a ``dl.BaseModelAdapter`` subclass, the way Dataloop model apps
+are written: it implements ``load`` / ``save`` / ``train`` / ``predict`` and lets dtlpy's
+own machinery (``train_model``, ``evaluate_model``, ``predict_items``,
+``save_to_model`` / ``load_from_model`` with model artifacts) do the platform work.
+The classifier is a multinomial ``LogisticRegression`` on 8×8 block-averaged pixels.
+
+Two documented departures from the base class, both at the platform edge:
+
+- ``prepare_data`` is overridden: dtlpy's default downloads each subset through the
+  dataset *export* service; here each subset is listed with its DQL filter (paged) and
+  its ground truth comes from one paged dataset-level annotation query, so the request
+  count does not grow with annotations per item.
+- ``evaluate`` does not score: the platform's scoring service is replaced by the
+  Compare Models node, which scores the uploaded predictions with ``nodes/metrics.py``.
+
+The artifact is ``weights.npz`` (coefficients, intercepts, label names), loaded with
+``allow_pickle=False``; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import MutableMapping
+
+import dtlpy as dl
+import numpy as np
+
+from demo.data import decode_png, image_features
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "weights.npz"
+DEFAULT_CONFIGURATION = {"C": 1.0, "max_iter": 300, "batch_size": 256}
+
+
+def fit_classifier(features: np.ndarray, labels: list[str] | np.ndarray, c: float = 1.0, max_iter: int = 300):
+    """Fit the demo's classifier: multinomial logistic regression on pixel features.
+
+    Examples
+    --------
+    >>> clf = fit_classifier(np.eye(4), ["a", "b", "a", "b"])
+    >>> clf.classes_.tolist()
+    ['a', 'b']
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    classifier = LogisticRegression(C=float(c), max_iter=int(max_iter))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(np.asarray(features, dtype=float), np.asarray(labels))
+    return classifier
+
+
+def class_probabilities(classifier, features: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Class probabilities of ``features`` with one column per name in ``labels``.
+
+    Labels the classifier never saw in training get probability 0.
+
+    Examples
+    --------
+    >>> clf = fit_classifier(np.eye(4), ["a", "b", "a", "b"])
+    >>> class_probabilities(clf, np.eye(4)[:1], ["a", "b", "c"]).shape
+    (1, 3)
+    """
+    probabilities = np.zeros((len(features), len(labels)))
+    if len(features) == 0:
+        return probabilities
+    raw = classifier.predict_proba(np.asarray(features, dtype=float))
+    column = {name: j for j, name in enumerate(labels)}
+    for k, name in enumerate(classifier.classes_):
+        probabilities[:, column[str(name)]] = raw[:, k]
+    return probabilities
+
+
+def classifier_to_arrays(classifier) -> dict[str, np.ndarray]:
+    """The arrays that fully describe a fitted logistic regression (for ``weights.npz``)."""
+    return {
+        "coef": np.asarray(classifier.coef_, dtype=float),
+        "intercept": np.asarray(classifier.intercept_, dtype=float),
+        "classes": np.asarray([str(c) for c in classifier.classes_]),
+    }
+
+
+def classifier_from_arrays(arrays: MutableMapping | dict) -> object:
+    """Rebuild a fitted ``LogisticRegression`` from :func:`classifier_to_arrays` output.
+
+    Examples
+    --------
+    >>> clf = fit_classifier(np.eye(4), ["a", "b", "a", "b"])
+    >>> again = classifier_from_arrays(classifier_to_arrays(clf))
+    >>> bool(np.allclose(again.predict_proba(np.eye(4)), clf.predict_proba(np.eye(4))))
+    True
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    classifier = LogisticRegression()
+    classifier.coef_ = np.asarray(arrays["coef"], dtype=float)
+    classifier.intercept_ = np.asarray(arrays["intercept"], dtype=float)
+    classifier.classes_ = np.asarray(arrays["classes"])
+    classifier.n_features_in_ = classifier.coef_.shape[1]
+    return classifier
+
+
+class DigitsAdapter(dl.BaseModelAdapter):
+    """Model adapter of the demo's digits classifier (load / save / train / predict).
+
+    Parameters
+    ----------
+    model_entity : dl.Model, optional
+        Loaded with ``load_from_model`` (artifacts downloaded) when given.
+    image_cache : dict, optional
+        ``item id -> uint8 image`` shared between adapters of one run, so each item's
+        file is downloaded once per run, not once per model.
+    replace_predictions : bool
+        ``True`` (dtlpy's behaviour): before uploading an item's predictions, delete that
+        model's earlier ones (one extra query per item). ``False`` when the caller knows the
+        model has never predicted on these items (a freshly trained model), halving the
+        requests of an evaluation.
+
+    Examples
+    --------
+    >>> adapter = DigitsAdapter()          # doctest: +SKIP
+    >>> adapter.train_model(model)         # doctest: +SKIP
+    """
+
+    def __init__(
+        self, model_entity: dl.Model | None = None, image_cache: dict | None = None, replace_predictions: bool = True
+    ):
+        self.image_cache = image_cache if image_cache is not None else {}
+        self.replace_predictions = replace_predictions
+        self.last_validation_accuracy: float | None = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dl_logger = logging.getLogger("dtlpy")
+            level = dl_logger.level
+            dl_logger.setLevel(logging.ERROR)  # the base class warns about model_info names on every init
+            try:
+                super().__init__(model_entity=model_entity)
+            finally:
+                dl_logger.setLevel(level)
+
+    # ----------------------------------------------------------------- the four methods
+    def load(self, local_path: str, **kwargs) -> None:
+        """Load ``weights.npz`` from ``local_path`` if present; otherwise start untrained."""
+        path = os.path.join(local_path, WEIGHTS_FILE)
+        if os.path.isfile(path):
+            with np.load(path, allow_pickle=False) as arrays:
+                self.model = classifier_from_arrays(dict(arrays))
+            logger.debug("loaded weights of %s from %s", self.model_entity.name, path)
+        else:
+            self.model = None
+
+    def save(self, local_path: str, **kwargs) -> None:
+        """Write ``weights.npz`` (and ``labels.json``) to ``local_path``."""
+        if self.model is None:
+            raise ValueError(f"model {self.model_entity.name!r} has no weights to save; train it first")
+        os.makedirs(local_path, exist_ok=True)
+        np.savez(os.path.join(local_path, WEIGHTS_FILE), **classifier_to_arrays(self.model))
+        with open(os.path.join(local_path, "labels.json"), "w", encoding="utf-8") as f:
+            json.dump(list(self.model_entity.labels), f)
+
+    def train(self, data_path: str, output_path: str, **kwargs) -> None:
+        """Fit on ``data_path/train.npz``; report accuracy on ``validation.npz`` when present."""
+        train = np.load(os.path.join(data_path, "train.npz"), allow_pickle=False)
+        config = {**DEFAULT_CONFIGURATION, **dict(self.configuration)}
+        self.model = fit_classifier(train["features"], train["labels"], c=config["C"], max_iter=config["max_iter"])
+        validation_path = os.path.join(data_path, "validation.npz")
+        if os.path.isfile(validation_path):
+            validation = np.load(validation_path, allow_pickle=False)
+            if len(validation["labels"]):
+                predicted = self.model.predict(validation["features"])
+                self.last_validation_accuracy = float(np.mean(predicted == validation["labels"]))
+        callback = kwargs.get("on_epoch_end_callback")
+        if callback is not None:
+            callback(0, 1)
+        logger.info(
+            "trained %s on %d items (validation accuracy %s)",
+            self.model_entity.name,
+            len(train["labels"]),
+            "n/a" if self.last_validation_accuracy is None else f"{self.last_validation_accuracy:.3f}",
+        )
+
+    def predict(self, batch: list[np.ndarray], **kwargs) -> list[dl.AnnotationCollection]:
+        """One classification per image: the top label, with the model's identity and confidence."""
+        probabilities = self.predict_proba(batch)
+        labels = list(self.model_entity.labels)
+        collections = []
+        for row in probabilities:
+            best = int(np.argmax(row))
+            collection = dl.AnnotationCollection()
+            collection.add(
+                annotation_definition=dl.Classification(label=labels[best]),
+                model_info={
+                    "name": self.model_entity.name,
+                    "model_id": self.model_entity.id,
+                    "confidence": float(np.clip(row[best], 0.0, 1.0)),
+                },
+            )
+            collections.append(collection)
+        return collections
+
+    # ----------------------------------------------------------------- helpers
+    def predict_proba(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities (n_images, n_labels), columns in ``model_entity.labels`` order."""
+        if self.model is None:
+            raise ValueError(f"model {self.model_entity.name!r} is not trained; run train_model first")
+        return class_probabilities(self.model, image_features(batch), list(self.model_entity.labels))
+
+    def prepare_item_func(self, item: dl.Item) -> np.ndarray:
+        """The item's image as a uint8 array; downloaded once per run (``image_cache``)."""
+        image = self.image_cache.get(item.id)
+        if image is None:
+            buffer = item.download(save_locally=False)
+            image = decode_png(buffer.getvalue() if hasattr(buffer, "getvalue") else buffer.read())
+            self.image_cache[item.id] = image
+        return image
+
+    def _upload_model_annotations(self, item: dl.Item, predictions):
+        """Upload one item's predictions; skip dtlpy's clean-up query when nothing can be replaced."""
+        if self.replace_predictions:
+            return super()._upload_model_annotations(item, predictions)
+        return item.annotations.upload(annotations=predictions)
+
+    def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters: dl.Filters) -> dl.Model:
+        """No platform scoring here: Compare Models scores the uploaded predictions."""
+        return model
+
+    # ----------------------------------------------------------------- edge: data preparation
+    def prepare_data(
+        self, dataset: dl.Dataset, root_path=None, data_path=None, output_path=None, overwrite=False, **kwargs
+    ):
+        """Fetch each subset of ``model.metadata.system.subsets`` into ``data_path/<subset>.npz``.
+
+        Edge function (talks to the platform). Items are listed with the subset's DQL
+        filter (paged); images come through :meth:`prepare_item_func`; labels come from
+        one paged query of the dataset's ground-truth classifications (annotations
+        without model metadata). Paths default under ``$DATALOOP_PATH/model_data``, never
+        the current directory (dtlpy's ``train_model`` passes a relative ``tmp/<id>``).
+        """
+        subsets = self.model_entity.metadata.get("system", {}).get("subsets")
+        if not subsets:
+            raise ValueError(f"model {self.model_entity.name!r} has no metadata.system.subsets; create it with subsets")
+        base = os.environ.get("DATALOOP_PATH") or tempfile.gettempdir()
+        if root_path is None or not os.path.isabs(str(root_path)):
+            root_path = os.path.join(base, "model_data", self.model_entity.id)
+        data_path = data_path or os.path.join(root_path, "datasets", dataset.id)
+        output_path = output_path or os.path.join(root_path, "output")
+        os.makedirs(data_path, exist_ok=True)
+        os.makedirs(output_path, exist_ok=True)
+
+        ground_truth = ground_truth_labels(dataset)
+        for subset, dql in subsets.items():
+            items = list_items(dataset, dql)
+            labelled = [item for item in items if item.id in ground_truth]
+            if subset == "train" and not labelled:
+                raise ValueError(f"subset {subset!r} of model {self.model_entity.name!r} has no labelled items")
+            images = [self.prepare_item_func(item) for item in labelled]
+            features = image_features(images) if images else np.zeros((0, 64))
+            labels = np.asarray([ground_truth[item.id] for item in labelled], dtype=str)
+            np.savez(os.path.join(data_path, f"{subset}.npz"), features=features, labels=labels)
+            logger.debug("subset %s: %d labelled items of %d", subset, len(labelled), len(items))
+        return root_path, data_path, output_path
+
+
+def list_items(dataset: dl.Dataset, dql: dict) -> list[dl.Item]:
+    """Edge: every item matching the DQL filter ``dql`` (``{"filter": ...}``), paged by 1,000."""
+    filters = dl.Filters(custom_filter=json.loads(json.dumps(dql)))
+    filters.page_size = 1000
+    return [item for page in dataset.items.list(filters=filters) for item in page]
+
+
+def ground_truth_labels(dataset: dl.Dataset) -> dict[str, str]:
+    """Edge: ``item id -> label`` of ground-truth classifications (no model metadata), paged."""
+    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION)
+    filters.add(field="type", values="class")
+    filters.add(field="metadata.system.model.name", values=False, operator=dl.FiltersOperations.EXISTS)
+    filters.page_size = 1000
+    labels = {}
+    for page in dataset.annotations.list(filters=filters):
+        for annotation in page:
+            if (annotation.metadata or {}).get("user", {}).get("model"):
+                continue
+            labels[annotation.item_id] = annotation.label
+    return labels

@@ -1,0 +1,59 @@
+"""Keep dtlpy's files out of the user's home while the demo runs.
+
+dtlpy reads ``DATALOOP_PATH`` once, when it is imported, and writes its cookie, logs and
+call counters there (default ``~/.dataloop``). :func:`isolate_dataloop_path` must run
+before the first ``import dtlpy``: it points ``DATALOOP_PATH`` at a fresh temporary
+folder (removed at exit) and sends Python's other temporary files there too. This module
+imports nothing from dtlpy.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+
+ENV_MARKER = "ACTIVE_LEARNING_DEMO_DATALOOP_PATH"
+
+
+def wants_demo(argv: list[str]) -> bool:
+    """True when the command line runs the demo (``python main.py [-v] demo ...``).
+
+    Examples
+    --------
+    >>> wants_demo(["-v", "demo", "--rounds", "1"]), wants_demo(["split", "--dataset", "demo"])
+    (True, False)
+    """
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg == "demo"
+    return False
+
+
+def isolate_dataloop_path(argv: list[str] | None = None, force: bool = False) -> str | None:
+    """Point ``DATALOOP_PATH`` (and ``tempfile``) at a fresh temporary folder for the demo.
+
+    Does nothing when ``argv`` is not a demo command (unless ``force``), or when dtlpy is
+    already imported (too late: the caller is told by the return value ``None``).
+
+    Returns
+    -------
+    str or None
+        The folder now used as ``DATALOOP_PATH``.
+    """
+    if not force and not wants_demo(list(sys.argv[1:] if argv is None else argv)):
+        return None
+    if "dtlpy" in sys.modules:
+        return None
+    if os.environ.get(ENV_MARKER) and os.environ.get("DATALOOP_PATH") == os.environ[ENV_MARKER]:
+        return os.environ[ENV_MARKER]
+    path = tempfile.mkdtemp(prefix="active-learning-demo-")
+    os.environ["DATALOOP_PATH"] = path
+    os.environ[ENV_MARKER] = path
+    private_tmp = os.path.join(path, "tmp")
+    os.makedirs(private_tmp, exist_ok=True)
+    tempfile.tempdir = private_tmp
+    atexit.register(shutil.rmtree, path, True)
+    return path
