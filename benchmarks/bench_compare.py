@@ -10,8 +10,9 @@ dtlpy client:
 - ``floor``     the read floor: paging once through the same annotations with dtlpy (same
                 filter, entities built, nothing converted) -- what any comparison must pay;
 - ``node``      ``main.ServiceRunner().compare_models`` end to end (default config), with the
-                request count; its phases: test-item listing, annotation listing (+ record
-                conversion), compute (DataFrames + evaluation of both models + decision);
+                request count; its phases (timed by wrapping the module's functions): test-item
+                listing, annotation listing (+ record conversion), compute (DataFrames +
+                evaluation of both models);
 - ``bootstrap`` the paired bootstrap (1,000 resamples, ``confidence`` 0.95) on the listed data;
 - ``per-item``  the reference a naive node would use: one ``item.annotations.list()`` per test
                 item, timed on a sample of items and extrapolated to N.
@@ -124,34 +125,56 @@ def main_(argv: list[str] | None = None) -> int:
         floor_s = time.perf_counter() - start
         floor_requests = sum(platform.request_counts.values())
 
-        # the node's phases
-        platform.reset_counts()
-        start = time.perf_counter()
-        item_ids = compare_models.list_test_item_ids(dataset, query)
-        items_s = time.perf_counter() - start
-        start = time.perf_counter()
-        records = compare_models.list_test_annotations(dataset, query, item_ids, [previous.id, new.id])
-        annotations_s = time.perf_counter() - start
-        listing_requests = sum(platform.request_counts.values())
-        start = time.perf_counter()
-        tables = compare_models.annotation_tables(records, previous.id, new.id)
-        outcome = compare_models.evaluation_votes(tables, config.precision_recall)
-        compute_s = time.perf_counter() - start
-        significance = CompareConfig.from_json({"precision_recall": {"confidence": 0.95}}).precision_recall
-        start = time.perf_counter()
-        boot = compare_models.evaluation_votes(tables, significance)
-        bootstrap_s = time.perf_counter() - start
+        # end to end through the service runner, its phases timed by wrapping the module's functions
+        phases: dict[str, float] = {}
+        captured: dict = {}
 
-        # end to end through the service runner
+        def timed(name, function):
+            def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                result = function(*args, **kwargs)
+                phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+                if name == "compute (tables)":
+                    captured["tables"] = result
+                return result
+
+            return wrapper
+
+        originals = {}
+        for attribute, name in (
+            ("list_test_item_ids", "items listing"),
+            ("list_test_annotations", "annotations listing"),
+            ("annotation_tables", "compute (tables)"),
+            ("evaluation_votes", "compute (evaluations)"),
+        ):
+            originals[attribute] = getattr(compare_models, attribute)
+            setattr(compare_models, attribute, timed(name, originals[attribute]))
         platform.reset_counts()
         progress = RecordingProgress()
         start = time.perf_counter()
-        main.ServiceRunner().compare_models(
-            previous_model=previous, new_model=new, compare_config=None, dataset=dataset, progress=progress
-        )
+        try:
+            main.ServiceRunner().compare_models(
+                previous_model=previous, new_model=new, compare_config=None, dataset=dataset, progress=progress
+            )
+        finally:
+            for attribute, function in originals.items():
+                setattr(compare_models, attribute, function)
         node_s = time.perf_counter() - start
-        node_requests = sum(platform.request_counts.values())
+        counts = platform.request_counts
+        node_requests = sum(counts.values())
         node_writes = platform.write_count()
+        listing_requests = counts["POST /datasets/{id}/query"]
+        report = platform.get_json("models", new.id)["metadata"]["user"]["activeLearning"]["comparison"]
+        vote = report["votes"][0]
+        items_s, annotations_s = phases["items listing"], phases["annotations listing"]
+        compute_s = phases["compute (tables)"] + phases["compute (evaluations)"]
+
+        significance = CompareConfig.from_json({"precision_recall": {"confidence": 0.95}}).precision_recall
+        start = time.perf_counter()
+        boot = compare_models.evaluation_votes(captured["tables"], significance)
+        bootstrap_s = time.perf_counter() - start
+        n_listed = report["details"]["annotations"]
+        item_ids = compare_models.list_test_item_ids(dataset, query)
 
         # per-item reference, on a sample
         sample = item_ids[: args.sample]
@@ -162,16 +185,15 @@ def main_(argv: list[str] | None = None) -> int:
 
     bound = math.ceil(n_annotations / 1000) + math.ceil(args.items / 1000) + 3
     listing_s = items_s + annotations_s
-    vote = outcome.votes[0]
-    print(f"annotations listed       {len(records)} (floor pass: {floor_count})")
+    print(f"annotations listed       {n_listed} (floor pass: {floor_count})")
     print(f"requests (node)          {node_requests} total, {node_writes} write; listing {listing_requests}; "
           f"bound {bound}; floor {floor_requests}; per-item reference {2 * len(item_ids) + 1}")  # fmt: skip
     print(f"listing time             {listing_s:.2f} s (items {items_s:.2f} s + annotations {annotations_s:.2f} s)")
     print(f"floor listing time       {floor_s:.2f} s   ratio listing/floor {listing_s / floor_s:.2f}")
     print(f"compute time             {compute_s:.2f} s (frames + both evaluations + decision)")
     print(f"bootstrap 1,000 resamples {bootstrap_s:.2f} s   interval {boot.votes[0].interval}")
-    print(f"node end to end          {node_s:.2f} s -> {progress.actions}  ({vote.name}: {vote.previous:.4f} -> "
-          f"{vote.new:.4f})")  # fmt: skip
+    print(f"node end to end          {node_s:.2f} s -> {progress.actions}  ({vote['name']}: "
+          f"{vote['previous']:.4f} -> {vote['new']:.4f})")  # fmt: skip
     print(f"per-item reference       {per_item_s:.1f} s (extrapolated from {len(sample)} items)   "
           f"ratio per-item/listing {per_item_s / listing_s:.1f}")  # fmt: skip
     if node_requests - node_writes > bound:
