@@ -404,3 +404,25 @@ def test_rasterised_polygons_give_the_same_matches(seed, n_items):
     by_mask = metrics.match_detections(gt_mask, pred_mask, thresholds, geometry="mask")
     np.testing.assert_array_equal(by_polygon.det_row, by_mask.det_row)
     np.testing.assert_array_equal(by_polygon.det_matched_row, by_mask.det_matched_row)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_items=st.integers(1, 40), n_labels=st.integers(1, 3))
+def test_boxes_given_as_polygons_give_the_pycocotools_verified_box_result(seed, n_items, n_labels):
+    gt, pred = random_detections(seed, n_items, 8, n_labels, 1.0)
+    # integer rectangles: shapely areas are exact, so IoUs (and ties) equal the box path's
+    gt = gt[(gt["right"] > gt["left"]) & (gt["bottom"] > gt["top"])].reset_index(drop=True)
+    pred = pred[(pred["right"] > pred["left"]) & (pred["bottom"] > pred["top"])].reset_index(drop=True)
+
+    def as_polygons(frame: pd.DataFrame) -> pd.DataFrame:
+        corners = [
+            np.array([[r.left, r.top], [r.right, r.top], [r.right, r.bottom], [r.left, r.bottom]])
+            for r in frame.itertuples(index=False)
+        ]
+        return frame.drop(columns=["left", "top", "right", "bottom"]).assign(polygon=corners)
+
+    thresholds = [0.5, 0.75]
+    by_box = metrics.match_detections(gt, pred, thresholds)
+    by_polygon = metrics.match_detections(as_polygons(gt), as_polygons(pred), thresholds, geometry="polygon")
+    np.testing.assert_array_equal(by_box.det_row, by_polygon.det_row)
+    np.testing.assert_array_equal(by_box.det_matched_row, by_polygon.det_matched_row)
