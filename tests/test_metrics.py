@@ -352,10 +352,10 @@ def test_invalid_parameters_raise_value_error(kwargs, message):
 # ------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), interpolation=st.sampled_from(["coco", "every_point", "11_point"]))
 def test_weighted_ap_equals_evaluating_the_resampled_dataset(seed, interpolation):
-    gt, pred = random_frames(seed, n_items=15)
+    gt, pred = random_frames(seed, n_items=10)
     thresholds = [0.3, 0.6]
     matches = metrics.match_detections(gt, pred, thresholds)
     rng = np.random.default_rng(seed)

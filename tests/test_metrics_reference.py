@@ -245,7 +245,7 @@ def voc_reference(tp_flags: list, n_gt: int, interpolation: str) -> float:
     return sum((mrec[i + 1] - mrec[i]) * mpre[i + 1] for i in range(len(mrec) - 1) if mrec[i + 1] != mrec[i])
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_items=st.integers(1, 25),
