@@ -39,7 +39,10 @@ With ``itemMetadata`` in the node's ``customNodeConfig``, the new model is also 
 with the decision (``metadata.system.tags["update model"]`` or ``["discard"]``, the
 other action's tag removed) in the same update. Bad input (config, missing
 predictions or ground truth, models evaluated on different items) raises
-``ValueError`` before anything is written.
+``ValueError`` before anything is written. A model's evaluated items are the test items
+holding at least one of its predictions, so both models must have predictions on
+exactly the same test items (an Evaluate run writes predictions on every item it
+scores; differing sets mean the test subset changed between the two evaluations).
 """
 
 from __future__ import annotations
