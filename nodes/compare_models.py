@@ -40,9 +40,10 @@ with the decision (``metadata.system.tags["update model"]`` or ``["discard"]``, 
 other action's tag removed) in the same update. Bad input (config, missing
 predictions or ground truth, models evaluated on different items) raises
 ``ValueError`` before anything is written. A model's evaluated items are the test items
-holding at least one of its predictions, so both models must have predictions on
-exactly the same test items (an Evaluate run writes predictions on every item it
-scores; differing sets mean the test subset changed between the two evaluations).
+holding at least one of its predictions (annotations are all the platform keeps of an
+evaluation), so both models must have predictions on exactly the same test items. This
+is deliberately strict: it catches a test subset that changed between the two
+evaluations, at the price of refusing a model that detected nothing at all on some item.
 """
 
 from __future__ import annotations
