@@ -275,7 +275,7 @@ def plot_pr_curves(
             ax.step(
                 recall,
                 precision,
-                where="post",
+                where="pre",
                 color=colors[m % len(colors)],
                 linewidth=2,
                 label=f"{model} (AP {_fmt(value)})",

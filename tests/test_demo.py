@@ -1,0 +1,224 @@
+"""Tests of the one-command demo: its pure parts, and a reduced end-to-end run on LocalPlatform.
+
+The end-to-end test runs the real thing (300 digits, 1 round, both strategies, the three
+nodes through ``main.ServiceRunner``) in-process, with an audit hook that records every
+socket connection, from a temporary working directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo.adapter import class_probabilities, classifier_from_arrays, classifier_to_arrays, fit_classifier
+from demo.data import LABELS, decode_png, encode_png, image_features, load_digits_images, plan_pools
+from demo.isolation import wants_demo
+from demo.report import DemoSummary, StrategyCurve, label_rows, labels_to_plot, render_markdown, uncertainty_verdict
+from demo.run import DemoOptions, split_node_config, subset_filter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------ pure parts
+def test_digits_png_round_trip_gives_the_sklearn_features():
+    from sklearn.datasets import load_digits
+
+    data = load_digits_images(60, seed=3)
+    decoded = np.stack([decode_png(encode_png(img)) for img in data.images])
+    assert decoded.shape == (60, 32, 32)
+    features = image_features(decoded)
+    index = [int(name[6:10]) for name in data.names]
+    expected = load_digits().data[index] / 16.0
+    np.testing.assert_allclose(features, expected, atol=1 / 255 + 1e-9)
+    assert set(data.labels) == set(LABELS)
+
+
+def test_pool_plan_is_a_seeded_partition():
+    plan = plan_pools(1797, seed=5)
+    allocated = np.concatenate([plan.test, plan.initial, plan.pool])
+    assert sorted(allocated.tolist()) == list(range(1797))
+    assert (len(plan.test), len(plan.initial)) == (359, 100)
+    again = plan_pools(1797, seed=5)
+    assert np.array_equal(plan.test, again.test) and np.array_equal(plan.initial, again.initial)
+    assert not np.array_equal(plan.test, plan_pools(1797, seed=6).test)
+
+
+def test_weights_round_trip_without_pickle(tmp_path):
+    rng = np.random.default_rng(0)
+    features = rng.random((40, 64))
+    labels = np.array(["1", "2", "3", "1"] * 10)
+    classifier = fit_classifier(features, labels)
+    np.savez(tmp_path / "weights.npz", **classifier_to_arrays(classifier))
+    with np.load(tmp_path / "weights.npz", allow_pickle=False) as arrays:
+        restored = classifier_from_arrays(dict(arrays))
+    np.testing.assert_allclose(restored.predict_proba(features), classifier.predict_proba(features))
+    probabilities = class_probabilities(restored, features, list(LABELS))
+    assert probabilities.shape == (40, 10)
+    assert np.all(probabilities[:, [0, 4, 5, 6, 7, 8, 9]] == 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+def test_split_node_configs_are_valid_for_the_node():
+    from nodes.data_split import SplitConfig
+
+    for strategy, names in (
+        ("uncertainty", ("train", "validation")),
+        ("random", ("random_train", "random_validation")),
+    ):
+        config = SplitConfig.from_node_config(split_node_config(strategy))
+        assert config.subset_names == names
+        assert config.item_metadata is True
+    from nodes.defaults import load_subset_filter
+
+    assert subset_filter("train") == load_subset_filter("train")
+    assert subset_filter("random_validation")["filter"]["$and"][1] == {"metadata.system.tags.random_validation": True}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rounds": 0}, "--rounds: 0 is not an integer in"),
+        ({"items": 20}, "--items: 20 is not an integer in"),
+        ({"items": 5000}, "--items: 5000"),
+        ({"budget": 0}, "--budget: 0"),
+        ({"seed": -1}, "--seed: -1"),
+        ({"method": "random"}, "--method: 'random'"),
+    ],
+)
+def test_bad_options_name_the_option(values, message):
+    with pytest.raises(ValueError, match=message):
+        DemoOptions.from_args(argparse.Namespace(**values))
+
+
+def test_cli_rejects_bad_options_with_exit_code_2(capsys):
+    import main
+
+    assert main.main(["demo", "--rounds", "0"]) == 2
+    assert "--rounds: 0" in capsys.readouterr().out
+
+
+def test_verdict_is_honest_when_random_wins():
+    u = StrategyCurve("uncertainty", (100, 200), (0.80, 0.88))
+    r = StrategyCurve("random", (100, 200), (0.80, 0.90))
+    assert "did NOT beat random" in uncertainty_verdict([u, r])
+    assert "beat random" in uncertainty_verdict([StrategyCurve("uncertainty", (100, 200), (0.8, 0.95)), r])
+
+
+def test_report_markdown_carries_the_decision_and_every_label():
+    rows = label_rows({str(d): 0.5 for d in range(10)}, {str(d): 0.5 + d / 100 for d in range(10)})
+    summary = DemoSummary("base", "new", "discard", rows, 0.5, 0.545, ())
+    text = render_markdown(summary)
+    assert "**Decision: `discard`**" in text
+    assert "Compare Models kept `base`" in text
+    assert all(f"| {d} |" in text for d in range(10))
+    assert labels_to_plot(rows, n=2) == ["9", "8"]
+
+
+def test_wants_demo_reads_the_subcommand():
+    assert wants_demo(["demo"]) and wants_demo(["-v", "demo", "--items", "300"])
+    assert not wants_demo(["compare", "--previous", "demo"]) and not wants_demo([])
+
+
+def test_isolation_keeps_dtlpy_out_of_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    code = (
+        "from demo.isolation import isolate_dataloop_path\n"
+        "path = isolate_dataloop_path(['demo'])\n"
+        "import importlib, dtlpy\n"
+        "print(importlib.import_module('dtlpy.services.service_defaults').DATALOOP_PATH == path)\n"
+    )
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO)}
+    env.pop("DATALOOP_PATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert list(home.iterdir()) == []  # no ~/.dataloop
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+# ------------------------------------------------------------------------------------ end to end
+def _snapshot(root: Path) -> dict[str, float]:
+    if not root.exists():
+        return {}
+    return {str(p): p.stat().st_mtime for p in root.rglob("*")}
+
+
+@pytest.fixture
+def connections():
+    """Every address the process connects a socket to while the test runs."""
+    seen: list = []
+    active = [True]
+
+    def hook(event, args):
+        if active[0] and event == "socket.connect":
+            seen.append(args[1])
+
+    sys.addaudithook(hook)  # audit hooks cannot be removed; this one goes quiet after the test
+    yield seen
+    active[0] = False
+
+
+def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
+    from demo.run import run_demo
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    home_dataloop = Path(os.path.expanduser("~")) / ".dataloop"
+    before = _snapshot(home_dataloop)
+    lines: list[str] = []
+
+    result = run_demo(
+        DemoOptions(items=300, rounds=1, budget=50, out=Path("out"), seed=1), echo=lines.append, progress_bars=False
+    )
+
+    # outputs exist, are readable pictures, and the report's decision is the printed one
+    assert sorted(p.name for p in cwd.iterdir()) == ["out"]
+    assert sorted(p.name for p in (cwd / "out").iterdir()) == ["learning_curve.png", "pr_curves.png", "report.md"]
+    for name in ("learning_curve.png", "pr_curves.png"):
+        with Image.open(cwd / "out" / name) as image:
+            assert image.width >= 600 and image.height >= 300
+    assert result.decision in ("update model", "discard")
+    report = (cwd / "out" / "report.md").read_text()
+    assert f"**Decision: `{result.decision}`**" in report
+    assert f"decision: {result.decision}" in "\n".join(lines)
+    assert any(line.startswith("elapsed: ") for line in lines)
+
+    # the table's AP come from the Compare Models report and agree with the demo's own scoring
+    curves = {c.name: c for c in result.summary.curves}
+    assert set(curves) == {"uncertainty", "random"}
+    assert curves["uncertainty"].labelled == curves["random"].labelled == (100, 150)
+    assert curves["uncertainty"].mean_ap[0] == curves["random"].mean_ap[0]
+    assert math.isclose(result.summary.new_map, curves["uncertainty"].mean_ap[-1], abs_tol=1e-9)
+    assert len(result.summary.rows) == 10
+    assert ("uncertainty" in report) and ("random" in report)
+    decided = {(r, s): d for r, s, _, d in result.summary.decisions}
+    assert decided[(1, "uncertainty")] == result.decision
+
+    # the nodes ran as a pipeline runs them: two clones, one tag write per newly labelled item
+    counts = result.request_counts
+    assert counts["POST /ml/models/{id}/clone"] == 2
+    assert counts["PATCH /items/{id}"] >= 100
+    # only the local platform was contacted, and nothing was written to ~/.dataloop
+    assert connections, "the audit hook saw no connection at all"
+    assert {address[0] for address in connections if isinstance(address, tuple)} <= {"127.0.0.1"}
+    assert _snapshot(home_dataloop) == before
+
+
+def test_png_items_decode_like_the_source():
+    data = load_digits_images(50, seed=0)
+    png = encode_png(data.images[0])
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (32, 32)
