@@ -55,5 +55,6 @@ def isolate_dataloop_path(argv: list[str] | None = None, force: bool = False) ->
     private_tmp = os.path.join(path, "tmp")
     os.makedirs(private_tmp, exist_ok=True)
     tempfile.tempdir = private_tmp
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(path, "matplotlib"))  # font cache, not ~/.cache
     atexit.register(shutil.rmtree, path, True)
     return path

@@ -286,11 +286,21 @@ def plot_pr_curves(
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left", fontsize=8)
+        if ax.get_lines():
+            ax.legend(loc="center left", fontsize=8, framealpha=0.95)
     for k in range(len(labels), rows * cols):
         axes[k // cols][k % cols].axis("off")
     fig.suptitle(title or "Precision-recall on the test subset: previous vs new model")
-    fig.tight_layout()
+    fig.text(
+        0.5,
+        0.01,
+        "Each model gives one label per image; the flat tail at low precision is the recall it can only "
+        "reach by also taking the images it labelled otherwise. Higher and further right is better.",
+        ha="center",
+        fontsize=8.5,
+        color="dimgray",
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     path = Path(path)
     fig.savefig(path)
     plt.close(fig)

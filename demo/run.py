@@ -208,62 +208,108 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
     >>> result.decision in ("update model", "discard")        # doctest: +SKIP
     True
     """
-    import dtlpy as dl
+    from emulator import LocalPlatform
 
-    from demo.adapter import DigitsAdapter
-    from emulator import LocalPlatform, RecordingProgress, make_labels
-    from main import ServiceRunner
-    from nodes.defaults import load_default_compare_config
-    from nodes.uncertainty import select_most_uncertain, select_random
-
-    steps = Steps(echo)
-    cpu_started = time.process_time()
-    out = options.out
-    out.mkdir(parents=True, exist_ok=True)
+    options.out.mkdir(parents=True, exist_ok=True)
     private = _private_paths()
-    runner = ServiceRunner()
-    image_cache: dict[str, np.ndarray] = {}
-
-    data = load_digits_images(options.items, seed=options.seed)
-    plan = plan_pools(
-        options.items, seed=options.seed, test_fraction=options.test_fraction, initial_size=options.initial
-    )
     platform = LocalPlatform()
-    platform.start()
     try:
-        t = steps.start(f"local platform on {platform.url} (dtlpy {dl.__version__})")
-        project = dl.projects.create(project_name="active-learning-demo")
-        dataset = project.datasets.create(dataset_name="digits", labels=make_labels(list(LABELS)))
+        platform.start()
+        session = _Session(options, platform, echo, progress_bars)
+        result = session.run()
+        if options.keep_running:
+            _keep_running(platform, echo)
+        return result
+    finally:
+        platform.stop()
+        private.cleanup()
 
-        # ---- upload
-        t = steps.start(f"uploading {options.items} digit images as PNG items")
-        items = _upload_items(dataset, data, progress_bars)
-        ids = [items[name].id for name in data.names]
-        by_id = {item.id: item for item in items.values()}
-        truth = {ids[i]: data.labels[i] for i in range(len(ids))}  # hidden until revealed
-        _done(echo, t)
 
-        t = steps.start(
-            f"labelled ground truth for the test subset ({len(plan.test)}) and the initial pool ({len(plan.initial)}); "
-            f"{len(plan.pool)} items stay unlabelled"
+class _Session:
+    """One demo run on a started platform (edge: every method talks to the platform)."""
+
+    def __init__(self, options: DemoOptions, platform, echo: Callable[[str], None], progress_bars: bool):
+        from main import ServiceRunner
+
+        self.options, self.platform, self.echo, self.progress_bars = options, platform, echo, progress_bars
+        self.steps = Steps(echo)
+        self.cpu_started = time.process_time()
+        self.runner = ServiceRunner()
+        self.image_cache: dict[str, np.ndarray] = {}
+        self.evaluations: dict[str, _Evaluation] = {}
+        self.revealed: set[str] = set()
+        self.routed_once: set[str] = set()
+        self.decisions: list[tuple[int, str, str, str]] = []
+        self.last: tuple | None = None  # (previous, new model as stored, decision) of the last uncertainty round
+
+    # ---------------------------------------------------------------- the story
+    def run(self) -> DemoResult:
+        import dtlpy as dl
+
+        options = self.options
+        data = load_digits_images(options.items, seed=options.seed)
+        plan = plan_pools(
+            options.items, seed=options.seed, test_fraction=options.test_fraction, initial_size=options.initial
         )
-        test_ids = [ids[i] for i in plan.test]
-        initial_ids = [ids[i] for i in plan.initial]
-        _reveal(dataset, [by_id[i] for i in test_ids + initial_ids], truth, progress_bars)
-        revealed = set(test_ids + initial_ids)
-        routed_once: set[str] = set()
-        _tag(dataset, test_ids, {"test": True})
-        n_train = int(round(0.8 * len(initial_ids)))
-        _tag(dataset, initial_ids[:n_train], {"train": True, "random_train": True})
-        _tag(dataset, initial_ids[n_train:], {"validation": True, "random_validation": True})
-        _done(echo, t)
+        self.steps.start(f"local platform on {self.platform.url} (dtlpy {dl.__version__})")
+        self._create_dataset(data, plan)
+        base = self._train_base()
+        arms = {
+            name: Arm(
+                name=name,
+                model=base,
+                labelled=list(self.initial_ids),
+                unlabelled=list(self.pool_ids),
+                labelled_counts=[len(self.initial_ids)],
+                mean_ap=[self.evaluations[base.id].mean_ap],
+            )
+            for name in (UNCERTAINTY, RANDOM)
+        }
+        for round_no in range(1, options.rounds + 1):
+            for arm in arms.values():
+                self._run_round(arm, round_no)
+        return self._write_outputs(arms)
 
-        # ---- base model
-        t = steps.start(f"training the base model on the initial pool ({n_train} train items)")
-        base = platform.create_model(
-            project,
+    def _create_dataset(self, data, plan) -> None:
+        import dtlpy as dl
+
+        from emulator import make_labels
+
+        project = dl.projects.create(project_name="active-learning-demo")
+        self.project = project
+        self.dataset = project.datasets.create(dataset_name="digits", labels=make_labels(list(LABELS)))
+        t = self.steps.start(f"uploading {self.options.items} digit images as PNG items")
+        items = _upload_items(self.dataset, data, self.progress_bars)
+        ids = [items[name].id for name in data.names]
+        self.by_id = {item.id: item for item in items.values()}
+        self.truth = {ids[i]: data.labels[i] for i in range(len(ids))}  # hidden until revealed
+        _done(self.echo, t)
+
+        self.test_ids = [ids[i] for i in plan.test]
+        self.initial_ids = [ids[i] for i in plan.initial]
+        self.pool_ids = [ids[i] for i in plan.pool]
+        t = self.steps.start(
+            f"ground truth for the test subset ({len(self.test_ids)}) and the initial pool "
+            f"({len(self.initial_ids)}); {len(self.pool_ids)} items stay unlabelled"
+        )
+        self._label(self.test_ids + self.initial_ids)
+        _tag(self.dataset, self.test_ids, {"test": True})
+        n_train = int(round(0.8 * len(self.initial_ids)))
+        _tag(self.dataset, self.initial_ids[:n_train], {"train": True, "random_train": True})
+        _tag(self.dataset, self.initial_ids[n_train:], {"validation": True, "random_validation": True})
+        self.n_initial_train = n_train
+        _done(
+            self.echo,
+            t,
+            f"tagged test: {len(self.test_ids)}, train: {n_train}, validation: {len(self.initial_ids) - n_train}",
+        )
+
+    def _train_base(self):
+        t = self.steps.start(f"training the base model on the initial pool ({self.n_initial_train} train items)")
+        base = self.platform.create_model(
+            self.project,
             name="digits-base",
-            dataset=dataset,
+            dataset=self.dataset,
             labels=list(LABELS),
             configuration=copy.deepcopy(MODEL_CONFIGURATION),
             status="created",
@@ -273,142 +319,177 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
                 "system": {"subsets": {"train": subset_filter("train"), "validation": subset_filter("validation")}}
             },
         )
-        base = DigitsAdapter(image_cache=image_cache).train_model(base)
-        base = dl.models.get(model_id=base.id)
-        _done(echo, t)
+        base = self._train(base)
+        _done(self.echo, t)
+        t = self.steps.start(f"evaluating the base model on the test subset ({len(self.test_ids)} items)")
+        self._evaluate(base)
+        _done(self.echo, t, f"mAP {self.evaluations[base.id].mean_ap:.3f}")
+        return base
 
-        t = steps.start(f"evaluating the base model on the test subset ({len(test_ids)} items)")
-        base_eval = _evaluate(base, dataset, test_ids, truth, image_cache)
-        _done(echo, t, f"mAP {base_eval.mean_ap:.3f}")
+    def _run_round(self, arm: Arm, round_no: int) -> None:
+        budget = min(self.options.budget, len(arm.unlabelled))
+        if budget == 0:
+            self.echo(f"     round {round_no} {arm.name}: no unlabelled items left")
+            return
+        prefix = f"round {round_no}, {arm.name}"
+        t = self.steps.start(f"{prefix}: selecting {budget} items to label")
+        picked = self._select(arm, budget, round_no)
+        self._label(picked)
+        _done(self.echo, t, f"labelled {len(picked)} (Labeling/Review simulated)")
 
-        arms = {
-            name: Arm(
-                name=name,
-                model=base,
-                labelled=list(initial_ids),
-                unlabelled=[ids[i] for i in plan.pool],
-                labelled_counts=[len(initial_ids)],
-                mean_ap=[base_eval.mean_ap],
-            )
-            for name in (UNCERTAINTY, RANDOM)
-        }
-        evaluations = {base.id: base_eval}
-        decisions: list[tuple[int, str, str, str]] = []
-        last = None
-        compare_config = load_default_compare_config()
-        for round_no in range(1, options.rounds + 1):
-            for arm in arms.values():
-                budget = min(options.budget, len(arm.unlabelled))
-                if budget == 0:
-                    echo(f"     round {round_no} {arm.name}: no unlabelled items left")
-                    continue
-                t = steps.start(f"round {round_no}, {arm.name}: selecting {budget} items to label")
-                if arm.name == UNCERTAINTY:
-                    adapter = DigitsAdapter(model_entity=arm.model, image_cache=image_cache)
-                    images = _images(adapter, [by_id[i] for i in arm.unlabelled], progress_bars)
-                    chosen = select_most_uncertain(adapter.predict_proba(images), budget, options.method)
-                else:
-                    chosen = select_random(len(arm.unlabelled), budget, seed=options.seed * 1000 + round_no)
-                picked = [arm.unlabelled[i] for i in chosen]
-                picked_set = set(picked)
-                arm.unlabelled = [i for i in arm.unlabelled if i not in picked_set]
-                arm.labelled += picked
-                _reveal(dataset, [by_id[i] for i in picked if i not in revealed], truth, progress_bars)
-                revealed.update(picked)
-                _done(echo, t, f"labelled {len(picked)} (Labeling/Review simulated)")
+        t = self.steps.start(f"{prefix}: Model Data Split on the {len(picked)} new items")
+        routed = self._split(arm, picked, round_no)
+        _done(self.echo, t, ", ".join(f"{k}: {v}" for k, v in sorted(routed.items())))
 
-                t = steps.start(f"round {round_no}, {arm.name}: Model Data Split on the {len(picked)} new items")
-                context = platform.make_context(
-                    split_node_config(arm.name),
-                    execution_id=f"split-{arm.name}-{round_no}",
-                    project=project,
-                    node_name="data_split",
-                )
-                # items the other strategy already routed carry tags now: hand the node a fresh entity
-                batch = [dl.items.get(item_id=i) if i in routed_once else by_id[i] for i in picked]
-                routed = _split_items(runner, batch, context, RecordingProgress, progress_bars)
-                routed_once.update(picked)
-                _done(echo, t, ", ".join(f"{k}: {v}" for k, v in sorted(routed.items())))
+        t = self.steps.start(f"{prefix}: Create New Model from {arm.model.name!r}")
+        new_model = self._create_new_model(arm, round_no)
+        _done(self.echo, t, f"{new_model.name} ({new_model.id})")
 
-                t = steps.start(f"round {round_no}, {arm.name}: Create New Model from {arm.model.name!r}")
-                train_tag, validation_tag = STRATEGY_GROUPS[arm.name]
-                context = platform.make_context(
-                    {"createModel": "Create New Model", "modelName": f"digits-{arm.name}-round{round_no}"},
-                    execution_id=f"create-{arm.name}-{round_no}",
-                    project=project,
-                    node_name="create_new_model",
-                )
-                new_model, _ = runner.create_new_model(
-                    base_model=arm.model,
-                    dataset=dataset,
-                    train_subset=subset_filter(train_tag),
-                    validation_subset=subset_filter(validation_tag),
-                    model_configuration={},
-                    progress=RecordingProgress(),
-                    context=context,
-                )
-                _done(echo, t, f"{new_model.name} ({new_model.id})")
+        t = self.steps.start(f"{prefix}: training {new_model.name} on its train subset")
+        new_model = self._train(new_model)
+        _done(self.echo, t)
 
-                t = steps.start(f"round {round_no}, {arm.name}: training {new_model.name} on its train subset")
-                new_model = DigitsAdapter(image_cache=image_cache).train_model(new_model)
-                new_model = dl.models.get(model_id=new_model.id)
-                _done(echo, t)
+        t = self.steps.start(f"{prefix}: evaluating both models on the test subset")
+        for model in (arm.model, new_model):
+            self._evaluate(model)
+        previous_ap, new_ap = self.evaluations[arm.model.id].mean_ap, self.evaluations[new_model.id].mean_ap
+        _done(self.echo, t, f"mAP previous {previous_ap:.3f}, new {new_ap:.3f}")
 
-                t = steps.start(f"round {round_no}, {arm.name}: evaluating both models on the test subset")
-                for model in (arm.model, new_model):
-                    if model.id not in evaluations:
-                        evaluations[model.id] = _evaluate(model, dataset, test_ids, truth, image_cache)
-                _done(
-                    echo,
-                    t,
-                    f"mAP previous {evaluations[arm.model.id].mean_ap:.3f}, new {evaluations[new_model.id].mean_ap:.3f}",
-                )
+        t = self.steps.start(f"{prefix}: Compare Models (default compare config)")
+        decision = self._compare(arm, new_model, round_no)
+        _done(self.echo, t, f"-> {decision}")
 
-                t = steps.start(f"round {round_no}, {arm.name}: Compare Models (default compare config)")
-                progress = RecordingProgress()
-                context = platform.make_context(
-                    {"compareNode": "Compare Models"},
-                    execution_id=f"compare-{arm.name}-{round_no}",
-                    project=project,
-                    node_name="compare_models",
-                )
-                previous = arm.model
-                winner = runner.compare_models(
-                    previous_model=previous,
-                    new_model=new_model,
-                    compare_config=compare_config,
-                    dataset=dataset,
-                    progress=progress,
-                    context=context,
-                )
-                decision = progress.actions[-1]
-                decisions.append((round_no, arm.name, new_model.name, decision))
-                stored = dl.models.get(model_id=new_model.id)
-                if arm.name == UNCERTAINTY:
-                    last = (previous, stored, decision)
-                arm.model = winner if decision == "update model" else previous
-                arm.labelled_counts.append(len(arm.labelled))
-                arm.mean_ap.append(evaluations[new_model.id].mean_ap)
-                _done(echo, t, f"-> {decision}")
+    # ---------------------------------------------------------------- steps
+    def _select(self, arm: Arm, budget: int, round_no: int) -> list[str]:
+        from demo.adapter import DigitsAdapter
+        from nodes.uncertainty import select_most_uncertain, select_random
 
-        # ---- report
-        t = steps.start(f"writing {out / 'report.md'}, pr_curves.png and learning_curve.png")
-        previous, new_model, decision = last
+        if arm.name == UNCERTAINTY:
+            adapter = DigitsAdapter(model_entity=arm.model, image_cache=self.image_cache)
+            images = _images(adapter, [self.by_id[i] for i in arm.unlabelled], self.progress_bars)
+            chosen = select_most_uncertain(adapter.predict_proba(images), budget, self.options.method)
+        else:
+            chosen = select_random(len(arm.unlabelled), budget, seed=self.options.seed * 1000 + round_no)
+        picked = [arm.unlabelled[i] for i in chosen]
+        picked_set = set(picked)
+        arm.unlabelled = [i for i in arm.unlabelled if i not in picked_set]
+        arm.labelled += picked
+        return picked
+
+    def _label(self, item_ids: list[str]) -> None:
+        todo = [i for i in item_ids if i not in self.revealed]
+        _reveal(self.dataset, [self.by_id[i] for i in todo], self.truth, self.progress_bars)
+        self.revealed.update(todo)
+
+    def _split(self, arm: Arm, picked: list[str], round_no: int) -> dict[str, int]:
+        import dtlpy as dl
+
+        from emulator import RecordingProgress
+
+        context = self.platform.make_context(
+            split_node_config(arm.name),
+            execution_id=f"split-{arm.name}-{round_no}",
+            project=self.project,
+            node_name="data_split",
+        )
+        # items the other strategy already routed carry tags now: hand the node a fresh entity
+        batch = [dl.items.get(item_id=i) if i in self.routed_once else self.by_id[i] for i in picked]
+        routed = _split_items(self.runner, batch, context, RecordingProgress, self.progress_bars)
+        self.routed_once.update(picked)
+        return routed
+
+    def _create_new_model(self, arm: Arm, round_no: int):
+        from emulator import RecordingProgress
+
+        train_tag, validation_tag = STRATEGY_GROUPS[arm.name]
+        context = self.platform.make_context(
+            {"createModel": "Create New Model", "modelName": f"digits-{arm.name}-round{round_no}"},
+            execution_id=f"create-{arm.name}-{round_no}",
+            project=self.project,
+            node_name="create_new_model",
+        )
+        new_model, _ = self.runner.create_new_model(
+            base_model=arm.model,
+            dataset=self.dataset,
+            train_subset=subset_filter(train_tag),
+            validation_subset=subset_filter(validation_tag),
+            model_configuration={},
+            progress=RecordingProgress(),
+            context=context,
+        )
+        return new_model
+
+    def _train(self, model):
+        import dtlpy as dl
+
+        from demo.adapter import DigitsAdapter
+
+        trained = DigitsAdapter(image_cache=self.image_cache).train_model(model)
+        return dl.models.get(model_id=trained.id)
+
+    def _evaluate(self, model) -> None:
+        if model.id not in self.evaluations:  # each model is evaluated once
+            self.evaluations[model.id] = _evaluate(model, self.dataset, self.test_ids, self.truth, self.image_cache)
+
+    def _compare(self, arm: Arm, new_model, round_no: int) -> str:
+        import dtlpy as dl
+
+        from emulator import RecordingProgress
+        from nodes.defaults import load_default_compare_config
+
+        progress = RecordingProgress()
+        context = self.platform.make_context(
+            {"compareNode": "Compare Models"},
+            execution_id=f"compare-{arm.name}-{round_no}",
+            project=self.project,
+            node_name="compare_models",
+        )
+        previous = arm.model
+        winner = self.runner.compare_models(
+            previous_model=previous,
+            new_model=new_model,
+            compare_config=load_default_compare_config(),
+            dataset=self.dataset,
+            progress=progress,
+            context=context,
+        )
+        decision = progress.actions[-1]
+        self.decisions.append((round_no, arm.name, new_model.name, decision))
+        if arm.name == UNCERTAINTY:
+            self.last = (previous, dl.models.get(model_id=new_model.id), decision)
+        arm.model = winner if decision == "update model" else previous
+        arm.labelled_counts.append(len(arm.labelled))
+        arm.mean_ap.append(self.evaluations[new_model.id].mean_ap)
+        return decision
+
+    # ---------------------------------------------------------------- outputs
+    def _write_outputs(self, arms: dict[str, Arm]) -> DemoResult:
+        options, echo, out = self.options, self.echo, self.options.out
+        t = self.steps.start(f"writing {out / 'report.md'}, pr_curves.png and learning_curve.png")
+        previous, new_model, decision = self.last
         comparison = new_model.metadata["user"]["activeLearning"]["comparison"]
-        per_label = comparison.get("details", {}).get("perLabelAP", {}).get("class")
-        if per_label:
-            previous_ap = dict(zip(per_label["labels"], per_label["previous_ap"], strict=True))
-            new_ap = dict(zip(per_label["labels"], per_label["new_ap"], strict=True))
-        else:  # older report layout: fall back to our own evaluation (same predictions, nodes.metrics)
-            previous_ap = evaluations[previous.id].per_label["ap"].to_dict()
-            new_ap = evaluations[new_model.id].per_label["ap"].to_dict()
+        previous_ap, new_ap = _per_label_ap(comparison, self.evaluations[previous.id], self.evaluations[new_model.id])
         rows = label_rows(previous_ap, new_ap)
-        curves = tuple(StrategyCurve(arm.name, tuple(arm.labelled_counts), tuple(arm.mean_ap)) for arm in arms.values())
+        curves = tuple(StrategyCurve(a.name, tuple(a.labelled_counts), tuple(a.mean_ap)) for a in arms.values())
         votes = tuple(
             f"`{v['name']}`: previous {v['previous']:.3f}, new {v['new']:.3f} -> {'won' if v['won'] else 'lost'}"
             for v in comparison.get("votes", [])
             if v.get("previous") is not None and v.get("new") is not None
         )
+        chosen_labels = labels_to_plot(rows, n=3)
+        previous_key, new_key = f"previous: {previous.name}", f"new: {new_model.name}"
+        pr_path = plot_pr_curves(
+            {
+                previous_key: _curves(self.evaluations[previous.id], chosen_labels),
+                new_key: _curves(self.evaluations[new_model.id], chosen_labels),
+            },
+            {previous_key: previous_ap, new_key: new_ap},
+            chosen_labels,
+            out / "pr_curves.png",
+            title=f"Test-subset PR curves, labels whose AP changed most — decision: {decision}",
+        )
+        lc_path = plot_learning_curve(curves, out / "learning_curve.png")
+        elapsed = self.steps.elapsed()
         summary = DemoSummary(
             previous_model=previous.name,
             new_model=new_model.name,
@@ -417,27 +498,14 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
             previous_map=float(np.nanmean([r.previous_ap for r in rows])),
             new_map=float(np.nanmean([r.new_ap for r in rows])),
             curves=curves,
-            decisions=tuple(decisions),
+            decisions=tuple(self.decisions),
             method=options.method,
             budget=options.budget,
             n_items=options.items,
-            n_test=len(test_ids),
+            n_test=len(self.test_ids),
+            elapsed_s=elapsed,
             comparison_votes=votes,
         )
-        chosen_labels = labels_to_plot(rows, n=3)
-        pr_path = plot_pr_curves(
-            {
-                f"previous: {previous.name}": _curves(evaluations[previous.id], chosen_labels),
-                f"new: {new_model.name}": _curves(evaluations[new_model.id], chosen_labels),
-            },
-            {f"previous: {previous.name}": previous_ap, f"new: {new_model.name}": new_ap},
-            chosen_labels,
-            out / "pr_curves.png",
-            title=f"Test-subset PR curves, labels whose AP changed most — decision: {decision}",
-        )
-        lc_path = plot_learning_curve(curves, out / "learning_curve.png")
-        elapsed = steps.elapsed()
-        summary = DemoSummary(**{**summary.__dict__, "elapsed_s": elapsed})
         report_path = out / "report.md"
         report_path.write_text(render_markdown(summary), encoding="utf-8")
         _done(echo, t)
@@ -445,7 +513,7 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
         echo("")
         echo(f"Uncertainty vs random (test mAP, {options.budget} labels per round):")
         for i, labelled in enumerate(arms[UNCERTAINTY].labelled_counts):
-            cells = "   ".join(f"{arm.name} {arm.mean_ap[i]:.3f}" for arm in arms.values() if i < len(arm.mean_ap))
+            cells = "   ".join(f"{a.name} {a.mean_ap[i]:.3f}" for a in arms.values() if i < len(a.mean_ap))
             echo(f"  round {i}  labelled {labelled:>5}   {cells}")
         echo(uncertainty_verdict(curves))
         echo("")
@@ -453,16 +521,26 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
         echo(format_table(summary))
         echo("")
         echo(f"report: {report_path}   plots: {pr_path}, {lc_path}")
-        echo(
-            f"elapsed: {elapsed:.1f} s wall, {time.process_time() - cpu_started:.1f} s CPU (target: under 120 s on 2 cores)"
-        )
-        counts = dict(platform.request_counts)
-        if options.keep_running:
-            _keep_running(platform, echo)
+        cpu = time.process_time() - self.cpu_started
+        echo(f"elapsed: {elapsed:.1f} s wall, {cpu:.1f} s CPU (target: under 120 s on 2 cores)")
+        counts = dict(self.platform.request_counts)
         return DemoResult(decision, summary, report_path, pr_path, lc_path, elapsed, counts)
-    finally:
-        platform.stop()
-        private.cleanup()
+
+
+def _per_label_ap(comparison: dict, previous_eval, new_eval) -> tuple[dict, dict]:
+    """Per-label AP of both models from the Compare Models report stored on the new model.
+
+    Falls back to the demo's own scoring of the same predictions (``nodes.metrics``) if the
+    report carries no per-label section.
+    """
+    per_label = (comparison.get("details") or {}).get("perLabelAP", {}).get("class")
+    if per_label:
+        labels = per_label["labels"]
+        return (
+            dict(zip(labels, per_label["previous_ap"], strict=True)),
+            dict(zip(labels, per_label["new_ap"], strict=True)),
+        )
+    return previous_eval.per_label["ap"].to_dict(), new_eval.per_label["ap"].to_dict()
 
 
 # -------------------------------------------------------------------------------------------- helpers (edge)
@@ -474,10 +552,13 @@ class _PrivatePaths:
     saved_tempdir: str | None
     saved_dataloop_path: str | None
     owned: bool
+    set_mplconfigdir: bool = False
 
     def cleanup(self) -> None:
         service_defaults = importlib.import_module("dtlpy.services.service_defaults")
         tempfile.tempdir = self.saved_tempdir
+        if self.set_mplconfigdir:
+            os.environ.pop("MPLCONFIGDIR", None)
         if self.saved_dataloop_path is not None:
             service_defaults.DATALOOP_PATH = self.saved_dataloop_path
         if self.owned:
@@ -506,7 +587,10 @@ def _private_paths() -> _PrivatePaths:
     private_tmp = os.path.join(root, "tmp")
     os.makedirs(private_tmp, exist_ok=True)
     tempfile.tempdir = private_tmp
-    return _PrivatePaths(root, saved_tempdir, saved, owned)
+    set_mpl = "MPLCONFIGDIR" not in os.environ  # matplotlib's font cache would go to ~/.cache otherwise
+    if set_mpl:
+        os.environ["MPLCONFIGDIR"] = os.path.join(root, "matplotlib")
+    return _PrivatePaths(root, saved_tempdir, saved, owned, set_mpl)
 
 
 def _done(echo: Callable[[str], None], started: float, note: str = "") -> None:
