@@ -30,7 +30,7 @@ import dtlpy as dl
 from dtlpy.services.cookie import CookieIO
 
 from emulator.server import EmulatorServer, LoggedRequest, RequestLog
-from emulator.store import ApiError, Store
+from emulator.store import ApiError, IdFactory, Store
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,10 @@ class LocalPlatform:
     1
     """
 
-    def __init__(self, alias: str | None = None, clone_polls: int = 0) -> None:
+    def __init__(self, alias: str | None = None, clone_polls: int = 0, id_prefix: str | None = None) -> None:
         self.store = Store()
+        if id_prefix is not None:  # reproducible ids (8 hex digits + a counter), e.g. for the demo
+            self.store.ids = IdFactory(id_prefix)
         self.log = RequestLog()
         self.server: EmulatorServer | None = None
         self._alias = alias

@@ -126,8 +126,11 @@ class IdFactory:
     (24, True)
     """
 
-    def __init__(self) -> None:
-        self._prefix = f"{int(time.time()) & 0xFFFFFFFF:08x}"
+    def __init__(self, prefix: str | None = None) -> None:
+        # a fixed ``prefix`` (8 hex digits) makes ids reproducible run to run, e.g. for the demo
+        if prefix is not None and (len(prefix) != 8 or any(c not in "0123456789abcdef" for c in prefix)):
+            raise ValueError(f"id prefix: {prefix!r} is not 8 lowercase hex digits; example: '00000000'")
+        self._prefix = prefix if prefix is not None else f"{int(time.time()) & 0xFFFFFFFF:08x}"
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
 

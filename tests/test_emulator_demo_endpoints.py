@@ -96,3 +96,23 @@ def test_negative_page_size_is_still_rejected(platform, dataset):
 
     with pytest.raises(ApiError, match="pageSize"):
         platform.store.query_dataset(dataset.id, {"filter": {}, "pageSize": -1})
+
+
+def test_fixed_id_prefix_makes_ids_reproducible():
+    # the demo's Data Split routes by a hash of item ids: fixed ids make a run repeatable
+    from emulator import LocalPlatform
+    from emulator.store import IdFactory
+
+    def first_ids() -> list[str]:
+        with LocalPlatform(id_prefix="0000002a") as local:
+            project = dl.projects.create(project_name="ids")
+            data = local.create_dataset(project, "d", labels=["a"])
+            buffer = io.BytesIO(b"x")
+            buffer.name = "x.png"
+            return [project.id, data.id, data.items.upload(local_path=buffer).id]
+
+    first, second = first_ids(), first_ids()
+    assert first == second
+    assert all(i.startswith("0000002a") for i in first)
+    with pytest.raises(ValueError, match="8 lowercase hex digits"):
+        IdFactory("xyz")
