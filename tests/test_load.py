@@ -1,0 +1,42 @@
+"""Load: 8 concurrent Model Data Split executions (the manifest's service concurrency is 10 per
+replica) sharing dtlpy's one client, over 600 items on LocalPlatform, lose no update and tag
+every item exactly once. The 10,000-item run with printed throughput is
+``benchmarks/bench_load.py``; both use the same :func:`benchmarks.bench_load.run_load`."""
+
+from __future__ import annotations
+
+from benchmarks.bench_load import NODE_CONFIG, PATCH_ITEM, list_items, run_load, seed
+from nodes.data_split import SplitConfig
+
+N_ITEMS = 600
+WORKERS = 8
+
+
+def test_eight_concurrent_executions_tag_every_item_exactly_once(platform, project, dataset):
+    ids = seed(platform, dataset, N_ITEMS)
+    items = list_items(dataset)
+    assert sorted(item.id for item in items) == sorted(ids)
+
+    result = run_load(platform, project, dataset, items, workers=WORKERS)
+
+    assert result.problems == []
+    config = SplitConfig.from_node_config(NODE_CONFIG)
+    final = [(i["metadata"].get("system") or {}).get("tags") or {} for i in platform.items_json(dataset.id)]
+    assert all(sum(tags.get(name) is True for name in config.subset_names) == 1 for tags in final)
+    sticky = sum(1 for k in range(N_ITEMS) if k % 7 == 0)
+    assert result.requests[PATCH_ITEM] == N_ITEMS - sticky  # one write per item that needed a tag
+    assert result.requests["GET /pipelines/{id}"] == N_ITEMS  # every execution read its own node config
+    assert sum(1 for tags in final if tags.get("reviewed") is True) == N_ITEMS // 5  # other tags survive
+
+
+def test_a_rerun_of_the_whole_load_writes_nothing(platform, project, dataset):
+    seed(platform, dataset, 100)
+    items = list_items(dataset)
+    first = run_load(platform, project, dataset, items, workers=WORKERS)
+    assert first.problems == []
+
+    again = run_load(platform, project, dataset, list_items(dataset), workers=WORKERS)
+
+    assert again.problems == []
+    assert again.requests[PATCH_ITEM] == 0
+    assert platform.write_count() == 0
