@@ -402,6 +402,34 @@ def _interrupt_at(platform, monkeypatch, nth: int) -> None:
     monkeypatch.setattr(platform.log, "take_failure", take_failure)
 
 
+def test_batch_split_retries_transient_503_on_bulk_updates(platform, dataset, backoffs):
+    platform.add_items(dataset, [{"name": f"r{i:04d}.jpg", "metadata": {}} for i in range(50)])
+    config = data_split.SplitConfig.from_node_config(SPLIT_CONFIG)
+    plan = data_split.split_dataset(dataset, config, dry_run=True, show_progress=False)
+    platform.reset_counts()
+    platform.fail_next("POST", r"/datasets/[^/]+/query", status=503, times=1)  # the listing page
+    original = platform.log.take_failure
+    seen = {"n": 0}
+
+    def fail_first_write(method, path):  # the first bulk update (the 2nd dataset query) fails twice
+        if method == "POST" and re.search(r"/datasets/[^/]+/query", path):
+            seen["n"] += 1
+            if seen["n"] == 3:
+                platform.fail_next("POST", r"/datasets/[^/]+/query", status=503, times=2)
+        return original(method, path)
+
+    platform.log.take_failure = fail_first_write
+    try:
+        summary = data_split.split_dataset(dataset, config, show_progress=False)
+    finally:
+        platform.log.take_failure = original
+
+    final = {i["id"]: (i["metadata"].get("system") or {}).get("tags") for i in platform.items_json(dataset.id)}
+    assert final == {item_id: {subset: True} for item_id, subset in plan.assignments.items()}
+    assert summary.write_requests == 3
+    assert backoffs == [0, 0, 2.0]
+
+
 STRATIFIED_REASON = (
     "nodes/data_split.py assign_stratified: with the items a partial run already tagged counted as sticky, the "
     "rerun places the remaining items differently from an uninterrupted run"
