@@ -258,7 +258,7 @@ class Api:
             for d in self.store.list_datasets()
             if not projects or any(project_id in d["projects"] for project_id in projects)
         ]
-        return Answer(body=self.store.query_documents(docs, body))
+        return _answer(self.store.query_documents(docs, body, encoded=True))
 
     def _ensure_binaries_dataset(self, body: dict, projects: Any) -> None:
         """dtlpy finds a project's model artifacts in its hidden ``Binaries`` dataset, looked up by a
@@ -288,7 +288,7 @@ class Api:
     def query_dataset(self, m: dict, q: dict, body: Any) -> Answer:
         body = _object(body)
         wrote = "update" in body or body.get("delete") is True
-        return Answer(body=self.store.query_dataset(m["id"], body), wrote=wrote)
+        return _answer(self.store.query_dataset(m["id"], body, encoded=True), wrote=wrote)
 
     def list_dataset_items(self, m: dict, q: dict, body: Any) -> Answer:
         return Answer(body=self.store.query_dataset(m["id"], {"filter": {}, "pageSize": 1000}))
@@ -366,7 +366,7 @@ class Api:
         return Answer(body=self.store.create_model(_object(body)), wrote=True)
 
     def query_models(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.query_models(_object(body)))
+        return _answer(self.store.query_models(_object(body), encoded=True))
 
     def patch_model(self, m: dict, q: dict, body: Any) -> Answer:
         return Answer(body=self.store.patch_model(m["id"], _object(body), _flag(q, "system")), wrote=True)
@@ -384,10 +384,17 @@ class Api:
         return Answer(body=self.store.publish_metrics(body), wrote=True)
 
     def query_metrics(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.query_metrics(_object(body)))
+        return _answer(self.store.query_metrics(_object(body), encoded=True))
 
     def me(self, m: dict, q: dict, body: Any) -> Answer:
         return Answer(body={"id": "emulator-user", "email": "emulator@localhost", "username": "emulator"})
+
+
+def _answer(result: dict | bytes, wrote: bool = False) -> Answer:
+    """An answer from a store result: pre-encoded JSON bytes or a JSON-able dict."""
+    if isinstance(result, bytes):
+        return Answer(raw=result, wrote=wrote)
+    return Answer(body=result, wrote=wrote)
 
 
 def _object(body: Any) -> dict:
