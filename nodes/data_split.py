@@ -631,7 +631,13 @@ def assign_stratified(
         if label is None:
             key = lambda s: (overall[s], -rank[s])  # noqa: E731
         else:
-            key = lambda s: (desired[label][s], overall[s], -rank[s])  # noqa: E731
+            # the label being placed first, then the item's other labels, then the subset sizes
+            key = lambda s: (  # noqa: E731
+                desired[label][s],
+                sum(desired[lab][s] for lab in labels_of[item_id]),
+                overall[s],
+                -rank[s],
+            )
         subset = max(eligible, key=key)
         result[item_id] = subset
         overall[subset] -= 1
@@ -652,7 +658,103 @@ def assign_stratified(
             del remaining[lab]
     for item_id in sorted((i for i in free if i not in result), key=order.__getitem__):
         place(item_id, None)
+    label_targets = {lab: {s: n * shares[s] / 100 for s in names} for lab, n in label_totals.items()}
+    _repair_by_swaps(result, labels_of, free, label_targets, eligible, order)
     return result
+
+
+MAX_SWAP_SIGNATURES = 256
+MAX_SWAPS = 5000
+
+
+def _repair_by_swaps(
+    result: dict[str, str],
+    labels_of: Mapping[str, Sequence[str]],
+    free: Sequence[str],
+    label_targets: Mapping[str, Mapping[str, float]],
+    eligible: Sequence[str],
+    order: Mapping[str, tuple],
+) -> int:
+    """Local search after iterative stratification, while some label is more than 1 item off its
+    target in some subset: swap two free items of different label sets between two subsets when
+    that lowers the squared distance of all per-label counts to their targets. Subset sizes do not
+    change; a cell already within 1 item of its target never leaves that band. Only runs with at
+    most ``MAX_SWAP_SIGNATURES`` distinct label sets. Returns the number of swaps (deterministic:
+    the worst cell first, its best swap, ties in a fixed order)."""
+    members: dict[tuple[tuple[str, ...], str], list[str]] = defaultdict(list)
+    for item_id in sorted(free, key=order.__getitem__):
+        members[(tuple(labels_of[item_id]), result[item_id])].append(item_id)
+    signatures = sorted({sig for sig, _ in members})
+    if len(signatures) > MAX_SWAP_SIGNATURES:
+        logger.info("stratification: %d label combinations, skipping the swap repair", len(signatures))
+        return 0
+    count = Counter()
+    for item_id, subset in result.items():
+        for lab in labels_of[item_id]:
+            count[(lab, subset)] += 1
+
+    def swap_gain(a: tuple[str, ...], s1: str, b: tuple[str, ...], s2: str) -> float | None:
+        # item with labels a moves s1 -> s2, item with labels b moves s2 -> s1
+        change: Counter = Counter()
+        for lab in a:
+            change[(lab, s1)] -= 1
+            change[(lab, s2)] += 1
+        for lab in b:
+            change[(lab, s2)] -= 1
+            change[(lab, s1)] += 1
+        delta = 0.0
+        for (lab, subset), step in change.items():
+            if not step:
+                continue
+            old = count[(lab, subset)] - label_targets[lab][subset]
+            new = old + step
+            if abs(new) > max(abs(old), 1.0):
+                return None
+            delta += new * new - old * old
+        return delta
+
+    def deviation(lab: str, subset: str) -> float:
+        return count[(lab, subset)] - label_targets[lab][subset]
+
+    swaps = 0
+    while swaps < MAX_SWAPS:
+        bad = sorted(
+            ((lab, subset) for lab in label_targets for subset in eligible if abs(deviation(lab, subset)) > 1 + 1e-9),
+            key=lambda cell: (-abs(deviation(*cell)), cell),
+        )
+        best = None
+        for lab, s1 in bad:  # the worst cell that a swap can improve
+            surplus = deviation(lab, s1) > 0
+            for s2 in eligible:
+                if s2 == s1:
+                    continue
+                for a in signatures:  # leaves s1
+                    if (lab in a) != surplus or not members.get((a, s1)):
+                        continue
+                    for b in signatures:  # leaves s2
+                        if (lab in b) == surplus or not members.get((b, s2)):
+                            continue
+                        gain = swap_gain(a, s1, b, s2)
+                        if gain is not None and gain < -1e-9 and (best is None or gain < best[0]):
+                            best = (gain, a, s1, b, s2)
+            if best is not None:
+                break
+        if best is None:
+            break
+        _, a, s1, b, s2 = best
+        x = members[(a, s1)].pop()
+        y = members[(b, s2)].pop()
+        result[x], result[y] = s2, s1
+        members[(a, s2)].append(x)
+        members[(b, s1)].append(y)
+        for lab in a:
+            count[(lab, s1)] -= 1
+            count[(lab, s2)] += 1
+        for lab in b:
+            count[(lab, s2)] -= 1
+            count[(lab, s1)] += 1
+        swaps += 1
+    return swaps
 
 
 def _group_key_text(value: Hashable) -> str:
