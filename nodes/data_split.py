@@ -578,9 +578,10 @@ def assign_stratified(
 
     Each label's items are spread over the subsets by that label's own largest-remainder
     targets: with one label per item every label's count per subset is within 1 item of its
-    target; with several labels per item the rarest label is placed first and the others follow
-    as closely as the items allow. Ties go to the subset that still needs the most items, then to
-    the first configured. Items without labels fill the remaining subset sizes.
+    target; with several labels per item the rarest label is placed first (ties: the subset the
+    item's other labels need most, then the subset that needs the most items, then the first
+    configured), and a swap repair then brings every label within 1 item of its target where
+    the label combinations allow it. Items without labels fill the remaining subset sizes.
 
     Parameters
     ----------
