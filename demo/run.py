@@ -212,7 +212,9 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
 
     options.out.mkdir(parents=True, exist_ok=True)
     private = _private_paths()
-    platform = LocalPlatform()
+    # fixed ids (seeded prefix + a counter) and an in-order upload make the run repeatable:
+    # Model Data Split routes each item by a hash of its id
+    platform = LocalPlatform(id_prefix=f"{options.seed % 2**32:08x}")
     try:
         platform.start()
         session = _Session(options, platform, echo, progress_bars)
@@ -619,24 +621,19 @@ def _split_items(runner, items: list, context, progress_type, progress_bars: boo
     return routed
 
 
-def _upload_items(dataset, data, progress_bars: bool, chunk: int = 100) -> dict:
-    """Upload every image as a PNG item (in-memory buffers), in chunks; returns ``name -> item``."""
+def _upload_items(dataset, data, progress_bars: bool) -> dict:
+    """Upload every image as a PNG item (in-memory buffer), one at a time so ids follow the
+    data order; returns ``name -> item``. (dtlpy's batch upload costs the same CPU per item.)"""
     uploaded = {}
     with _bar(len(data.names), "upload", progress_bars) as bar:
-        for start in range(0, len(data.names), chunk):
-            buffers = []
-            for image, name in zip(data.images[start : start + chunk], data.names[start : start + chunk], strict=True):
-                buffer = io.BytesIO(encode_png(image))
-                buffer.name = name
-                buffers.append(buffer)
-            result = dataset.items.upload(local_path=buffers)
-            result = [result] if not isinstance(result, list | tuple) and hasattr(result, "id") else list(result or [])
-            for item in result:
-                uploaded[item.name] = item
-            bar.update(len(buffers))
-    missing = [n for n in data.names if n not in uploaded]
-    if missing:
-        raise RuntimeError(f"upload of {len(missing)} items failed (e.g. {missing[:3]}); see dtlpy's log above")
+        for image, name in zip(data.images, data.names, strict=True):
+            buffer = io.BytesIO(encode_png(image))
+            buffer.name = name
+            item = dataset.items.upload(local_path=buffer)
+            if item is None or not hasattr(item, "id"):
+                raise RuntimeError(f"upload of {name} failed; see dtlpy's log above")
+            uploaded[item.name] = item
+            bar.update(1)
     return uploaded
 
 
