@@ -164,6 +164,13 @@ def no_dynamic_code(monkeypatch):
     return calls
 
 
+def test_the_runtime_guard_catches_eval_from_app_code(no_dynamic_code):
+    code = compile("eval('1 + 1')", str(ROOT / "main.py"), "exec")  # code that claims to live in main.py
+    with pytest.raises(AssertionError, match="eval called from"):
+        exec(code, {})  # noqa: S102 - deliberately, to prove the guard works
+    assert no_dynamic_code == [f"eval from {ROOT / 'main.py'}"]
+
+
 HOSTILE = [
     ("{{__import__('os').getcwd()}}-{base_model.name}", "{__import__('os').getcwd()}-base"),
     ("{{base_model.__class__}}", "{base_model.__class__}"),
