@@ -584,9 +584,9 @@ class Store:
             if isinstance(metadata, Mapping):
                 metadata = dict(metadata)
                 system_part = metadata.pop("system", None)
-                if "system" in metadata or system_part is not None:
-                    if system and isinstance(system_part, Mapping):
-                        deep_merge(item.setdefault("metadata", {}).setdefault("system", {}), system_part)
+                # like the platform: metadata.system changes only with ?system=true
+                if system and isinstance(system_part, Mapping):
+                    deep_merge(item.setdefault("metadata", {}).setdefault("system", {}), system_part)
                 deep_merge(item.setdefault("metadata", {}), metadata)
             elif metadata is not None:
                 raise ApiError(400, "item 'metadata' must be an object")

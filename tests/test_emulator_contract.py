@@ -4,6 +4,7 @@ call the nodes, tests and demo rely on, request counting, fault injection, error
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import dtlpy as dl
 import pytest
@@ -430,11 +431,14 @@ def test_request_counts_and_write_count(platform: LocalPlatform, dataset: dl.Dat
 
 def test_nested_platform_restores_dtlpy_environment(platform: LocalPlatform, project: dl.Project):
     before = (dl.client_api.environment, dl.client_api.token, dl.client_api.cookie_io.COOKIE)
+    outer_cookie = Path(dl.client_api.cookie_io.COOKIE).read_bytes()
     with LocalPlatform() as inner:
         assert dl.client_api.environment == inner.url
+        assert dl.client_api.cookie_io.COOKIE != before[2]  # its own cookie file: the outer one is not written
         inner_project = dl.projects.create(project_name="inner-only")
         assert inner.request_counts["POST /projects"] == 1
     assert (dl.client_api.environment, dl.client_api.token, dl.client_api.cookie_io.COOKIE) == before
+    assert Path(dl.client_api.cookie_io.COOKIE).read_bytes() == outer_cookie
     assert dl.projects.get(project_id=project.id).name == project.name
     with pytest.raises(dl.exceptions.NotFound):
         dl.projects.get(project_id=inner_project.id)
