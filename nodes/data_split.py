@@ -1124,6 +1124,8 @@ def run_node(item: Any, progress: Any = None, context: Any = None) -> Any:
     --------
     >>> # inside a pipeline: ServiceRunner().data_split(item=item, progress=progress, context=context)
     """
+    if item is None or not isinstance(getattr(item, "id", None), str) or not hasattr(item, "metadata"):
+        raise ValueError(f"item: {_short(item)} is not a dl.Item; connect the node's input to an Item output")
     config = SplitConfig.from_node_config(node_config_from_context(context))
     tags = ((item.metadata or {}).get("system") or {}).get("tags")
     subset = existing_subset(tags, config)
@@ -1210,6 +1212,27 @@ def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
     return {i: sorted(v) for i, v in labels.items()}
 
 
+def check_batch_options(stratify_by: str | None, group_by: str | None, bulk_size: int = BULK_CHUNK) -> None:
+    """Validate the batch options of :func:`split_dataset` (raises ``ValueError`` naming the option).
+
+    Examples
+    --------
+    >>> check_batch_options("label", None)
+    >>> check_batch_options(None, "metadata.user.$where")
+    Traceback (most recent call last):
+    ...
+    ValueError: group_by: 'metadata.user.$where' is not a dotted field name; use e.g. metadata.user.patient_id
+    """
+    if stratify_by not in (None, "label"):
+        raise ValueError(f"stratify_by: {stratify_by!r} is not supported; use 'label' or leave it out")
+    if group_by is not None and not _GROUP_BY_RE.match(str(group_by)):
+        raise ValueError(f"group_by: {group_by!r} is not a dotted field name; use e.g. metadata.user.patient_id")
+    if stratify_by is not None and group_by is not None:
+        raise ValueError("stratify_by/group_by: use one of them, not both")
+    if isinstance(bulk_size, bool) or not isinstance(bulk_size, int) or not 1 <= bulk_size <= BULK_CHUNK:
+        raise ValueError(f"bulk_size: {bulk_size!r} is not an integer from 1 to {BULK_CHUNK}; use e.g. 1000")
+
+
 def split_dataset(
     dataset: Any,
     config: SplitConfig | Mapping[str, Any] | None,
@@ -1263,14 +1286,7 @@ def split_dataset(
 
     if not isinstance(config, SplitConfig):
         config = SplitConfig.from_node_config(config)
-    if stratify_by not in (None, "label"):
-        raise ValueError(f"stratify_by: {stratify_by!r} is not supported; use 'label' or leave it out")
-    if group_by is not None and not _GROUP_BY_RE.match(str(group_by)):
-        raise ValueError(f"group_by: {group_by!r} is not a dotted field name; use e.g. metadata.user.patient_id")
-    if stratify_by is not None and group_by is not None:
-        raise ValueError("stratify_by/group_by: use one of them, not both")
-    if isinstance(bulk_size, bool) or not isinstance(bulk_size, int) or not 1 <= bulk_size <= BULK_CHUNK:
-        raise ValueError(f"bulk_size: {bulk_size!r} is not an integer from 1 to {BULK_CHUNK}; use e.g. 1000")
+    check_batch_options(stratify_by, group_by, bulk_size)
     if seed is None:
         seed = config.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -1366,16 +1382,33 @@ def add_cli_arguments(parser: Any) -> None:
 
 
 def _get_dataset(project_ref: str, dataset_ref: str) -> Any:
+    """Edge: the dataset named (or with the id) ``dataset_ref`` in project ``project_ref``.
+
+    Raises ``ValueError`` naming ``--project`` / ``--dataset`` when either cannot be found.
+    """
     import dtlpy as dl
 
+    missing = (dl.exceptions.NotFound, dl.exceptions.BadRequest, dl.exceptions.Forbidden)
     try:
         project = dl.projects.get(project_name=project_ref)
-    except dl.exceptions.NotFound:
-        project = dl.projects.get(project_id=project_ref)
+    except missing:
+        try:
+            project = dl.projects.get(project_id=project_ref)
+        except missing:
+            raise ValueError(
+                f"--project: {project_ref!r} is not the name or id of a project you can access; "
+                "check the name (dl.projects.list()) or run `dl.login()` for the right environment"
+            ) from None
     try:
         return project.datasets.get(dataset_name=dataset_ref)
-    except dl.exceptions.NotFound:
-        return project.datasets.get(dataset_id=dataset_ref)
+    except missing:
+        try:
+            return project.datasets.get(dataset_id=dataset_ref)
+        except missing:
+            raise ValueError(
+                f"--dataset: {dataset_ref!r} is not the name or id of a dataset in project {project.name!r}; "
+                "check the name (project.datasets.list())"
+            ) from None
 
 
 def run_cli(args: Any) -> int:
@@ -1394,11 +1427,12 @@ def run_cli(args: Any) -> int:
         if args.seed < 0:
             raise ValueError(f"--seed: {args.seed} is negative; use an integer >= 0, e.g. --seed 0")
         config = SplitConfig.from_subsets_arg(args.subsets, seed=args.seed)
+        check_batch_options(args.stratify_by, args.group_by)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    dataset = _get_dataset(args.project, args.dataset)
     try:
+        dataset = _get_dataset(args.project, args.dataset)
         summary = split_dataset(
             dataset,
             config,

@@ -184,3 +184,19 @@ def test_cli_rejects_bad_subsets_without_writing(platform, project, dataset, cap
     assert code == 2
     assert "--subsets.groups[*].distribution: 80 + 30 = 110, not 100" in capsys.readouterr().err
     assert platform.write_count() == 0 and platform.request_counts == Counter()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--project", "no-such-project"), ("--dataset", "no-such-dataset")])
+def test_cli_names_a_missing_project_or_dataset(platform, project, dataset, capsys, flag, value):
+    names = {"--project": project.name, "--dataset": dataset.name, flag: value}
+    argv = ["split", "--project", names["--project"], "--dataset", names["--dataset"], "--no-progress"]
+    assert main.main(argv) == 2
+    assert f"{flag}: '{value}' is not the name or id of" in capsys.readouterr().err
+    assert platform.write_count() == 0
+
+
+def test_cli_rejects_bad_options_before_looking_up_the_dataset(platform, capsys):
+    argv = ["split", "--project", "p", "--dataset", "d", "--group-by", "metadata.$where", "--no-progress"]
+    assert main.main(argv) == 2
+    assert "group_by: 'metadata.$where' is not a dotted field name" in capsys.readouterr().err
+    assert platform.request_counts == Counter()

@@ -243,3 +243,11 @@ def test_platform_error_propagates_without_routing_and_rerun_recovers(platform, 
     _, again = run(platform, project, item)
     assert server_tags(platform, item.id) == {again.actions[0]: True}
     assert platform.request_counts == expected_counts(puts=0, patch=True)  # annotations were already cleaned
+
+
+@pytest.mark.parametrize("item", [None, "item-id", {"id": "x"}])
+def test_a_missing_item_is_a_value_error_naming_item(platform, project, item):
+    context = platform.make_context(CONFIG, project=project)
+    with pytest.raises(ValueError, match=r"^item: .* is not a dl\.Item"):
+        main.ServiceRunner().data_split(item=item, progress=RecordingProgress(), context=context)
+    assert platform.write_count() == 0
