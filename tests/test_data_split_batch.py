@@ -104,9 +104,16 @@ def test_tagged_items_are_sticky_unless_reassign(platform, dataset):
 def test_custom_filters_limit_the_split(platform, dataset):
     inside = add(platform, dataset, 30, prefix="a", directory="/keep")
     add(platform, dataset, 20, prefix="b", directory="/other")
-    summary = split_dataset(dataset, None, filters=dl.Filters(field="dir", values="/keep"))
+    given = dl.Filters(field="dir", values="/keep")
+    before = given.prepare()
+    summary = split_dataset(dataset, None, filters=given)
+    assert given.prepare() == before  # the caller's filter is not modified
     assert set(summary.assignments) == set(inside)
     assert sum(1 for s in server_subsets(platform, dataset).values() if s) == 30
+    # a raw DQL filter (custom_filter) is walked with dtlpy's own paging
+    custom = dl.Filters(custom_filter={"filter": {"$and": [{"dir": "/keep"}, {"hidden": False}]}})
+    again = split_dataset(dataset, None, filters=custom, dry_run=True)
+    assert again.assignments == summary.assignments and again.changed == 0
 
 
 def test_stratify_by_label_balances_every_label(platform, dataset):
