@@ -302,14 +302,14 @@ queries = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(docs=st.lists(documents(), min_size=1, max_size=12), query=queries)
 def test_matcher_agrees_with_reference(docs, query):
     match = dql.compile_filter(to_dql(query))
     assert [match(doc) for doc in docs] == [ref_match(doc, query) for doc in docs]
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(doc=documents(), query=field_queries())
 def test_negations_are_complements(doc, query):
     _, field, op, operand, style = query
