@@ -299,7 +299,6 @@ CASES: list[Case] = [
         lambda e: e.split(SPLIT_OK, item=None),
         ValueError,
         ("item",),
-        xfail="nodes/data_split.py run_node does not check item is None: AttributeError on item.metadata",
     ),
     # ---------------------------------------------------------------- split CLI
     Case("cli-split/subsets-not-number", lambda e: _split_cli(e, "--subsets", "train=80,test=x"), CLI, ("--subsets",)),
@@ -313,14 +312,12 @@ CASES: list[Case] = [
         lambda e: e.cli("split", "--project", "no-such-project", "--dataset", "d", "--no-progress"),
         CLI,
         ("--project", "no-such-project"),
-        xfail="nodes/data_split.py _get_dataset/run_cli: dl.exceptions.NotFound escapes instead of exit 2 naming --project",
     ),
     Case(
         "cli-split/dataset-missing",
         lambda e: e.cli("split", "--project", e.project.name, "--dataset", "no-such-dataset", "--no-progress"),
         CLI,
         ("--dataset", "no-such-dataset"),
-        xfail="nodes/data_split.py _get_dataset/run_cli: dl.exceptions.NotFound escapes instead of exit 2 naming --dataset",
     ),
     # ---------------------------------------------------------------- Create New Model node
     Case("create/base-model-none", lambda e: e.create(base=None), ValueError, ("base_model",)),
