@@ -12,7 +12,12 @@ import argparse
 import logging
 import sys
 
-import dtlpy as dl
+if __name__ == "__main__":  # the demo keeps dtlpy's files out of ~/.dataloop; must run before dtlpy is imported
+    from demo.isolation import isolate_dataloop_path
+
+    isolate_dataloop_path(sys.argv[1:])
+
+import dtlpy as dl  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
