@@ -460,7 +460,7 @@ def test_batch_split_interrupted_at_any_page_then_rerun_equals_an_uninterrupted_
             box = {"type": "box", "label": labels[k % 3], "coordinates": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]}
             platform.store.create_annotations(item_id, [box])
     config = data_split.SplitConfig.from_node_config(SPLIT_CONFIG)
-    uninterrupted = data_split.split_dataset(dataset, config, dry_run=True, show_progress=False, **split_kwargs)
+    uninterrupted = _uninterrupted(platform, dataset, config, split_kwargs)
 
     _interrupt_at(platform, monkeypatch, nth)
     with pytest.raises(dl.exceptions.ExceptionMain, match="500"):
@@ -469,6 +469,20 @@ def test_batch_split_interrupted_at_any_page_then_rerun_equals_an_uninterrupted_
     rerun = data_split.split_dataset(dataset, config, show_progress=False, **split_kwargs)
 
     final = {item["id"]: (item["metadata"].get("system") or {}).get("tags") for item in platform.items_json(dataset.id)}
-    expected = {item_id: {subset: True} for item_id, subset in uninterrupted.assignments.items()}
-    assert rerun.assignments == uninterrupted.assignments
+    expected = {item_id: {subset: True} for item_id, subset in uninterrupted.items()}
+    assert rerun.assignments == uninterrupted
     assert final == expected
+
+
+def _uninterrupted(platform, dataset, config, split_kwargs) -> dict:
+    """What an uninterrupted run decides: the batch decision over the initial server state
+    (read from the emulator's store, no requests)."""
+    tags = {i["id"]: (i["metadata"].get("system") or {}).get("tags") for i in platform.items_json(dataset.id)}
+    labels = None
+    if split_kwargs.get("stratify_by") == "label":
+        labels = {}
+        for annotation in platform.annotations_json(dataset.id):
+            labels.setdefault(annotation["itemId"], set()).add(annotation["label"])
+        labels = {item_id: sorted(values) for item_id, values in labels.items()}
+    assignments, _ = data_split.decide_batch(tags, config, item_labels=labels, seed=config.seed)
+    return assignments

@@ -1,5 +1,5 @@
 """Load: 8 concurrent Model Data Split executions (the manifest's service concurrency is 10 per
-replica) sharing dtlpy's one client, over 600 items on LocalPlatform, lose no update and tag
+replica) sharing dtlpy's one client, over 400 items on LocalPlatform, lose no update and tag
 every item exactly once. The 10,000-item run with printed throughput is
 ``benchmarks/bench_load.py``; both use the same :func:`benchmarks.bench_load.run_load`."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from benchmarks.bench_load import NODE_CONFIG, PATCH_ITEM, list_items, run_load, seed
 from nodes.data_split import SplitConfig
 
-N_ITEMS = 600
+N_ITEMS = 400
 WORKERS = 8
 
 
@@ -30,7 +30,7 @@ def test_eight_concurrent_executions_tag_every_item_exactly_once(platform, proje
 
 
 def test_a_rerun_of_the_whole_load_writes_nothing(platform, project, dataset):
-    seed(platform, dataset, 100)
+    seed(platform, dataset, 50)
     items = list_items(dataset)
     first = run_load(platform, project, dataset, items, workers=WORKERS)
     assert first.problems == []
@@ -44,7 +44,7 @@ def test_a_rerun_of_the_whole_load_writes_nothing(platform, project, dataset):
 
 def test_duplicate_executions_racing_on_the_same_items_agree(platform, project, dataset):
     """A pipeline retry may run while the original execution of the same item still runs."""
-    seed(platform, dataset, 60)
+    seed(platform, dataset, 40)
     items = list_items(dataset)
     doubled = [item for item in items for _ in range(2)]
 
@@ -53,5 +53,5 @@ def test_duplicate_executions_racing_on_the_same_items_agree(platform, project, 
     # run_load's own checks hold per item; only the write count differs: a racing duplicate may
     # write the same tags a second time (an idempotent overwrite), never different ones
     assert [p for p in result.problems if "item updates" not in p] == []
-    needing = sum(1 for k in range(60) if k % 7 != 0)
+    needing = sum(1 for k in range(40) if k % 7 != 0)
     assert needing <= result.requests[PATCH_ITEM] <= 2 * needing
