@@ -136,13 +136,15 @@ def test_split_with_slow_answers_gives_the_same_result(platform, project, datase
 
 
 def test_a_read_timeout_is_retried_by_dtlpy(platform, project, dataset, backoffs, monkeypatch):
-    """dtlpy sends with ``timeout=120``; shrink it to 0.5 s so a 1.5 s answer times out."""
+    """dtlpy sends with ``timeout=120``; shrink it to 0.5 s for item updates so that the first
+    one's 1.5 s answer times out and urllib3 sends it again."""
     item = _item(platform, dataset)
     session = dl.client_api.session
     original_send = session.send
 
     def short_timeout(request, **kwargs):
-        kwargs["timeout"] = 0.5
+        if request.method == "PATCH":
+            kwargs["timeout"] = 0.5  # for every attempt urllib3 makes inside this send
         return original_send(request, **kwargs)
 
     monkeypatch.setattr(session, "send", short_timeout)
@@ -153,12 +155,14 @@ def test_a_read_timeout_is_retried_by_dtlpy(platform, project, dataset, backoffs
     expected = data_split.subset_for_item(item.id, data_split.SplitConfig.from_node_config(SPLIT_CONFIG))
     assert progress.actions == [expected]
     assert _tags(platform, item.id) == {expected: True}
-    assert backoffs == [0]  # one read retry
+    # one read retry (a second one only if the machine is so loaded that the retry also took > 0.5 s)
+    assert backoffs in ([0], [0, 2.0])
     # the timed-out request is still being served; let it finish so it is not counted in the next test
+    attempts = len(backoffs) + 1
     deadline = time.monotonic() + 10
-    while platform.request_counts[PATCH_ITEM] < 2 and time.monotonic() < deadline:
+    while platform.request_counts[PATCH_ITEM] < attempts and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert platform.request_counts[PATCH_ITEM] == 2  # the slow original (served late, same patch) + the retry
+    assert platform.request_counts[PATCH_ITEM] == attempts  # the slow original (served late, same patch) + retries
     assert _tags(platform, item.id) == {expected: True}
 
 
