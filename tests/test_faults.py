@@ -195,6 +195,22 @@ def test_split_500_is_not_retried_and_surfaces_at_once(platform, project, datase
     assert _tags(platform, item.id) == {progress.actions[0]: True}
 
 
+def test_split_fault_while_stripping_predictions_then_rerun_completes(platform, project, dataset):
+    item = _item(platform, dataset, n_annotations=3, with_model=2)
+    platform.fail_next("PUT", r"/annotations/", status=500, times=1)
+
+    # dtlpy logs and swallows annotation update errors; the node turns the empty answer into an error
+    with pytest.raises(RuntimeError, match=f"removing model metadata from annotation .* of item {item.id} failed"):
+        _split_item(platform, project, item)
+    assert _tags(platform, item.id) is None  # stopped before the tag
+
+    _, progress = _split_item(platform, project, dataset.items.get(item_id=item.id))
+
+    assert _tags(platform, item.id) == {progress.actions[0]: True}
+    assert all("model" not in (a["metadata"].get("user") or {}) for a in platform.annotations_json(dataset.id))
+    assert platform.request_counts["PUT /annotations/{id}"] <= 2
+
+
 # ------------------------------------------------------------------------------------------
 # Create New Model: cloning
 # ------------------------------------------------------------------------------------------
@@ -265,6 +281,16 @@ def test_clone_500_surfaces_and_a_rerun_creates_the_model_once(platform, project
     again, _ = _create(platform, project, base, dataset)
     assert first.id == again.id
     assert _model_names(platform, project) == ["base", "base-next"]
+
+
+def test_create_persistent_fault_on_a_lookup_says_what_it_was_doing(platform, project, dataset):
+    base = _base(platform, project, dataset)
+    platform.fail_next("POST", r"/ml/models/query", status=500, times=1)
+
+    with pytest.raises(RuntimeError, match=r"looking up the model created by execution exec-clone failed.*500"):
+        _create(platform, project, base, dataset)
+    assert _model_names(platform, project) == ["base"]
+    assert platform.write_count() == 0
 
 
 @pytest.mark.xfail(
