@@ -13,7 +13,10 @@ predicts (sticky ones keep theirs); no other tag was lost; one ``PATCH /items/{i
 that needed a tag (no lost or duplicated update); no request failed.
 
 Printed: items per second with 1 worker (the reference, measured in the same run on
-``--reference-items``) and with ``--workers`` workers, and their ratio.
+``--reference-items``) and with ``--workers`` workers, and their ratio; then the same number of
+items split in batch mode (``split_dataset``: paged listing + bulk updates) for comparison.
+Client and server share one Python process here (one GIL), so the worker ratio shows that
+concurrency costs nothing and loses nothing, not the speed-up of a real, remote platform.
 
 Usage: ``.venv/bin/python benchmarks/bench_load.py [--items 10000] [--workers 8] [--reference-items 1000]``.
 """
@@ -189,6 +192,24 @@ def run_load(platform: LocalPlatform, project: Any, dataset: Any, items: list, w
     return result
 
 
+def run_batch(platform: LocalPlatform, dataset: Any) -> tuple[float, list[str]]:
+    """Edge: the whole dataset through :func:`nodes.data_split.split_dataset` (bulk updates);
+    returns the seconds and the problems found (every item must end in exactly one subset)."""
+    from nodes.data_split import split_dataset
+
+    config = SplitConfig.from_node_config(NODE_CONFIG)
+    start = time.perf_counter()
+    split_dataset(dataset, config, show_progress=False)
+    seconds = time.perf_counter() - start
+    problems = []
+    for item in platform.items_json(dataset.id):
+        tags = (item["metadata"].get("system") or {}).get("tags") or {}
+        members = [name for name in config.subset_names if tags.get(name) is True]
+        if len(members) != 1:
+            problems.append(f"batch item {item['id']}: subset tags {members}")
+    return seconds, problems[:20]
+
+
 def fresh_dataset(platform: LocalPlatform, name: str) -> tuple[Any, Any]:
     project = dl.projects.create(project_name=name)
     dataset = project.datasets.create(dataset_name="images", labels=make_labels(["cat", "dog"]))
@@ -215,6 +236,10 @@ def main_cli(argv: list[str] | None = None) -> int:
         items = list_items(dataset)
         result = run_load(platform, project, dataset, items, workers=args.workers)
 
+        _, batch_dataset = fresh_dataset(platform, "load-batch")
+        seed(platform, batch_dataset, args.items, prefix="batch")
+        batch_seconds, batch_problems = run_batch(platform, batch_dataset)
+
     per_item = {k: round(v / result.items, 2) for k, v in sorted(result.requests.items())}
     print(f"requests per item ({args.workers} workers): {per_item}")
     print(
@@ -228,7 +253,12 @@ def main_cli(argv: list[str] | None = None) -> int:
     print(
         f"throughput ratio ({args.workers} workers / 1 worker): {result.items_per_second / reference.items_per_second:.2f}x"
     )
-    problems = reference.problems + result.problems
+    print(
+        f"batch split (python main.py split), {args.items} items: {batch_seconds:.1f} s, "
+        f"{args.items / batch_seconds:.0f} items/s ({args.items / batch_seconds / result.items_per_second:.0f}x "
+        f"the {args.workers}-worker pipeline)"
+    )
+    problems = reference.problems + result.problems + batch_problems
     if problems:
         print("FAILED checks:")
         for problem in problems:
