@@ -162,9 +162,9 @@ class Env:
             self.items(2, TRAIN_TAG)
             base = self.model()
         dataset = self.dataset if dataset == "same" else dataset
-        context = self.context({"createModel": "Create New Model", "modelName": "{base_model.name}-next"})
-        if node_config is not None:
-            context = self.context(node_config)
+        if node_config is None:
+            node_config = {"createModel": "Create New Model", "modelName": "{base_model.name}-next"}
+        context = self.context(node_config)
         return lambda: self.runner.create_new_model(
             base_model=base, dataset=dataset, progress=RecordingProgress(), context=context, **inputs
         )
