@@ -40,6 +40,9 @@ CLONEABLE_STATUSES = ("trained", "deployed", "pre-trained")
 LABEL_MAP_KEYS = ("id_to_label_map", "label_to_id_map")
 #: Where the new model records which execution created it.
 CREATED_BY_FIELD = "metadata.user.activeLearning.createdBy"
+# Model tag that records the creating execution atomically with the clone request itself, so a
+# retry recognises the model even when the createdBy update after the clone failed.
+EXECUTION_TAG_PREFIX = "active-learning-execution:"
 
 ALLOWED_PLACEHOLDERS = (
     "{base_model.name}",
@@ -643,6 +646,32 @@ def check_base_model_status(status: Any) -> None:
         )
 
 
+def execution_tag(execution_id: str) -> str:
+    """The model tag that marks the model created by ``execution_id``.
+
+    Examples
+    --------
+    >>> execution_tag("exec-1")
+    'active-learning-execution:exec-1'
+    """
+    return f"{EXECUTION_TAG_PREFIX}{execution_id}"
+
+
+def clone_tags(base_tags: list[str] | None, execution_id: str | None) -> list[str]:
+    """Tags of the new model: the base model's, minus the execution tag of the run that made
+    the base (it would make that run's lookup find two models), plus this execution's.
+
+    Examples
+    --------
+    >>> clone_tags(["yolo", "active-learning-execution:e0"], "e1")
+    ['yolo', 'active-learning-execution:e1']
+    """
+    tags = [tag for tag in (base_tags or []) if not str(tag).startswith(EXECUTION_TAG_PREFIX)]
+    if execution_id is not None:
+        tags.append(execution_tag(execution_id))
+    return tags
+
+
 def created_by(execution_id: str | None, base_model_id: str) -> dict[str, Any]:
     """The ``metadata.user.activeLearning.createdBy`` record of a new model.
 
@@ -733,6 +762,9 @@ def run_node(
 
     existing = _find_created_model(project, execution_id)
     if existing is not None:
+        record = ((existing.metadata or {}).get("user") or {}).get("activeLearning", {}).get("createdBy")
+        if record is None:  # the clone went through but its createdBy update did not: finish it now
+            existing = _finish_new_model(existing, created_by(execution_id, base_model.id), subsets)
         logger.info(
             "execution %s already created model %r (%s) from %r; returning it without cloning",
             execution_id, existing.name, existing.id, base_model.name,
@@ -748,7 +780,8 @@ def run_node(
         project_name=project.name,
     )
     name = config.render(values, now if now is not None else datetime.now().astimezone())
-    new_model = _clone_with_free_name(base_model, dataset, project, name, configuration, subsets)
+    tags = clone_tags(getattr(base_model, "tags", None), execution_id)
+    new_model = _clone_with_free_name(base_model, dataset, project, name, configuration, subsets, tags)
     new_model = _finish_new_model(new_model, created_by(execution_id, base_model.id), subsets)
     logger.info(
         "created model %r (%s) from %r (%s); subsets: %s; configuration keys changed: %s",
@@ -772,7 +805,7 @@ def _find_created_model(project: Any, execution_id: str | None) -> Any:
     if execution_id is None:
         logger.info("no execution id in the context; a retried run cannot be recognized and will clone again")
         return None
-    filters = _models_filter(project, f"{CREATED_BY_FIELD}.executionId", execution_id)
+    filters = _models_filter(project, "tags", execution_tag(execution_id))
     try:
         found = list(project.models.list(filters=filters).items)
     except Exception as error:
@@ -810,6 +843,7 @@ def _clone_with_free_name(
     name: str,
     configuration: dict[str, Any],
     subsets: ResolvedSubsets,
+    tags: list[str],
 ) -> Any:
     """Edge: clone under ``name`` or the first free ``name-N`` (one names query, then the clone)."""
     import dtlpy as dl
@@ -820,7 +854,7 @@ def _clone_with_free_name(
         if candidate in taken:
             continue
         try:
-            return _clone(base_model, dataset, project, candidate, configuration, subsets)
+            return _clone(base_model, dataset, project, candidate, configuration, subsets, tags)
         except (dl.exceptions.BadRequest, dl.exceptions.Conflict) as error:
             # A model of that name may have appeared since the names query; anything else is fatal.
             if candidate not in _taken_names(project, [candidate]):
@@ -850,6 +884,7 @@ def _clone(
     name: str,
     configuration: dict[str, Any],
     subsets: ResolvedSubsets,
+    tags: list[str],
 ) -> Any:
     """Edge: one clone request. dtlpy edits the source entity's configuration in memory
     while cloning, so the request is made from a detached copy of the base model."""
@@ -867,6 +902,7 @@ def _clone(
         dataset=dataset,
         configuration=copy.deepcopy(configuration),
         status="created",
+        tags=list(tags),
         train_filter=dl.Filters(custom_filter=copy.deepcopy(subsets.train.query)),
         validation_filter=dl.Filters(custom_filter=copy.deepcopy(subsets.validation.query)),
     )
@@ -892,6 +928,6 @@ def _finish_new_model(new_model: Any, record: dict[str, Any], subsets: ResolvedS
     except Exception as error:
         raise RuntimeError(
             f"model {new_model.name!r} ({new_model.id}) was created but recording {CREATED_BY_FIELD} failed: {error}; "
-            "a retry of this execution will create another version"
+            "a retry of this execution finds the model by its execution tag and records it then"
         ) from error
     return updated if updated is not None else new_model

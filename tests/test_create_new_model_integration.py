@@ -219,11 +219,11 @@ def test_a_name_taken_between_lookup_and_clone_moves_on(platform, project, items
     real_clone = cnm._clone
     calls = []
 
-    def racing_clone(base, ds, proj, name, configuration, subsets):
+    def racing_clone(base, ds, proj, name, configuration, subsets, tags):
         calls.append(name)
         if len(calls) == 1:  # another run takes the name just before our clone
             platform.create_model(project, name, dataset=dataset, status="created")
-        return real_clone(base, ds, proj, name, configuration, subsets)
+        return real_clone(base, ds, proj, name, configuration, subsets, tags)
 
     monkeypatch.setattr(cnm, "_clone", racing_clone)
     new_model, _ = _run(base_model, dataset, platform.make_context({"modelName": "race"}, "exec-x", project))
@@ -328,3 +328,17 @@ def test_pipeline_variables_are_never_touched(platform, project, items):
     _run(base_model, items, context)
     assert platform.get_json("pipelines", context.pipeline_id) == pipeline_before
     assert not [key for key in platform.request_counts if "/pipelines" in key and not key.startswith("GET")]
+
+
+def test_the_clone_carries_its_execution_tag_and_not_the_base_models(platform, project, items):
+    """The execution is recorded in the clone request itself (a model tag), so a retry finds the
+    model even if the createdBy update failed; a base made by an earlier run keeps no stale tag."""
+    base_model = platform.create_model(project, "tagged-base", dataset=items, status="trained")
+    base_model.tags = ["yolo", cnm.execution_tag("exec-old")]
+    base_model = base_model.update()
+    new_model, _ = _run(base_model, items, platform.make_context({"modelName": "tagged"}, "exec-new", project))
+    stored = platform.get_json("models", new_model.id)
+    assert stored["tags"] == ["yolo", "active-learning-execution:exec-new"]
+    assert stored["metadata"]["user"]["activeLearning"]["createdBy"]["executionId"] == "exec-new"
+    again, _ = _run(base_model, items, platform.make_context({"modelName": "tagged"}, "exec-new", project))
+    assert again.id == new_model.id

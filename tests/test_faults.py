@@ -293,11 +293,6 @@ def test_create_persistent_fault_on_a_lookup_says_what_it_was_doing(platform, pr
     assert platform.write_count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nodes/create_new_model.py: the execution id is recorded by a PATCH after the clone "
-    "(_finish_new_model); when that PATCH fails, the rerun does not recognise the clone and makes 'base-next-2'",
-)
 def test_a_failed_record_after_the_clone_leaves_no_stray_model_after_rerun(platform, project, dataset):
     base = _base(platform, project, dataset)
     platform.fail_next("PATCH", r"/ml/models/", status=500, times=1)
