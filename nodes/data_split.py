@@ -45,6 +45,7 @@ SUM_TOLERANCE = 0.01
 DEFAULT_NODE_NAME = "Model Data Split"
 DEFAULT_GROUPS = (("train", 80.0), ("validation", 10.0), ("test", 10.0))
 BULK_CHUNK = 1000  # ids per bulk update request (one dtlpy page)
+RUN_MARK_PATH = ("activeLearning", "split")  # metadata.user.activeLearning.split: which batch run wrote the tag
 _GROUP_BY_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 _NAME_EXAMPLE = '"name": "train"'
 _DISTRIBUTION_EXAMPLE = '"distribution": 80'
@@ -854,37 +855,50 @@ def plan_updates(
     current_tags: Mapping[str, Any],
     config: SplitConfig,
     chunk: int = BULK_CHUNK,
-) -> list[tuple[str, dict, list[str]]]:
+    *,
+    sticky: Collection[str] = (),
+    fingerprint: str | None = None,
+) -> list[tuple[str, dict, list[str], str | None]]:
     """Group the needed tag changes into bulk updates of at most ``chunk`` items.
 
     Items whose tags already say their subset (and nothing else configured) need no write.
+    With a ``fingerprint`` (see :func:`batch_fingerprint`), every written item that is not
+    ``sticky`` also gets the run marker ``metadata.user.activeLearning.split =``
+    :func:`run_marker` ``(fingerprint, subset)`` in the same request, so that a rerun of the same
+    split after an interruption can tell the tags this split wrote from tags that were there before.
 
     Returns
     -------
-    list of (subset, tags update, item ids)
+    list of (subset, tags update, item ids, marker)
         ``tags update`` is the ``metadata.system.tags`` patch: ``{subset: True}`` plus
-        ``{other: None}`` for other configured membership tags to remove.
+        ``{other: None}`` for other configured membership tags to remove; ``marker`` is the run
+        marker to write on these items, or ``None``.
 
     Examples
     --------
     >>> plan_updates({"a": "train", "b": "train"}, {"a": {"train": True}}, SplitConfig.default())
-    [('train', {'train': True}, ['b'])]
+    [('train', {'train': True}, ['b'], None)]
+    >>> plan_updates({"b": "test"}, {}, SplitConfig.default(), fingerprint="f00d")
+    [('test', {'test': True}, ['b'], 'f00d:test')]
     """
-    batches: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+    sticky = set(sticky)
+    batches: dict[tuple[str, tuple[str, ...], bool], list[str]] = defaultdict(list)
     for item_id, subset in assignments.items():
         tags = current_tags.get(item_id)
         new = tags_after_assignment(tags, subset, config)
         if isinstance(tags, Mapping) and new == dict(tags):
             continue
         removed = tuple(n for n in membership_tags(tags, config) if n != subset)
-        batches[(subset, removed)].append(item_id)
+        marked = fingerprint is not None and item_id not in sticky
+        batches[(subset, removed, marked)].append(item_id)
     plan = []
     rank = {n: k for k, n in enumerate(config.subset_names)}
-    for (subset, removed), ids in sorted(batches.items(), key=lambda kv: (rank[kv[0][0]], kv[0][1])):
+    for (subset, removed, marked), ids in sorted(batches.items(), key=lambda kv: (rank[kv[0][0]], kv[0][1:])):
         patch = {subset: True} | {name: None for name in removed}
+        marker = run_marker(fingerprint, subset) if marked else None
         ids = sorted(ids)
         for start in range(0, len(ids), chunk):
-            plan.append((subset, dict(patch), ids[start : start + chunk]))
+            plan.append((subset, dict(patch), ids[start : start + chunk], marker))
     return plan
 
 
@@ -903,7 +917,7 @@ class SplitSummary:
     targets : dict
         ``{subset: target item count}`` (largest remainder).
     sticky : int
-        Items that kept an existing subset tag.
+        Items that kept the subset tag they already had.
     changed : int
         Items whose tags were (or, in a dry run, would be) written.
     write_requests : int
@@ -911,6 +925,8 @@ class SplitSummary:
     dry_run : bool
     notes : tuple of str
         Extra lines for the printed table (e.g. items without the group-by field).
+    fingerprint : str
+        The run's :func:`batch_fingerprint` (empty when not computed).
 
     Examples
     --------
@@ -928,6 +944,7 @@ class SplitSummary:
     write_requests: int
     dry_run: bool
     notes: tuple[str, ...] = field(default=())
+    fingerprint: str = ""
 
     def table(self) -> str:
         """A plain-text table: items per subset (and target), then items per label and subset."""
@@ -985,6 +1002,83 @@ def summarize(
     return per_subset, per_label, _targets(len(assignments), config.shares)
 
 
+def batch_fingerprint(
+    item_ids: Iterable[str],
+    config: SplitConfig,
+    *,
+    item_labels: Mapping[str, Collection[str]] | None = None,
+    item_groups: Mapping[str, Hashable | None] | None = None,
+    seed: int = 0,
+    reassign: bool = False,
+) -> str:
+    """A short stable digest of everything a batch split decides from, except the current tags.
+
+    Subsets and shares, seed, mode (exact / stratified / grouped), ``reassign``, and every item id
+    with its labels (stratified) or group value (grouped). Two runs with the same fingerprint
+    over the same sticky items make the same decision, so tags written by a run with this
+    fingerprint can be re-decided by a rerun (see :func:`decide_batch`). If anything changed
+    (an item added, a label edited, another seed), the fingerprint changes and those tags are
+    sticky like any other.
+
+    Examples
+    --------
+    >>> a = batch_fingerprint(["x", "y"], SplitConfig.default())
+    >>> a == batch_fingerprint(["y", "x"], SplitConfig.default()), a == batch_fingerprint(["x"], SplitConfig.default())
+    (True, False)
+    >>> len(a)
+    16
+    """
+    mode = "label" if item_labels is not None else "group" if item_groups is not None else "exact"
+    head = {
+        "v": 1,
+        "groups": [[g.name, g.share] for g in config.groups],
+        "seed": seed,
+        "mode": mode,
+        "reassign": bool(reassign),
+    }
+    ids = sorted(item_ids)
+    if item_labels is not None:
+        body: list[Any] = [[i, sorted(set(item_labels.get(i, ())))] for i in ids]
+    elif item_groups is not None:
+        body = [[i, None if (v := item_groups.get(i)) is None else _group_key_text(v)] for i in ids]
+    else:
+        body = ids
+    digest = hashlib.sha256(json.dumps([head, body], sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()[:16]
+
+
+def run_marker(fingerprint: str, subset: str) -> str:
+    """The value a batch run writes in ``metadata.user.activeLearning.split`` next to ``subset``'s tag.
+
+    It names the subset too, so an item whose tag was changed by hand after the run no longer
+    carries its run's marker for the new tag and is sticky.
+
+    Examples
+    --------
+    >>> run_marker("0123abcd0123abcd", "train")
+    '0123abcd0123abcd:train'
+    """
+    return f"{fingerprint}:{subset}"
+
+
+def run_mark_of(document: Mapping[str, Any]) -> Any:
+    """The run marker of an item JSON document (``metadata.user.activeLearning.split``), or ``None``.
+
+    Examples
+    --------
+    >>> run_mark_of({"metadata": {"user": {"activeLearning": {"split": "f:train"}}}})
+    'f:train'
+    >>> run_mark_of({"metadata": {"user": None}}) is None
+    True
+    """
+    node: Any = (document.get("metadata") or {}).get("user")
+    for part in RUN_MARK_PATH:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
 def decide_batch(
     item_tags: Mapping[str, Any],
     config: SplitConfig,
@@ -993,8 +1087,16 @@ def decide_batch(
     item_groups: Mapping[str, Hashable | None] | None = None,
     seed: int = 0,
     reassign: bool = False,
+    item_marks: Mapping[str, Any] | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Choose every item's subset (pure part of :func:`split_dataset`).
+
+    Rerun stability: an item whose subset tag carries this very run's marker
+    (``item_marks[id] == run_marker(fingerprint, subset)``) was tagged by an earlier, possibly
+    interrupted, run of the same split; it is re-decided (not sticky), so the deterministic
+    solve over the same sticky items gives exactly what one uninterrupted run gives. Every
+    other tagged item is sticky.
 
     Parameters
     ----------
@@ -1006,6 +1108,10 @@ def decide_batch(
     seed : int
     reassign : bool
         Ignore existing subset tags.
+    item_marks : mapping, optional
+        ``{item id: run marker}`` (:func:`run_mark_of` of each item).
+    fingerprint : str, optional
+        This run's :func:`batch_fingerprint`; computed when ``item_marks`` is given without it.
 
     Returns
     -------
@@ -1017,15 +1123,32 @@ def decide_batch(
     >>> a, s = decide_batch({"x": {"test": True}, "y": {}}, SplitConfig.default())
     >>> a["x"], s
     ('test', {'x': 'test'})
+    >>> fp = batch_fingerprint(["x", "y"], SplitConfig.default())
+    >>> decide_batch({"x": {"test": True}, "y": {}}, SplitConfig.default(),
+    ...              item_marks={"x": run_marker(fp, "test")})[1]
+    {}
     """
     if item_labels is not None and item_groups is not None:
         raise ValueError("stratify_by/group_by: use one of them, not both")
+    if item_marks is not None and fingerprint is None:
+        fingerprint = batch_fingerprint(
+            item_tags, config, item_labels=item_labels, item_groups=item_groups, seed=seed, reassign=reassign
+        )
     sticky = {}
+    rerun = 0
     if not reassign:
         for item_id, tags in item_tags.items():
             subset = existing_subset(tags, config)
-            if subset is not None:
-                sticky[item_id] = subset
+            if subset is None:
+                continue
+            if item_marks is not None and item_marks.get(item_id) == run_marker(fingerprint, subset):
+                rerun += 1
+                continue
+            sticky[item_id] = subset
+    if rerun:
+        logger.info(
+            "%d items were tagged by an earlier run of this same split (%s): re-deciding them", rerun, fingerprint
+        )
     shares = config.shares
     if item_labels is not None:
         labels = {i: item_labels.get(i, ()) for i in item_tags}
@@ -1227,6 +1350,11 @@ def check_batch_options(stratify_by: str | None, group_by: str | None, bulk_size
         raise ValueError(f"stratify_by: {stratify_by!r} is not supported; use 'label' or leave it out")
     if group_by is not None and not _GROUP_BY_RE.match(str(group_by)):
         raise ValueError(f"group_by: {group_by!r} is not a dotted field name; use e.g. metadata.user.patient_id")
+    if group_by is not None and (group_by + ".").startswith("metadata.user." + ".".join(RUN_MARK_PATH[:1]) + "."):
+        raise ValueError(
+            f"group_by: {group_by!r} is where the split records which run wrote a tag; "
+            "group by another field, e.g. metadata.user.patient_id"
+        )
     if stratify_by is not None and group_by is not None:
         raise ValueError("stratify_by/group_by: use one of them, not both")
     if isinstance(bulk_size, bool) or not isinstance(bulk_size, int) or not 1 <= bulk_size <= BULK_CHUNK:
@@ -1251,6 +1379,12 @@ def split_dataset(
     (:func:`assign_exact`, :func:`assign_stratified`, :func:`assign_grouped`), then tagged with one
     bulk request per subset per 1,000 items. Items already tagged with a configured subset keep it
     unless ``reassign``; items whose tags are already right are not written.
+
+    Rerun after an interruption: the items a run tags also get its run marker
+    ``metadata.user.activeLearning.split`` (:func:`run_marker` of :func:`batch_fingerprint`) in
+    the same bulk request. A rerun with the same inputs re-decides the items carrying its own
+    marker instead of treating them as sticky, so it ends exactly where an uninterrupted run
+    ends, in every mode (exact, stratified, grouped).
 
     Parameters
     ----------
@@ -1293,21 +1427,35 @@ def split_dataset(
         raise ValueError(f"seed: {seed!r} is not an integer >= 0; use e.g. seed=0")
 
     item_tags: dict[str, Any] = {}
+    item_marks: dict[str, Any] = {}
     item_groups: dict[str, Any] | None = {} if group_by else None
     with tqdm(desc="listing items", unit="item", disable=None if show_progress is None else not show_progress) as bar:
         for page in _item_pages(dataset, filters):
             for item in page:
                 system = (item.get("metadata") or {}).get("system") or {}
                 item_tags[item["id"]] = system.get("tags")
+                mark = run_mark_of(item)
+                if mark is not None:
+                    item_marks[item["id"]] = mark
                 if item_groups is not None:
                     item_groups[item["id"]] = lookup_field(item, group_by)
             bar.update(len(page))
     item_labels = _dataset_labels(dataset, set(item_tags)) if stratify_by == "label" else None
-    assignments, sticky = decide_batch(
+    fingerprint = batch_fingerprint(
         item_tags, config, item_labels=item_labels, item_groups=item_groups, seed=seed, reassign=reassign
     )
-    plan = plan_updates(assignments, item_tags, config, chunk=bulk_size)
-    changed = sum(len(ids) for _, _, ids in plan)
+    assignments, sticky = decide_batch(
+        item_tags,
+        config,
+        item_labels=item_labels,
+        item_groups=item_groups,
+        seed=seed,
+        reassign=reassign,
+        item_marks=item_marks,
+        fingerprint=fingerprint,
+    )
+    plan = plan_updates(assignments, item_tags, config, chunk=bulk_size, sticky=sticky, fingerprint=fingerprint)
+    changed = sum(len(ids) for _, _, ids, _ in plan)
     logger.info(
         "split of %d items: %d keep their subset, %d to tag in %d bulk requests%s",
         len(assignments),
@@ -1321,11 +1469,17 @@ def split_dataset(
         with tqdm(
             total=changed, desc="tagging", unit="item", disable=None if show_progress is None else not show_progress
         ) as bar:
-            for subset, patch, ids in plan:
+            for subset, patch, ids, marker in plan:
                 write_filter = dl.Filters(use_defaults=False)
                 write_filter.add(field="id", values=list(ids), operator=dl.FiltersOperations.IN)
+                mark_update = None
+                if marker is not None:  # rides on the same request: metadata.user.activeLearning.split
+                    mark_update = {RUN_MARK_PATH[0]: {RUN_MARK_PATH[1]: marker}}
                 result = dataset.items.update(
-                    filters=write_filter, system_update_values={"tags": patch}, system_metadata=True
+                    filters=write_filter,
+                    update_values=mark_update,
+                    system_update_values={"tags": patch},
+                    system_metadata=True,
                 )
                 requests += 1
                 if result is None:
@@ -1337,16 +1491,18 @@ def split_dataset(
         if missing:
             notes = (f"{missing} items have no {group_by}; each was treated as a group of its own",)
     per_subset, per_label, targets = summarize(assignments, config, item_labels)
+    kept = sum(1 for i, s in assignments.items() if existing_subset(item_tags.get(i), config) == s)
     return SplitSummary(
         assignments=assignments,
         per_subset=per_subset,
         per_label=per_label,
         targets=targets,
-        sticky=len(sticky),
+        sticky=kept,
         changed=changed,
         write_requests=requests,
         dry_run=dry_run,
         notes=notes,
+        fingerprint=fingerprint,
     )
 
 

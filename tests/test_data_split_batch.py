@@ -207,3 +207,59 @@ def test_cli_rejects_bad_options_before_looking_up_the_dataset(platform, capsys)
     assert main.main(argv) == 2
     assert "group_by: 'metadata.$where' is not a dotted field name" in capsys.readouterr().err
     assert platform.request_counts == Counter()
+
+
+def _uninterrupted(dataset, split_kwargs) -> dict:
+    return split_dataset(dataset, None, dry_run=True, show_progress=False, **split_kwargs).assignments
+
+
+@pytest.mark.parametrize(
+    "split_kwargs",
+    [{"stratify_by": "label"}, {"group_by": "metadata.user.patient"}, {}],
+    ids=["stratified", "grouped", "exact"],
+)
+def test_interrupted_batch_rerun_matches_an_uninterrupted_run_in_every_mode(platform, dataset, split_kwargs):
+    """Bulk requests of 20 items; the 3rd write fails with a 500 (not retried): the rerun re-decides
+    the items the partial run tagged (they carry its run marker) and ends on the uninterrupted result."""
+    ids = add(platform, dataset, 120, user=lambda k: {"patient": f"p{k % 17}"})
+    labels = ["cat", "dog", "bird"]
+    for k, item_id in enumerate(ids[:90]):
+        boxes = [{"type": "box", "label": labels[k % 3], "coordinates": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]}]
+        if k % 4 == 0:
+            boxes.append({"type": "class", "label": labels[(k + 1) % 3], "coordinates": []})
+        platform.store.create_annotations(item_id, boxes)
+    expected = _uninterrupted(dataset, split_kwargs)
+    platform.reset_counts()
+    listing_pages = 2 if split_kwargs.get("stratify_by") else 1
+    original = platform.log.take_failure
+    seen = {"n": 0}
+
+    def fail_third_write(method, path):
+        if method == "POST" and "/query" in path:
+            seen["n"] += 1
+            if seen["n"] == listing_pages + 3:
+                platform.fail_next("POST", r"/datasets/[^/]+/query", status=500, times=1)
+        return original(method, path)
+
+    platform.log.take_failure = fail_third_write
+    try:
+        with pytest.raises(dl.exceptions.ExceptionMain, match="500"):
+            split_dataset(dataset, None, show_progress=False, bulk_size=20, **split_kwargs)
+    finally:
+        platform.log.take_failure = original
+    partial = server_subsets(platform, dataset)
+    assert sum(s is not None for s in partial.values()) == 40  # two bulk requests landed
+    marks = {i["id"]: i["metadata"]["user"].get("activeLearning") for i in platform.items_json(dataset.id)}
+    assert sum(m is not None for m in marks.values()) == 40
+    rerun = split_dataset(dataset, None, show_progress=False, bulk_size=20, **split_kwargs)
+    assert rerun.assignments == expected
+    assert server_subsets(platform, dataset) == expected
+    # other user metadata untouched; every item now carries this run's marker
+    final = platform.items_json(dataset.id)
+    assert all(i["metadata"]["user"]["patient"].startswith("p") for i in final)
+    assert {i["metadata"]["user"]["activeLearning"]["split"] for i in final} == {
+        f"{rerun.fingerprint}:{s}" for s in set(expected.values())
+    }
+    platform.reset_counts()
+    assert split_dataset(dataset, None, show_progress=False, **split_kwargs).changed == 0
+    assert platform.write_count() == 0

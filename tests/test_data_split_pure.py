@@ -481,7 +481,8 @@ def test_plan_updates_bulk_per_subset_chunks_and_skips_correct_items():
     assignments = {f"i{k:05d}": ("train" if k < 2500 else "test") for k in range(2600)}
     current = {"i00000": {"train": True}, "i02599": {"validation": True, "reviewed": True}}
     plan = plan_updates(assignments, current, DEFAULT)
-    shapes = [(subset, patch, len(ids)) for subset, patch, ids in plan]
+    shapes = [(subset, patch, len(ids)) for subset, patch, ids, _ in plan]
+    assert {marker for *_, marker in plan} == {None}  # no fingerprint: no run marker
     assert shapes == [
         ("train", {"train": True}, 1000),
         ("train", {"train": True}, 1000),
@@ -490,7 +491,7 @@ def test_plan_updates_bulk_per_subset_chunks_and_skips_correct_items():
         ("test", {"test": True, "validation": None}, 1),
     ]
     assert plan[-1][2] == ["i02599"]
-    assert "i00000" not in {i for _, _, ids in plan for i in ids}
+    assert "i00000" not in {i for _, _, ids, _ in plan for i in ids}
     # after the writes, nothing is left to do
     written = {i: tags_after_assignment(current.get(i), s, DEFAULT) for i, s in assignments.items()}
     assert plan_updates(assignments, written, DEFAULT) == []

@@ -455,22 +455,11 @@ def test_batch_split_retries_transient_503_on_bulk_updates(platform, dataset, ba
     assert backoffs == [0, 0, 2.0]
 
 
-STRATIFIED_REASON = (
-    "nodes/data_split.py assign_stratified: with the items a partial run already tagged counted as sticky, the "
-    "rerun places the remaining items differently from an uninterrupted run"
-)
-
-
 @pytest.mark.parametrize(
     ("nth", "split_kwargs"),
     [
         *[pytest.param(n, {}, id=f"exact-query-{n}") for n in (2, 4, 6)],  # a listing page, mid-train, last write
-        pytest.param(
-            5,
-            {"stratify_by": "label"},
-            id="stratified-query-5",
-            marks=pytest.mark.xfail(strict=True, reason=STRATIFIED_REASON),
-        ),
+        pytest.param(5, {"stratify_by": "label"}, id="stratified-query-5"),
     ],
 )
 def test_batch_split_interrupted_at_any_page_then_rerun_equals_an_uninterrupted_run(
