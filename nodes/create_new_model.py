@@ -781,7 +781,7 @@ def run_node(
     )
     name = config.render(values, now if now is not None else datetime.now().astimezone())
     tags = clone_tags(getattr(base_model, "tags", None), execution_id)
-    new_model = _clone_with_free_name(base_model, dataset, project, name, configuration, subsets, tags)
+    new_model = _clone_with_free_name(base_model, dataset, project, name, configuration, subsets, tags, execution_id)
     new_model = _finish_new_model(new_model, created_by(execution_id, base_model.id), subsets)
     logger.info(
         "created model %r (%s) from %r (%s); subsets: %s; configuration keys changed: %s",
@@ -844,6 +844,7 @@ def _clone_with_free_name(
     configuration: dict[str, Any],
     subsets: ResolvedSubsets,
     tags: list[str],
+    execution_id: str | None = None,
 ) -> Any:
     """Edge: clone under ``name`` or the first free ``name-N`` (one names query, then the clone)."""
     import dtlpy as dl
@@ -856,6 +857,12 @@ def _clone_with_free_name(
         try:
             return _clone(base_model, dataset, project, candidate, configuration, subsets, tags)
         except (dl.exceptions.BadRequest, dl.exceptions.Conflict) as error:
+            # Our own clone may have gone through while its answer was lost (dtlpy then resends
+            # and meets the name it just took): that model carries this execution's tag.
+            ours = _find_created_model(project, execution_id) if execution_id is not None else None
+            if ours is not None:
+                logger.info("the clone %r (%s) went through before the error; using it", ours.name, ours.id)
+                return ours
             # A model of that name may have appeared since the names query; anything else is fatal.
             if candidate not in _taken_names(project, [candidate]):
                 raise RuntimeError(

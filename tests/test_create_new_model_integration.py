@@ -342,3 +342,22 @@ def test_the_clone_carries_its_execution_tag_and_not_the_base_models(platform, p
     assert stored["metadata"]["user"]["activeLearning"]["createdBy"]["executionId"] == "exec-new"
     again, _ = _run(base_model, items, platform.make_context({"modelName": "tagged"}, "exec-new", project))
     assert again.id == new_model.id
+
+
+def test_a_clone_whose_answer_was_lost_is_recognised_not_cloned_again(platform, project, items, monkeypatch):
+    """dtlpy resends a clone whose answer timed out; the resend meets the name the first one took."""
+    base_model = platform.create_model(project, "lost-base", dataset=items, status="trained")
+    real_clone = cnm._clone
+    calls = []
+
+    def clone_then_lose_the_answer(*args):
+        calls.append(args[3])
+        real_clone(*args)
+        raise dl.exceptions.Conflict("409", "model name already exists")
+
+    monkeypatch.setattr(cnm, "_clone", clone_then_lose_the_answer)
+    new_model, _ = _run(base_model, items, platform.make_context({"modelName": "lost"}, "exec-lost", project))
+    assert calls == ["lost"]
+    assert new_model.name == "lost"
+    names = sorted(m["name"] for m in platform.store.tables["models"].values() if m.get("projectId") == project.id)
+    assert names == ["lost", "lost-base"]
