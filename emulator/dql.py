@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -195,6 +196,85 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
         return False
 
 
+def _in_predicate(field: str, operand: list[Any]) -> Callable[[Any], bool]:
+    """``$in``: any candidate equals the value (same meaning as ``$or`` of ``$eq``), with sets.
+
+    Strings, numbers and booleans are looked up in one set per kind (so ``True`` never meets
+    ``1``); ``None``, NaN, lists, objects and globs on ``filename``/``dir`` keep the per-candidate
+    test. A 1,000-id bulk-update filter then costs one set lookup per document, not 1,000.
+
+    Example
+    -------
+    >>> test = _in_predicate("a", ["cat", 1, True, None])
+    >>> [test(v) for v in ("cat", 1.0, True, MISSING, ["dog", 1], 2, False, "1")]
+    [True, True, True, True, True, False, False, False]
+    """
+    strings: set[str] = set()
+    numbers: set[int | float] = set()
+    booleans: set[bool] = set()
+    slow: list[Callable[[Any], bool]] = []
+    for candidate in operand:
+        if isinstance(candidate, bool):
+            booleans.add(candidate)
+        elif isinstance(candidate, str) and not (field in GLOB_FIELDS and "*" in candidate):
+            strings.add(candidate)
+        elif isinstance(candidate, (int, float)) and not (isinstance(candidate, float) and math.isnan(candidate)):
+            numbers.add(candidate)
+        else:
+            slow.append(_equals_predicate(field, candidate))
+
+    def scalar_hit(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value in booleans
+        if isinstance(value, str):
+            return value in strings
+        if isinstance(value, (int, float)):
+            return value in numbers
+        return False
+
+    def test(value: Any) -> bool:
+        if isinstance(value, list):
+            if any(scalar_hit(v) for v in value):
+                return True
+        elif scalar_hit(value):
+            return True
+        return any(t(value) for t in slow)
+
+    return test
+
+
+def id_restriction(query: Mapping[str, Any] | None) -> frozenset[str] | None:
+    """The ids a filter can match at most, when it requires ``id $in [...]`` at its top level.
+
+    The filter is ``{"id": {"$in": [...]}}`` or an ``$and`` with such a clause (dtlpy's bulk
+    update filter, with or without its ``hidden`` / ``type`` clauses). Any match of the filter has
+    one of these ids, so a store can test only those documents (with the full filter) instead of
+    scanning a dataset. ``None`` when the filter has no such clause.
+
+    Example
+    -------
+    >>> sorted(id_restriction({"$and": [{"hidden": False}, {"id": {"$in": ["b", "a", 3]}}]}))
+    ['a', 'b']
+    >>> id_restriction({"$or": [{"id": {"$in": ["a"]}}, {"hidden": True}]}) is None
+    True
+    """
+    if not isinstance(query, Mapping):
+        return None
+    clauses = query.get("$and") if set(query) == {"$and"} else [query]
+    if not isinstance(clauses, list):
+        return None
+    found: frozenset[str] | None = None
+    for clause in clauses:
+        if not (isinstance(clause, Mapping) and set(clause) == {"id"} and isinstance(clause["id"], Mapping)):
+            continue
+        condition = clause["id"]
+        if set(condition) != {"$in"} or not isinstance(condition["$in"], list):
+            continue
+        ids = frozenset(v for v in condition["$in"] if isinstance(v, str))  # an id is a string
+        found = ids if found is None else found & ids
+    return found
+
+
 def _field_operator(field: str, op: str, operand: Any, where: str) -> Callable[[Any], bool]:
     if op == "$eq":
         return _equals_predicate(field, operand)
@@ -208,10 +288,10 @@ def _field_operator(field: str, op: str, operand: Any, where: str) -> Callable[[
     if op in ("$in", "$nin"):
         if not isinstance(operand, list):
             raise DQLError(f"{op} at '{where}' needs a list, got {json.dumps(operand)}")
-        tests = [_equals_predicate(field, candidate) for candidate in operand]
+        test = _in_predicate(field, operand)
         if op == "$in":
-            return lambda value: any(test(value) for test in tests)
-        return lambda value: not any(test(value) for test in tests)
+            return test
+        return lambda value: not test(value)
     if op == "$exists":
         wanted = bool(operand)
         return lambda value: (value is not MISSING) == wanted

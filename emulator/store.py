@@ -702,7 +702,22 @@ class Store:
         predicate: Callable[[Mapping[str, Any]], bool],
         join: Any = None,
     ) -> list[str]:
-        """Ids (sorted) matching the filter within the keyset bounds; cached per filter and write."""
+        """Ids (sorted) matching the filter within the keyset bounds; cached per filter and write.
+
+        A filter that requires ``id $in [...]`` (a bulk update of chosen items) tests only those
+        ids' documents (binary search in the dataset's sorted ids), not the whole dataset.
+        """
+        restriction = dql.id_restriction(rest)
+        if restriction is not None:
+            found = []
+            for item_id in sorted(restriction):
+                position = bisect.bisect_left(ids, item_id)
+                if position < len(ids) and ids[position] == item_id and predicate(table[item_id]):
+                    found.append(item_id)
+            if bounds:
+                start, stop = _start_position(found, bounds)
+                return found[start:stop]
+            return found
         key = self._cache_key(resource, rest, bounds, join)
         cached = index.match_cache.get(key)
         if cached is None:

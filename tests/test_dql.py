@@ -336,3 +336,77 @@ def test_keyset_split_keeps_meaning(doc, query, doc_id, bound, op):
     assert bounds == {op: bound}
     in_bounds = dql.compile_filter({"id": bounds})(doc)
     assert dql.compile_filter(full)(doc) == (dql.compile_filter(rest)(doc) and in_bounds)
+
+
+# ---------------------------------------------------------------------------- $in fast path
+# $in / $nin use per-kind sets for strings, numbers and booleans; the oracle is the per-candidate
+# reading: $in == $or of $eq (empty list: nothing), with globs on filename/dir, None, NaN, lists.
+in_scalars = st.sampled_from(
+    [None, True, False, 0, 1, 2, 1.0, 2.5, float("nan"), "", "cat", "dog", "a.jpg", "*.jpg", "/x/**", "/x", "/x/y"]
+)
+in_values = st.one_of(in_scalars, in_scalars, st.lists(in_scalars, max_size=4), st.just({"k": 1}))
+IN_FIELDS = ["a", "filename", "dir", "metadata.user.x"]
+
+
+@st.composite
+def in_documents(draw):
+    doc: dict = {}
+    for field in IN_FIELDS:
+        if draw(st.booleans()):
+            _set_path(doc, field, draw(in_values))
+    return doc
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    docs=st.lists(in_documents(), min_size=1, max_size=8),
+    field=st.sampled_from(IN_FIELDS),
+    operand=st.lists(st.one_of(in_scalars, st.lists(in_scalars, max_size=2)), max_size=12),
+)
+def test_in_fast_path_equals_or_of_eq(docs, field, operand):
+    fast_in = dql.compile_filter({field: {"$in": operand}})
+    fast_nin = dql.compile_filter({field: {"$nin": operand}})
+    slow = dql.compile_filter({"$or": [{field: {"$eq": o}} for o in operand]}) if operand else (lambda doc: False)
+    for doc in docs:
+        assert fast_in(doc) is slow(doc)
+        assert fast_nin(doc) is (not slow(doc))
+
+
+def test_in_fast_path_keeps_kinds_apart_and_globs():
+    assert dql.matches({"a": True}, {"a": {"$in": [1, "True"]}}) is False
+    assert dql.matches({"a": 1}, {"a": {"$in": [True, 1.0]}}) is True
+    assert dql.matches({"a": [False, "x"]}, {"a": {"$in": [0, "x"]}}) is True
+    assert dql.matches({"a": float("nan")}, {"a": {"$in": [float("nan")]}}) is False
+    assert dql.matches({}, {"a": {"$in": ["x", None]}}) is True
+    assert dql.matches({"filename": "/d/a.jpg"}, {"filename": {"$in": ["/d/*.jpg"]}}) is True
+    assert dql.matches({"a": "/d/a.jpg"}, {"a": {"$in": ["/d/*.jpg"]}}) is False  # globs only on paths
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    doc_id=st.sampled_from(["0a", "0b", "0c"]),
+    hidden=st.booleans(),
+    in_ids=st.lists(st.sampled_from(["0a", "0b", "0c", "zz", 1]), max_size=4),
+    extra=st.lists(field_queries(), max_size=2),
+    second=st.none() | st.lists(st.sampled_from(["0a", "0b"]), max_size=2),
+)
+def test_id_restriction_never_excludes_a_match(doc_id, hidden, in_ids, extra, second):
+    doc = {"id": doc_id, "hidden": hidden}
+    clauses = [{"hidden": False}, {"id": {"$in": in_ids}}, *[to_dql(q) for q in extra]]
+    if second is not None:
+        clauses.append({"id": {"$in": second}})
+    query = {"$and": clauses}
+    restriction = dql.id_restriction(query)
+    assert restriction is not None
+    if dql.compile_filter(query)(doc):
+        assert doc_id in restriction
+    assert dql.id_restriction({"id": {"$in": in_ids}}) == {i for i in in_ids if isinstance(i, str)}
+
+
+def test_id_restriction_only_for_a_top_level_in():
+    assert dql.id_restriction(None) is None
+    assert dql.id_restriction({"$and": [{"hidden": False}]}) is None
+    assert dql.id_restriction({"$or": [{"id": {"$in": ["a"]}}]}) is None
+    assert dql.id_restriction({"$and": [{"id": {"$in": ["a"], "$ne": "b"}}]}) is None
+    assert dql.id_restriction({"$and": [{"$not": {"id": {"$in": ["a"]}}}]}) is None
+    assert dql.id_restriction({"id": {"$nin": ["a"]}}) is None

@@ -464,3 +464,56 @@ def test_concurrent_clients_do_not_lose_updates(platform: LocalPlatform, dataset
     assert {k: v for k, v in stored.items() if k.startswith("worker")} == {f"worker{n}": n for n in range(8)}
     for n, other in enumerate(others):
         assert platform.get_json("items", other.id)["metadata"]["system"]["tags"] == {f"t{n}": True}
+
+
+def test_bulk_update_by_id_list_looks_ids_up_with_the_full_filter(platform: LocalPlatform, project, dataset):
+    """The store's id fast path (``id $in`` bulk updates) keeps the filter's meaning: only items of
+    this dataset, hidden items and folders excluded by dtlpy's default clauses, unknown ids ignored."""
+    ids = platform.add_items(dataset, [{"name": f"f{k}.jpg", "metadata": {}} for k in range(6)])
+    other = project.datasets.create("other", labels=make_labels(["cat"]))
+    foreign = platform.add_items(other, [{"name": "g.jpg", "metadata": {}}])
+    with platform.store.lock:
+        platform.store.tables["items"][ids[5]]["hidden"] = True
+        platform.store._index(dataset.id).touch()
+    chosen = [ids[0], ids[2], ids[5], foreign[0], "no-such-id"]
+    platform.reset_counts()
+    with_defaults = dl.Filters()
+    with_defaults.add(field="id", values=chosen, operator=dl.FiltersOperations.IN)
+    dataset.items.update(filters=with_defaults, update_values={"hit": 1})
+    exact = dl.Filters(use_defaults=False)
+    exact.add(field="id", values=chosen, operator=dl.FiltersOperations.IN)
+    exact.add(field="filename", values="/f2.jpg", operator=dl.FiltersOperations.NOT_EQUAL)
+    dataset.items.update(filters=exact, update_values={"raw": 1})
+    stored = {i["id"]: i["metadata"].get("user") or {} for i in platform.items_json(dataset.id)}
+    assert {i for i, user in stored.items() if user.get("hit")} == {ids[0], ids[2]}
+    assert {i for i, user in stored.items() if user.get("raw")} == {ids[0], ids[5]}
+    assert "hit" not in (platform.items_json(other.id)[0]["metadata"].get("user") or {})
+    assert platform.request_counts == {"POST /datasets/{id}/query": 2}
+    page = dataset.items.list(filters=with_defaults)
+    assert sorted(item.id for item in page.items) == sorted([ids[0], ids[2]])
+
+
+def test_bulk_update_by_id_list_does_not_scan_the_dataset(platform: LocalPlatform, dataset, monkeypatch):
+    """Documents the filter is evaluated on: the chosen ids only, not all 2,000 items."""
+    from emulator import dql
+
+    ids = platform.add_items(dataset, [{"name": f"s{k:04d}.jpg", "metadata": {}} for k in range(2000)])
+    evaluated = []
+    compile_filter = dql.compile_filter
+
+    def counting_compile(query):
+        predicate = compile_filter(query)
+
+        def counted(doc):
+            evaluated.append(doc["id"])
+            return predicate(doc)
+
+        return counted
+
+    monkeypatch.setattr(dql, "compile_filter", counting_compile)
+    chosen = dl.Filters(use_defaults=False)
+    chosen.add(field="id", values=ids[10:13], operator=dl.FiltersOperations.IN)
+    dataset.items.update(filters=chosen, system_update_values={"tags": {"train": True}}, system_metadata=True)
+    assert set(evaluated) == set(ids[10:13])  # (nested clauses count again: a set)
+    tagged = [i["id"] for i in platform.items_json(dataset.id) if (i["metadata"].get("system") or {}).get("tags")]
+    assert tagged == ids[10:13]
