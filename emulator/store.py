@@ -946,8 +946,16 @@ class Store:
                 raise ApiError(400, "clone needs the new model 'name'")
             project_id = body.get("projectId") or source["context"]["project"]
             metadata = clone(source.get("metadata") or {})
-            if isinstance(body.get("metadata"), Mapping):
-                deep_merge(metadata, body["metadata"], none_deletes=False)
+            sent = body.get("metadata")
+            if isinstance(sent, Mapping):
+                # like the platform: each metadata.system key sent (subsets, annotationsSubsets...)
+                # replaces the source's value for that key; other metadata is deep-merged
+                deep_merge(metadata, {k: v for k, v in sent.items() if k != "system"}, none_deletes=False)
+                if isinstance(sent.get("system"), Mapping):
+                    if not isinstance(metadata.get("system"), dict):
+                        metadata["system"] = {}
+                    for key, value in sent["system"].items():
+                        metadata["system"][key] = clone(value)
             configuration = clone(source.get("configuration") or {})
             if isinstance(body.get("configuration"), Mapping):
                 configuration = clone(dict(body["configuration"]))

@@ -4,6 +4,7 @@ call the nodes, tests and demo rely on, request counting, fault injection, error
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import dtlpy as dl
@@ -517,3 +518,29 @@ def test_bulk_update_by_id_list_does_not_scan_the_dataset(platform: LocalPlatfor
     assert set(evaluated) == set(ids[10:13])  # (nested clauses count again: a set)
     tagged = [i["id"] for i in platform.items_json(dataset.id) if (i["metadata"].get("system") or {}).get("tags")]
     assert tagged == ids[10:13]
+
+
+def test_clone_replaces_each_system_metadata_key_it_sends(platform: LocalPlatform, project, dataset):
+    """The subsets (and any other ``metadata.system`` key) sent with a clone replace the source's
+    value for that key; they are not deep-merged into it. Keys not sent are inherited."""
+    base_train = {"filter": {"metadata.system.tags.train": True, "dir": "/old"}, "resource": "items", "page": 0}
+    base_validation = {"filter": {"metadata.system.tags.validation": True}, "resource": "items"}
+    source = platform.create_model(
+        project,
+        name="base",
+        dataset=dataset,
+        metadata={
+            "system": {"subsets": {"train": base_train, "validation": base_validation}, "ref": {"a": 1}},
+            "user": {"note": {"x": 1}},
+        },
+    )
+    new_train = dl.Filters(field="metadata.system.tags.train", values=True)
+    new_train.add(field="metadata.user.round", values=2)
+    clone = source.clone(model_name="round-2", train_filter=new_train, status="created")
+    stored = platform.get_json("models", clone.id)["metadata"]
+    assert stored["system"]["subsets"]["train"] == new_train.prepare()  # not a mix with base_train
+    assert "dir" not in json.dumps(stored["system"]["subsets"]["train"])
+    assert stored["system"]["subsets"]["validation"] == base_validation  # inherited by dtlpy, sent back as is
+    assert stored["system"]["ref"] == {"a": 1} and stored["system"]["clonedFrom"] == source.id
+    assert stored["user"] == {"note": {"x": 1}}
+    assert platform.get_json("models", source.id)["metadata"]["system"]["subsets"]["train"] == base_train
