@@ -474,8 +474,9 @@ class _Handler(BaseHTTPRequestHandler):
             if rule.delay_s:
                 time.sleep(rule.delay_s)
             if rule.status is not None:
-                self._send(Answer(status=rule.status, body={"message": rule.message, "status": rule.status}))
+                # Count before answering: a client that has its answer must see the request counted.
                 self.log.record(LoggedRequest(method, template, rule.status, False, path))
+                self._send(Answer(status=rule.status, body={"message": rule.message, "status": rule.status}))
                 return
         try:
             if route is None:
