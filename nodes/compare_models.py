@@ -33,7 +33,9 @@ ids, then one annotation query restricted to ground truth and the two models'
 predictions and joined with the test-subset item filter (rows outside the test items
 are dropped as well, in case a server ignores the join). Requests are
 ``ceil(test items / 1000) + ceil(listed annotations / 1000)`` (+1 per listing when a
-page boundary falls on the end), independent of annotations per item.
+page boundary falls on the end), independent of annotations per item. Both listings come
+as raw JSON pages (``nodes.paging.json_pages``) and annotation records are read from the JSON
+(``annotation_record``), so no dtlpy entity is built for boxes, polygons and classes.
 
 With ``itemMetadata`` in the node's ``customNodeConfig``, the new model is also tagged
 with the decision (``metadata.system.tags["update model"]`` or ``["discard"]``, the

@@ -82,6 +82,7 @@ def test_listing_builds_entities_only_for_the_documents_it_cannot_read(platform,
     for k in range(5):
         builder.add(dl.Box(top=k, left=k, bottom=k + 5, right=k + 5, label="cat"))
         builder.add(dl.Classification(label="dog"), model_info={"name": "m", "model_id": "m1", "confidence": 0.5})
+        builder.add(dl.Polygon(geo=np.array([[k, 0], [k + 4, 0], [k, 4]]), label="cat"))
     mask = np.ones((4, 4), dtype=bool)
     builder.add(dl.Segmentation(geo=mask, label="bird"))
     item.annotations.upload(builder)
@@ -96,7 +97,7 @@ def test_listing_builds_entities_only_for_the_documents_it_cannot_read(platform,
     platform.reset_counts()
     query = {"filter": {"$and": [{"metadata.system.tags.test": True}, {"hidden": False}, {"type": "file"}]}}
     records = compare_models.list_test_annotations(dataset, query, [item.id], ["m1", "m2"])
-    assert len(records) == 11 and built == ["binary"]  # only the mask went through dtlpy's entity
+    assert len(records) == 16 and built == ["binary"]  # only the mask went through dtlpy's entity
     assert platform.request_counts["POST /datasets/{id}/query"] == 1
     assert sum(platform.request_counts.values()) == 1
 
