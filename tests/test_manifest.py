@@ -47,8 +47,13 @@ def test_modules_keep_the_original_names_and_entry_point():
         ("data_split", [("item", "Item")], [("item", "Item")]),
         (
             "create_new_model",
-            [("base_model", "Model"), ("dataset", "Dataset"), ("train_subset", "Json"),
-             ("validation_subset", "Json"), ("model_configuration", "Json")],
+            [
+                ("base_model", "Model"),
+                ("dataset", "Dataset"),
+                ("train_subset", "Json"),
+                ("validation_subset", "Json"),
+                ("model_configuration", "Json"),
+            ],
             [("new_model", "Model"), ("base_model", "Model")],
         ),
         (
@@ -79,7 +84,7 @@ def test_every_manifest_function_exists_on_the_service_class_with_the_same_param
         params = [p for p in inspect.signature(method).parameters if p != "self"]
         declared = [i["name"] for i in function["input"]]
         assert params[: len(declared)] == declared, (function["name"], params)
-        assert set(params[len(declared):]) <= PLATFORM_INJECTED, (function["name"], params)
+        assert set(params[len(declared) :]) <= PLATFORM_INJECTED, (function["name"], params)
 
 
 def test_every_pipeline_node_points_at_an_existing_function():
