@@ -7,20 +7,24 @@ model's quality -- 0.6 and 0.8 -- plus one low-confidence false positive), writt
 into the emulator's store (setup is not measured). Then, with the real
 dtlpy client:
 
-- ``floor``     the read floor: paging once through the same annotations with dtlpy (same
-                filter, entities built, nothing converted) -- what any comparison must pay;
+- ``floor``     the read floor: paging once through the same annotations as raw JSON
+                (``nodes.paging.json_pages``, same filter, nothing converted) -- what any
+                comparison must pay;
 - ``node``      ``main.ServiceRunner().compare_models`` end to end (default config), with the
                 request count; its phases (timed by wrapping the module's functions): test-item
                 listing, annotation listing (+ record conversion), compute (DataFrames +
                 evaluation of both models);
 - ``bootstrap`` the paired bootstrap (1,000 resamples, ``confidence`` 0.95) on the listed data;
+- ``entities``  the previous listing (dtlpy's ``annotations.list``: a ``dl.Annotation`` built per
+                document, then its record), timed on the first ``--old-pages`` pages of the same
+                filter and extrapolated to all listed annotations;
 - ``per-item``  the reference a naive node would use: one ``item.annotations.list()`` per test
                 item, timed on a sample of items and extrapolated to N.
 
 Prints requests (and the bound ``annotations/1000 + items/1000 + 3``), the times and the ratios
-node-listing/floor and per-item/node-listing; exits non-zero when the request bound is broken.
+node-listing/floor, entities/node-listing and per-item/node-listing; exits non-zero when the request bound is broken.
 
-Usage: ``.venv/bin/python benchmarks/bench_compare.py [--items 5000] [--sample 50]``.
+Usage: ``.venv/bin/python benchmarks/bench_compare.py [--items 5000] [--sample 50] [--old-pages 10]``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import main  # noqa: E402
 from emulator import LocalPlatform, RecordingProgress  # noqa: E402
 from nodes import compare_models  # noqa: E402
 from nodes.compare_config import CompareConfig  # noqa: E402
+from nodes.paging import json_pages  # noqa: E402
 
 LABELS = ("cat", "dog", "bird")
 
@@ -91,6 +96,9 @@ def main_(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--sample", type=int, default=50, help="items timed for the per-item reference")
+    parser.add_argument(
+        "--old-pages", type=int, default=10, help="pages of 1,000 timed for the entity-building reference"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for name in ("dtlpy", "emulator", "nodes"):
@@ -108,7 +116,7 @@ def main_(argv: list[str] | None = None) -> int:
         config = CompareConfig.from_json(None)
         query = config.precision_recall.test_subset_query()
 
-        # floor: one paged pass over the same annotations, entities built, nothing converted
+        # floor: one paged pass over the same annotations as raw JSON, nothing converted
         platform.reset_counts()
         start = time.perf_counter()
         filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=1000)
@@ -121,9 +129,19 @@ def main_(argv: list[str] | None = None) -> int:
         filters.add(
             field="metadata.user.model", values=False, operator=dl.FiltersOperations.EXISTS, method=dl.FiltersMethod.OR
         )
-        floor_count = sum(len(page) for page in compare_models._pages(dataset.annotations.list(filters=filters)))
+        floor_count = sum(len(page) for page in json_pages(dataset.annotations, filters))
         floor_s = time.perf_counter() - start
         floor_requests = sum(platform.request_counts.values())
+
+        # the previous listing: dtlpy entities, then records, on the first --old-pages pages
+        start = time.perf_counter()
+        old_count = 0
+        paged = dataset.annotations.list(filters=filters)
+        for number, page in enumerate(compare_models._pages(paged)):
+            old_count += len([compare_models._annotation_record(annotation) for annotation in page])
+            if number + 1 >= args.old_pages:
+                break
+        old_per_annotation_s = (time.perf_counter() - start) / max(1, old_count)
 
         # end to end through the service runner, its phases timed by wrapping the module's functions
         phases: dict[str, float] = {}
@@ -190,6 +208,9 @@ def main_(argv: list[str] | None = None) -> int:
           f"bound {bound}; floor {floor_requests}; per-item reference {2 * len(item_ids) + 1}")  # fmt: skip
     print(f"listing time             {listing_s:.2f} s (items {items_s:.2f} s + annotations {annotations_s:.2f} s)")
     print(f"floor listing time       {floor_s:.2f} s   ratio listing/floor {listing_s / floor_s:.2f}")
+    old_s = old_per_annotation_s * n_listed
+    print(f"entity listing (old)     {old_s:.1f} s (extrapolated from {old_count} annotations, "
+          f"{old_per_annotation_s * 1e3:.3f} ms each)   ratio old/new annotations listing {old_s / annotations_s:.1f}")  # fmt: skip
     print(f"compute time             {compute_s:.2f} s (frames + both evaluations + decision)")
     print(f"bootstrap 1,000 resamples {bootstrap_s:.2f} s   interval {boot.votes[0].interval}")
     print(f"node end to end          {node_s:.2f} s -> {progress.actions}  ({vote['name']}: "

@@ -61,8 +61,9 @@ def json_pages(repository: Any, filters: Any, page_size: int | None = MAX_PAGE_S
     Notes
     -----
     A structured filter is paged by keyset like dtlpy's ``PagedEntities``: sorted by id
-    ascending, each next request adds ``id > last id`` and asks for page 0, so documents added or
-    changed while paging are neither skipped nor repeated. A ``custom_filter`` (a raw DQL dict)
+    ascending, each next request asks for page 0 of the filter AND ``id > last id`` (the filter
+    nested whole, see ``_after``), so documents added or changed while paging are neither skipped
+    nor repeated. A ``custom_filter`` (a raw DQL dict)
     cannot take that clause; it is paged by offset as dtlpy pages it (``page`` 0, 1, ... while
     ``hasNextPage``), still one request per page and without entities. Either way there is one
     request per page, plus one when a page boundary falls on the last document.
@@ -82,17 +83,34 @@ def json_pages(repository: Any, filters: Any, page_size: int | None = MAX_PAGE_S
         yield from _offset_pages(repository, base)
         return
     base.sort_by(field="id", value=dl.FiltersOrderByDirection.ASCENDING)
+    body = base.prepare()  # the first page's request, exactly as dtlpy sends it
     last_id = None
     while True:
         request = copy.deepcopy(base)
         if last_id is not None:
-            request.add(field="id", values=last_id, operator=dl.FiltersOperations.GREATER_THAN)
+            request.custom_filter = _after(body, last_id)
         docs, has_next = _request_page(repository, request)
         if docs:
             yield docs
         if not docs or not has_next:
             return
         last_id = docs[-1]["id"]
+
+
+def _after(body: dict, last_id: str) -> dict:
+    """The request body of the page after ``last_id``: the whole filter AND ``id > last_id``.
+
+    The filter is nested whole (``{"$and": [filter, {"id": {"$gt": last_id}}]}``) rather than
+    the clause appended to its ``$and`` as dtlpy does: a filter with a top-level ``$or`` (OR
+    clauses, e.g. "ground truth or these models' predictions") would otherwise carry the keyset
+    beside it, where a server cannot tell it from the rest of the filter and re-matches the whole
+    dataset for every page. Same documents, same order.
+    """
+    request = copy.deepcopy(body)
+    clause = {"id": {"$gt": last_id}}
+    request["filter"] = {"$and": [request["filter"], clause]} if request.get("filter") else {"$and": [clause]}
+    request["page"] = 0
+    return request
 
 
 def _offset_pages(repository: Any, base: Any) -> Iterator[list[dict]]:

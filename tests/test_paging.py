@@ -69,7 +69,7 @@ def test_annotations_come_as_raw_json_in_keyset_pages(platform, dataset, seeded,
     assert all(body["sort"] == {"id": "ascending"} and body["page"] == 0 for body in sent)
     assert all(body["pageSize"] == 3 for body in sent)
     for body, previous_page in zip(sent[1:], pages, strict=False):
-        assert {"id": {"$gt": previous_page[-1]["id"]}} in body["filter"]["$and"]
+        assert body["filter"] == {"$and": [sent[0]["filter"], {"id": {"$gt": previous_page[-1]["id"]}}]}
     assert "$gt" not in str(sent[0]["filter"])
     assert filters.prepare() == before  # the caller's filters are untouched
 
@@ -144,3 +144,21 @@ def test_server_errors_propagate_after_dtlpy_retries(platform, dataset, seeded):
     docs = [doc for page in json_pages(dataset.items, dl.Filters(), page_size=2) for doc in page]
     assert len(docs) == 5  # a transient error is retried by dtlpy: nothing lost, nothing repeated
     assert len({doc["id"] for doc in docs}) == 5
+
+
+def test_or_filters_keep_the_keyset_separable_from_the_filter(platform, dataset, seeded, monkeypatch):
+    """dtlpy would put ``id > last`` in ``$and`` beside a top-level ``$or``, where a server cannot
+    take it out of the filter and re-matches everything per page; the whole filter is nested."""
+    from emulator import dql
+
+    repository = dataset.annotations
+    sent = _spy(repository, monkeypatch)
+    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION)
+    filters.add(field="label", values="cat", method=dl.FiltersMethod.OR)
+    filters.add(field="label", values="bird", method=dl.FiltersMethod.OR)
+    docs = [doc for page in json_pages(repository, filters, page_size=2) for doc in page]
+    assert sorted(doc["label"] for doc in docs) == ["bird", "bird", "cat", "cat", "cat"]
+    assert "$or" in sent[0]["filter"] and len(sent) == 3
+    split = [dql.split_id_keyset(body["filter"]) for body in sent]
+    assert [bounds for _, bounds in split] == [{}, {"$gt": docs[1]["id"]}, {"$gt": docs[3]["id"]}]
+    assert split[1][0] == split[2][0] == {"$and": [sent[0]["filter"]]}  # one filter for every page
