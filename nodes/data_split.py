@@ -36,6 +36,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from nodes.paging import json_pages
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "data_split_config.json"
@@ -1274,52 +1276,11 @@ def run_node(item: Any, progress: Any = None, context: Any = None) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _json_pages(repository: Any, filters: Any) -> Iterable[list[dict]]:
-    """Edge: page through ``POST /datasets/{id}/query`` and yield the raw JSON documents.
-
-    The same keyset paging as dtlpy's ``PagedEntities`` (sort by id, next page ``id > last id``),
-    one request per page of 1,000, but without building a dtlpy entity per document (that costs
-    ~1.5 ms per item, most of a listing's time). Uses the repository's ``_list`` (dtlpy 1.126.5,
-    pinned). A filter built with ``custom_filter`` cannot take the keyset clause: it is walked by
-    dtlpy's own paging and converted back to JSON.
-    """
-    import dtlpy as dl
-
-    base = copy.deepcopy(filters)
-    base.page_size = BULK_CHUNK
-    if base.custom_filter is not None:
-        paged = repository.list(filters=base)
-        pages_left = True
-        while pages_left:
-            if paged.items:
-                yield [entity.to_json() for entity in paged.items]
-            pages_left = paged.has_next_page and bool(paged.items)
-            if pages_left:
-                paged.next_page()
-        return
-    base.sort_by(field="id", value=dl.FiltersOrderByDirection.ASCENDING)
-    last_id = None
-    while True:
-        request = copy.deepcopy(base)
-        request.page = 0
-        if last_id is not None:
-            request.add(field="id", values=last_id, operator=dl.FiltersOperations.GREATER_THAN)
-        answer = repository._list(filters=request)
-        if answer is None:
-            raise RuntimeError(f"listing {base.resource} failed (dtlpy logged the error above)")
-        docs = answer.get("items") or []
-        if docs:
-            yield docs
-        if not docs or not answer.get("hasNextPage"):
-            return
-        last_id = docs[-1]["id"]
-
-
 def _item_pages(dataset: Any, filters: Any) -> Iterable[list[dict]]:
     """Edge: the JSON of the items to split, page by page (default: all files)."""
     import dtlpy as dl
 
-    yield from _json_pages(dataset.items, filters if filters is not None else dl.Filters())
+    yield from json_pages(dataset.items, filters if filters is not None else dl.Filters(), page_size=BULK_CHUNK)
 
 
 def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
@@ -1327,7 +1288,7 @@ def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
     import dtlpy as dl
 
     labels: dict[str, set[str]] = defaultdict(set)
-    for page in _json_pages(dataset.annotations, dl.Filters(resource=dl.FiltersResource.ANNOTATION)):
+    for page in json_pages(dataset.annotations, dl.Filters(resource=dl.FiltersResource.ANNOTATION)):
         for annotation in page:
             item_id, label = annotation.get("itemId"), annotation.get("label")
             if item_id in wanted and label:
