@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodes.defaults import load_default_compare_config, load_subset_filter
+from nodes.dql import check_dql_condition
 
 logger = logging.getLogger(__name__)
 
@@ -324,6 +325,13 @@ def _parse_test_subset(path: str, raw: Any) -> dict:
             f"{path}: unknown key(s) {', '.join(repr(k) for k in extra)}; a subset is an item query with "
             f"'filter' (and optionally 'join'); paging and sorting are set by the node; example: {example}"
         )
+    check_dql_condition(query["filter"], f"{path}.filter")
+    join = query.get("join")
+    if join is not None:
+        if not isinstance(join, Mapping):
+            raise _fail(f"{path}.join", join, "is not an object", '"join": {"filter": {"label": "cat"}}')
+        if "filter" in join:
+            check_dql_condition(join["filter"], f"{path}.join.filter")
     return query
 
 

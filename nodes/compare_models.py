@@ -877,6 +877,16 @@ def plot_pr_curves(outcome: EvaluationOutcome | None, path: Path, previous_name:
     plt.close(fig)
 
 
+def _get_entity(getter: Any, option: str, **ids: str) -> Any:
+    """EDGE. Get one entity by id; an unknown id is a ``ValueError`` naming the CLI option."""
+    import dtlpy as dl
+
+    try:
+        return getter(**ids)
+    except dl.exceptions.NotFound:
+        raise ValueError(f"{option}: {next(iter(ids.values()))!r} not found; check the id") from None
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run the comparison from a terminal; write ``report.md`` and ``pr_curves.png`` to ``--out``.
 
@@ -890,16 +900,24 @@ def run_cli(args: argparse.Namespace) -> int:
         raw = None
         if args.config:
             with open(args.config, encoding="utf-8") as f:
-                raw = json.load(f)
+                text = f.read()
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"--config {args.config}: not valid JSON ({error}); fix the file") from None
         config = CompareConfig.from_json(raw)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     import dtlpy as dl
 
-    previous_model = dl.models.get(model_id=args.previous)
-    new_model = dl.models.get(model_id=args.new)
-    dataset = dl.datasets.get(dataset_id=args.dataset) if args.dataset else None
+    try:
+        previous_model = _get_entity(dl.models.get, "--previous", model_id=args.previous)
+        new_model = _get_entity(dl.models.get, "--new", model_id=args.new)
+        dataset = _get_entity(dl.datasets.get, "--dataset", dataset_id=args.dataset) if args.dataset else None
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         _check_inputs(previous_model, new_model, config, dataset)
         comparison = compare(previous_model, new_model, config, dataset)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nodes.defaults import load_subset_filter
+from nodes.dql import check_dql_condition
 
 logger = logging.getLogger(__name__)
 
@@ -413,9 +414,6 @@ def build_clone_configuration(base_configuration: Mapping[str, Any] | None, over
 # --------------------------------------------------------------------------------------
 # subsets
 
-#: DQL operators the platform understands (logical ones combine conditions).
-LOGICAL_OPERATORS = frozenset({"$and", "$or", "$nor", "$not"})
-COMPARISON_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$match"})
 #: Top-level keys of a full query (``{"filter": ...}`` form).
 QUERY_KEYS = frozenset({"filter", "resource", "page", "pageSize", "sort", "join"})
 SUBSET_SOURCES = ("input", "base model", "packaged default")
@@ -511,7 +509,7 @@ def normalize_subset_query(value: Any, field: str) -> dict[str, Any]:
             )
     else:
         query = {"filter": copy.deepcopy(dict(value))}
-    _check_condition(query["filter"], f"{field}.filter")
+    check_dql_condition(query["filter"], f"{field}.filter")
     query.setdefault("resource", "items")
     if query["resource"] != "items":
         raise ValueError(f"{field}.resource: {query['resource']!r} is not 'items'; a subset selects items")
@@ -525,62 +523,8 @@ def normalize_subset_query(value: Any, field: str) -> dict[str, Any]:
         if not isinstance(join, Mapping):
             raise ValueError(f'{field}.join: {join!r} is not an object; example: {{"filter": {{"label": "cat"}}}}')
         if "filter" in join:
-            _check_condition(join["filter"], f"{field}.join.filter")
+            check_dql_condition(join["filter"], f"{field}.join.filter")
     return query
-
-
-def _check_condition(condition: Any, path: str) -> None:
-    """A condition: logical operators and field names mapping to values or operator objects."""
-    if not isinstance(condition, Mapping):
-        raise ValueError(f"{path}: {condition!r} is not an object of conditions; example: {_DQL_EXAMPLE}")
-    for key, value in condition.items():
-        key_path = f"{path}.{key}"
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"{path}: {key!r} is not a field name")
-        if key.startswith("$"):
-            if key in ("$and", "$or", "$nor"):
-                if not isinstance(value, list) or not value:
-                    raise ValueError(f"{key_path}: {value!r} is not a non-empty list of conditions")
-                for index, sub in enumerate(value):
-                    _check_condition(sub, f"{key_path}[{index}]")
-            elif key == "$not":
-                _check_condition(value, key_path)
-            else:
-                raise ValueError(_operator_error(key_path, key, LOGICAL_OPERATORS))
-        else:
-            _check_field_value(value, key_path)
-
-
-def _check_field_value(value: Any, path: str) -> None:
-    """A field's value: a plain value, a list, a nested field object or an operator object."""
-    if isinstance(value, list):
-        for index, element in enumerate(value):
-            _check_field_value(element, f"{path}[{index}]")
-        return
-    if not isinstance(value, Mapping):
-        return
-    for key, operand in value.items():
-        key_path = f"{path}.{key}"
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"{path}: {key!r} is not a field name")
-        if not key.startswith("$"):
-            _check_field_value(operand, key_path)  # nested field, e.g. {"metadata": {"system": ...}}
-        elif key == "$not":
-            _check_field_value(operand, key_path)
-        elif key not in COMPARISON_OPERATORS:
-            raise ValueError(_operator_error(key_path, key, COMPARISON_OPERATORS | {"$not"}))
-        elif key in ("$in", "$nin") and not isinstance(operand, list):
-            raise ValueError(f'{key_path}: {operand!r} is not a list; example: {{"{key}": ["a", "b"]}}')
-        elif key == "$exists" and not isinstance(operand, bool):
-            raise ValueError(f"{key_path}: {operand!r} is not true or false")
-        elif key == "$match" and not isinstance(operand, str):
-            raise ValueError(f'{key_path}: {operand!r} is not a regular expression string; example: "^cat"')
-        elif key in ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte") and isinstance(operand, Mapping | list):
-            raise ValueError(f"{key_path}: {operand!r} is not a plain value; compare with a string, number or boolean")
-
-
-def _operator_error(path: str, operator: str, allowed: frozenset[str]) -> str:
-    return f"{path}: {operator!r} is not a supported operator here; use one of {', '.join(sorted(allowed))}"
 
 
 def _base_subset(base_model_subsets: Mapping[str, Any] | None, name: str) -> Any:

@@ -435,8 +435,6 @@ CASES: list[Case] = [
         lambda e: e.compare({"precision_recall": {"test_subset": {"filter": {"dir": {"$regexx": "^/a"}}}}}),
         ValueError,
         ("precision_recall.test_subset", "$regexx"),
-        xfail="nodes/compare_config.py _parse_test_subset does not check DQL operators: the query runs and the "
-        "error says 'matched 0 items' instead of naming the operator",
     ),
     Case(
         "compare/previous-none", lambda e: e.compare(None, models=(None, e.model("n"))), ValueError, ("previous_model",)
@@ -479,7 +477,6 @@ CASES: list[Case] = [
         lambda e: _compare_cli(e, "--config", e.config_file('{"wins": ')),
         CLI,
         ("compare_config.json",),
-        xfail="nodes/compare_models.py run_cli: a JSON syntax error prints only json's message, not the --config file",
     ),
     Case(
         "cli-compare/config-wins-unknown",
@@ -504,7 +501,6 @@ CASES: list[Case] = [
         lambda e: e.cli("compare", "--previous", "no-such-model", "--new", e.model().id, "--out", str(e.tmp_path)),
         CLI,
         ("--previous", "no-such-model"),
-        xfail="nodes/compare_models.py run_cli: dl.exceptions.NotFound escapes instead of exit 2 naming --previous",
     ),
     Case("cli/unknown-command", lambda e: e.cli("train", "--all"), CLI, ("invalid choice",)),
     Case("cli/split-missing-dataset", lambda e: e.cli("split", "--project", "p"), CLI, ("--dataset",)),
