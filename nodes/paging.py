@@ -42,8 +42,7 @@ def json_pages(repository: Any, filters: Any, page_size: int | None = MAX_PAGE_S
         ``custom_filter`` queries are sent as dtlpy would send them.
     page_size : int or None, default 1000
         Documents per request, 1 to 1000. The default forces full pages whatever
-        ``filters.page_size`` says (a drop-in for ``nodes.data_split._json_pages``, which sets
-        ``page_size = 1000`` itself); pass ``None`` to use ``filters.page_size`` as the caller
+        ``filters.page_size`` says; pass ``None`` to use ``filters.page_size`` as the caller
         set it (dtlpy's default for items and annotations is 1000).
 
     Yields
