@@ -961,8 +961,30 @@ def average_precision_from_matches(
 # --------------------------------------------------------------------------------------------
 
 
+class _PerLabelResult:
+    """What both evaluation results share: a per-label table with an ``ap`` column.
+
+    ``per_label`` returns a copy (results are immutable); ``mean_ap`` averages ``ap`` over the
+    labels where it is defined (NaN marks a label without ground truth / positives).
+    """
+
+    _per_label: pd.DataFrame
+
+    @property
+    def per_label(self) -> pd.DataFrame:
+        """Per-label (and, for several IoU thresholds, per-threshold) AP and counts."""
+        return self._per_label.copy()
+
+    @property
+    def mean_ap(self) -> float:
+        """Mean AP over labels that have ground truth (and over thresholds)."""
+        ap = self._per_label["ap"].to_numpy()
+        ap = ap[~np.isnan(ap)]
+        return float(ap.mean()) if ap.size else math.nan
+
+
 @dataclass(frozen=True, eq=False)
-class DetectionEvaluation:
+class DetectionEvaluation(_PerLabelResult):
     """Result of :func:`evaluate_detections` (immutable; ``per_label`` returns a fresh copy).
 
     Attributes
@@ -986,18 +1008,6 @@ class DetectionEvaluation:
     interpolation: str
     _per_label: pd.DataFrame
     _multi_threshold: bool
-
-    @property
-    def per_label(self) -> pd.DataFrame:
-        """Per-label (and per-threshold) AP and counts; see the class docstring."""
-        return self._per_label.copy()
-
-    @property
-    def mean_ap(self) -> float:
-        """Mean AP over labels that have ground truth (and over thresholds)."""
-        ap = self._per_label["ap"].to_numpy()
-        ap = ap[~np.isnan(ap)]
-        return float(ap.mean()) if ap.size else math.nan
 
     @property
     def mean_ap_per_threshold(self) -> pd.Series:
@@ -1149,7 +1159,7 @@ def _detection_table(matches: DetectionMatches, ap: np.ndarray, scalar: bool) ->
 
 
 @dataclass(frozen=True, eq=False)
-class ClassificationEvaluation:
+class ClassificationEvaluation(_PerLabelResult):
     """Result of :func:`evaluate_classification` (immutable; ``per_label`` returns a fresh copy).
 
     ``per_label`` is indexed by label with columns ``ap`` (NaN without positives),
@@ -1160,18 +1170,6 @@ class ClassificationEvaluation:
     interpolation: str
     _per_label: pd.DataFrame
     _curves: dict
-
-    @property
-    def per_label(self) -> pd.DataFrame:
-        """Per-label AP and counts."""
-        return self._per_label.copy()
-
-    @property
-    def mean_ap(self) -> float:
-        """Mean AP over labels with at least one positive item."""
-        ap = self._per_label["ap"].to_numpy()
-        ap = ap[~np.isnan(ap)]
-        return float(ap.mean()) if ap.size else math.nan
 
     def curve(self, label: Any) -> PrecisionRecallCurve:
         """Precision and recall at each distinct confidence of ``label`` (descending), for plotting.
