@@ -94,6 +94,20 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _merge_metadata(doc: dict, metadata: Any, system: bool, resource: str) -> None:
+    """Deep-merge a PATCH/PUT body's ``metadata`` into ``doc``. Like the platform,
+    ``metadata.system`` changes only when the request says ``?system=true``."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, Mapping):
+        raise ApiError(400, f"{resource} 'metadata' must be an object")
+    metadata = dict(metadata)
+    system_part = metadata.pop("system", None)
+    if system and isinstance(system_part, Mapping):
+        deep_merge(doc.setdefault("metadata", {}).setdefault("system", {}), system_part)
+    deep_merge(doc.setdefault("metadata", {}), metadata)
+
+
 def deep_merge(target: dict, patch: Mapping[str, Any], *, none_deletes: bool = True) -> None:
     """Merge ``patch`` into ``target`` in place: dicts recursively, anything else replaced.
 
@@ -580,16 +594,7 @@ class Store:
             patch = clone(dict(body))
             for key in ("id", "url", "datasetId", "dataset", "createdAt", "creator", "stream", "annotations"):
                 patch.pop(key, None)
-            metadata = patch.pop("metadata", None)
-            if isinstance(metadata, Mapping):
-                metadata = dict(metadata)
-                system_part = metadata.pop("system", None)
-                # like the platform: metadata.system changes only with ?system=true
-                if system and isinstance(system_part, Mapping):
-                    deep_merge(item.setdefault("metadata", {}).setdefault("system", {}), system_part)
-                deep_merge(item.setdefault("metadata", {}), metadata)
-            elif metadata is not None:
-                raise ApiError(400, "item 'metadata' must be an object")
+            _merge_metadata(item, patch.pop("metadata", None), system, "item")
             index = self.indexes[item["datasetId"]]
             if "filename" in patch or "name" in patch or "dir" in patch:
                 self._move_item(item, index, patch)
@@ -854,13 +859,7 @@ class Store:
             patch = clone(dict(body))
             for key in ("id", "url", "itemId", "datasetId", "createdAt", "creator", "item", "dataset"):
                 patch.pop(key, None)
-            metadata = patch.pop("metadata", None)
-            if isinstance(metadata, Mapping):
-                metadata = dict(metadata)
-                system_part = metadata.pop("system", None)
-                if system and isinstance(system_part, Mapping):
-                    deep_merge(annotation.setdefault("metadata", {}).setdefault("system", {}), system_part)
-                deep_merge(annotation.setdefault("metadata", {}), metadata)
+            _merge_metadata(annotation, patch.pop("metadata", None), system, "annotation")
             for key, value in patch.items():
                 if isinstance(value, Mapping) and isinstance(annotation.get(key), dict):
                     deep_merge(annotation[key], value)
