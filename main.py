@@ -1,21 +1,45 @@
 """Entry point of the Active Learning app.
 
-``ServiceRunner`` is the class the Dataloop runner instantiates for each of the three
-modules in ``dataloop.json``; each method is a thin adapter that hands the platform
-entities to the node's module in ``nodes/``. Run as a script, this file is also the
-command line: ``python main.py demo | split | compare`` (``--help`` for each).
+``ServiceRunner`` is the class the Dataloop runner instantiates for every module in
+``dataloop.json``; each method is a thin adapter that hands the platform entities to its
+node package in ``nodes/``. Run as a script, this file is also the command line:
+``python main.py demo | split | compare`` (``--help`` for each).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
+from pathlib import Path
 
-if __name__ == "__main__":  # the demo keeps dtlpy's files out of ~/.dataloop; must run before dtlpy is imported
-    from demo.isolation import isolate_dataloop_path
+ROOT = Path(__file__).resolve().parent
 
-    isolate_dataloop_path(sys.argv[1:])
+
+def demo_command(argv: list[str]) -> list[str] | None:
+    """The ``python -m demo`` command line that ``python main.py [-v] demo ...`` stands for, else None.
+
+    The demo drives this module's ``ServiceRunner``, so it imports ``main``; running it as its
+    own program keeps that dependency one-way, and lets the demo keep dtlpy's files out of
+    ``~/.dataloop`` before dtlpy is first imported.
+
+    Examples
+    --------
+    >>> demo_command(["-v", "demo", "--rounds", "1"])[1:]
+    ['-m', 'demo', '-v', '--rounds', '1']
+    >>> demo_command(["split", "--dataset", "demo"]) is None
+    True
+    """
+    options = [arg for arg in argv[:1] if arg in ("-v", "--verbose")]
+    rest = argv[len(options) :]
+    if not rest or rest[0] != "demo":
+        return None
+    return [sys.executable, "-m", "demo", *options, *rest[1:]]
+
+
+if __name__ == "__main__" and (_demo := demo_command(sys.argv[1:])) is not None:
+    sys.exit(subprocess.call(_demo, cwd=ROOT))  # before dtlpy is imported: see demo_command
 
 import dtlpy as dl  # noqa: E402
 
@@ -23,8 +47,9 @@ logger = logging.getLogger(__name__)
 
 
 class ServiceRunner(dl.BaseServiceRunner):
-    """The service class of all three modules (``model_data_split``, ``create_new_model``,
-    ``compare_models``). The runner passes ``progress`` and ``context`` by name."""
+    """The service class of every module (``model_data_split``, ``create_new_model``,
+    ``compare_models``, ``select_for_labeling``). The runner passes ``progress`` and
+    ``context`` by name."""
 
     def data_split(self, item: dl.Item, progress: dl.Progress = None, context: dl.Context = None) -> dl.Item:
         """Model Data Split: route ``item`` to one subset and tag it."""
@@ -78,17 +103,18 @@ class ServiceRunner(dl.BaseServiceRunner):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python main.py`` command line; each subcommand's options live beside its code."""
-    import demo
-    from nodes import compare_models, data_split
+    """The ``python main.py`` command line; each node's options live in its ``cli`` module."""
+    from nodes import compare_models as compare_cli  # becomes nodes.compare_models.cli
+    from nodes import data_split as split_cli  # becomes nodes.data_split.cli
 
     parser = argparse.ArgumentParser(prog="python main.py", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True)
+    # listed for --help only: main() hands "demo" to its own program before parsing (see demo_command)
+    commands.add_parser("demo", help="run an end-to-end active-learning round on the embedded local platform")
     for name, module, help_text in (
-        ("demo", demo, "run an end-to-end active-learning round on the embedded local platform"),
-        ("split", data_split, "split a whole dataset into subsets (batch Model Data Split)"),
-        ("compare", compare_models, "compare two models from a terminal and write a report"),
+        ("split", split_cli, "split a whole dataset into subsets (batch Model Data Split)"),
+        ("compare", compare_cli, "compare two models from a terminal and write a report"),
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         module.add_cli_arguments(sub)
@@ -97,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if (command := demo_command(argv)) is not None:
+        return subprocess.call(command, cwd=ROOT)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

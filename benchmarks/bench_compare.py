@@ -8,7 +8,7 @@ into the emulator's store (setup is not measured). Then, with the real
 dtlpy client:
 
 - ``floor``     the read floor: paging once through the same annotations as raw JSON
-                (``nodes.paging.json_pages``, same filter, nothing converted) -- what any
+                (``nodes.common.paging.json_pages``, same filter, nothing converted) -- what any
                 comparison must pay;
 - ``node``      ``main.ServiceRunner().compare_models`` end to end (default config), with the
                 request count; its phases (timed by wrapping the module's functions): test-item
@@ -47,7 +47,7 @@ import main  # noqa: E402
 from emulator import LocalPlatform, RecordingProgress  # noqa: E402
 from nodes import compare_models  # noqa: E402
 from nodes.compare_config import CompareConfig  # noqa: E402
-from nodes.paging import json_pages  # noqa: E402
+from nodes.common.paging import json_pages  # noqa: E402
 
 LABELS = ("cat", "dog", "bird")
 

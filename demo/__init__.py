@@ -10,65 +10,6 @@ subset) Compare Models. A random-selection strategy with the same label budget r
 alongside. Output: a table on the terminal and ``report.md``, ``pr_curves.png``,
 ``learning_curve.png`` in ``--out``.
 
-This package imports nothing heavy at import time (``main.py`` builds its parser from
-it); ``demo.isolation`` must stay free of dtlpy so it can run before dtlpy is imported.
+``python -m demo`` (``demo/__main__.py``) is the entry; ``demo.cli`` holds its options.
+``demo.isolation`` must stay free of dtlpy so it can run before dtlpy is imported.
 """
-
-from __future__ import annotations
-
-import argparse
-import logging
-
-logger = logging.getLogger(__name__)
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python main.py demo``."""
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=2, help="active-learning rounds (default: %(default)s)")
-    parser.add_argument(
-        "--out", default="active_learning_demo", metavar="DIR", help="output folder (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--keep-running",
-        action="store_true",
-        help="leave the local platform up after the run and print how to point dtlpy at it (Ctrl-C to stop)",
-    )
-    parser.add_argument("--items", type=int, default=1797, help="how many of the 1,797 digits to use (default: all)")
-    parser.add_argument("--budget", type=int, default=100, help="items labelled per round (default: %(default)s)")
-    parser.add_argument(
-        "--initial", type=int, default=100, help="size of the initial labelled pool (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--method",
-        choices=("margin", "entropy", "least_confidence"),
-        default="margin",
-        help="uncertainty measure (default: %(default)s)",
-    )
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run the demo from parsed arguments; 0 on success, 2 on bad options."""
-    from demo.run import DemoOptions, run_demo
-
-    try:
-        options = DemoOptions.from_args(args)
-    except ValueError as error:
-        print(f"error: {error}")
-        return 2
-    _quiet_libraries(verbose=bool(getattr(args, "verbose", False)))
-    run_demo(options)
-    return 0
-
-
-def _quiet_libraries(verbose: bool) -> None:
-    """Keep the terminal to one line per step: library INFO logs go only with ``-v``."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # aiohttp's verify_ssl notice inside dtlpy
-    if verbose:
-        return
-    for name in ("emulator", "nodes", "demo", "main"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for name in ("dtlpy", "ModelAdapter"):  # the SSL notice for 127.0.0.1 and per-model chatter
-        logging.getLogger(name).setLevel(logging.ERROR)

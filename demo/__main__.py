@@ -1,4 +1,4 @@
-"""``python -m demo [options]``: the same as ``python main.py demo [options]``.
+"""``python -m demo [options]`` (what ``python main.py demo [options]`` runs).
 
 The temporary ``DATALOOP_PATH`` is set before dtlpy is imported, so nothing is written to
 ``~/.dataloop``.
@@ -12,6 +12,6 @@ from demo.isolation import isolate_dataloop_path
 
 if __name__ == "__main__":
     isolate_dataloop_path(force=True)
-    import main  # noqa: E402  (after the isolation above, on purpose)
+    from demo.cli import main  # noqa: E402  (after the isolation above, on purpose)
 
-    sys.exit(main.main(["demo", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:]))

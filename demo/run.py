@@ -166,7 +166,7 @@ def subset_filter(tag: str) -> dict:
     >>> subset_filter("random_train")["filter"]["$and"][1]
     {'metadata.system.tags.random_train': True}
     """
-    from nodes.defaults import SUBSET_NAMES, load_subset_filter
+    from nodes.common.defaults import SUBSET_NAMES, load_subset_filter
 
     if tag in SUBSET_NAMES:
         return load_subset_filter(tag)
@@ -437,7 +437,7 @@ class _Session:
         import dtlpy as dl
 
         from emulator import RecordingProgress
-        from nodes.defaults import load_default_compare_config
+        from nodes.common.defaults import load_default_compare_config
 
         progress = RecordingProgress()
         context = self.platform.make_context(

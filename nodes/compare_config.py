@@ -43,8 +43,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodes.defaults import load_default_compare_config, load_subset_filter
-from nodes.dql import check_dql_condition
+from nodes.common.defaults import load_default_compare_config, load_subset_filter
+from nodes.common.dql import check_dql_condition
 
 logger = logging.getLogger(__name__)
 

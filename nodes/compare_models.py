@@ -34,7 +34,7 @@ predictions and joined with the test-subset item filter (rows outside the test i
 are dropped as well, in case a server ignores the join). Requests are
 ``ceil(test items / 1000) + ceil(listed annotations / 1000)`` (+1 per listing when a
 page boundary falls on the end), independent of annotations per item. Both listings come
-as raw JSON pages (``nodes.paging.json_pages``) and annotation records are read from the JSON
+as raw JSON pages (``nodes.common.paging.json_pages``) and annotation records are read from the JSON
 (``annotation_record``), so no dtlpy entity is built for boxes, polygons and classes.
 
 With ``itemMetadata`` in the node's ``customNodeConfig``, the new model is also tagged
@@ -77,7 +77,7 @@ from nodes.compare_report import (
     samples_frame,
     training_votes,
 )
-from nodes.paging import json_pages
+from nodes.common.paging import json_pages
 
 logger = logging.getLogger(__name__)
 
@@ -596,7 +596,7 @@ def list_test_annotations(
     """EDGE. Ground truth and the given models' predictions on the test items, as records.
 
     One dataset-level paged annotation query (1,000 a page, keyset paging by
-    ``nodes.paging.json_pages``, records read from the raw JSON by ``annotation_record``):
+    ``nodes.common.paging.json_pages``, records read from the raw JSON by ``annotation_record``):
     annotations without ``metadata.user.model`` or whose ``model_id`` is one of
     ``model_ids``, joined with the test-subset item filter (dtlpy's annotation -> item
     ``join``). Rows are then also filtered to ``item_ids``, so a server that ignores the

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from nodes.defaults import load_subset_filter
-from nodes.dql import check_dql_condition
+from nodes.common.defaults import load_subset_filter
+from nodes.common.dql import check_dql_condition
 
 logger = logging.getLogger(__name__)
 

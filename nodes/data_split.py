@@ -36,7 +36,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from nodes.paging import json_pages
+from nodes.common.paging import json_pages
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from nodes.compare_report import (
     samples_frame,
     training_votes,
 )
-from nodes.defaults import load_default_compare_config, load_subset_filter
+from nodes.common.defaults import load_default_compare_config, load_subset_filter
 
 CHECK = {"type": "plot", "legend": "val", "figure": "box_loss", "x_index": -1, "maximize": False, "min_delta": 0}
 

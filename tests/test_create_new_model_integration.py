@@ -10,7 +10,7 @@ import pytest
 
 from main import ServiceRunner
 from nodes import create_new_model as cnm
-from nodes.defaults import load_subset_filter
+from nodes.common.defaults import load_subset_filter
 
 CLONE = "POST /ml/models/{id}/clone"
 MODELS_QUERY = "POST /ml/models/query"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodes import create_new_model as cnm
-from nodes.defaults import load_subset_filter
+from nodes.common.defaults import load_subset_filter
 
 VALUES = cnm.NameValues(
     base_model_name="yolo",

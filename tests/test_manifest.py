@@ -134,7 +134,7 @@ def test_runtime_requirements_are_pinned():
 
 
 def test_default_pipeline_configs_load_relative_to_the_package(tmp_path, monkeypatch):
-    from nodes.defaults import load_default_compare_config, load_subset_filter
+    from nodes.common.defaults import load_default_compare_config, load_subset_filter
 
     monkeypatch.chdir(tmp_path)  # the original app crashed when the CWD was not the package root
     config = load_default_compare_config()

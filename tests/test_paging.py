@@ -1,4 +1,4 @@
-"""``nodes.paging.json_pages`` with the real dtlpy client on the local platform: raw JSON pages,
+"""``nodes.common.paging.json_pages`` with the real dtlpy client on the local platform: raw JSON pages,
 one request per page, keyset paging across pages, joins and custom filters kept, the caller's
 filters untouched, and errors."""
 
@@ -9,7 +9,7 @@ import copy
 import dtlpy as dl
 import pytest
 
-from nodes.paging import json_pages
+from nodes.common.paging import json_pages
 
 QUERY = "POST /datasets/{id}/query"
 TEST = {"system": {"tags": {"test": True}}}

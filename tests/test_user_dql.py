@@ -6,7 +6,7 @@ import doctest
 
 import pytest
 
-from nodes import dql
+from nodes.common import dql
 from nodes.compare_config import CompareConfig
 from nodes.create_new_model import normalize_subset_query
 

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-PIPELINE_CONFIGS_DIR = Path(__file__).resolve().parent.parent / "pipeline_configs"
+PIPELINE_CONFIGS_DIR = Path(__file__).resolve().parents[2] / "pipeline_configs"
 SUBSET_NAMES = ("train", "validation", "test")
 
 

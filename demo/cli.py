@@ -1,0 +1,82 @@
+"""The demo's command line: ``python -m demo`` / ``python main.py demo`` options and entry."""
+
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python main.py demo``."""
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2, help="active-learning rounds (default: %(default)s)")
+    parser.add_argument(
+        "--out", default="active_learning_demo", metavar="DIR", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the local platform up after the run and print how to point dtlpy at it (Ctrl-C to stop)",
+    )
+    parser.add_argument("--items", type=int, default=1797, help="how many of the 1,797 digits to use (default: all)")
+    parser.add_argument("--budget", type=int, default=100, help="items labelled per round (default: %(default)s)")
+    parser.add_argument(
+        "--initial", type=int, default=100, help="size of the initial labelled pool (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--method",
+        choices=("margin", "entropy", "least_confidence"),
+        default="margin",
+        help="uncertainty measure (default: %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's parser (``python main.py demo --help``)."""
+    parser = argparse.ArgumentParser(
+        prog="python main.py demo",
+        description="run an end-to-end active-learning round on the embedded local platform",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    add_cli_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the demo; the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run_cli(args)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run the demo from parsed arguments; 0 on success, 2 on bad options."""
+    from demo.run import DemoOptions, run_demo
+
+    try:
+        options = DemoOptions.from_args(args)
+    except ValueError as error:
+        print(f"error: {error}")
+        return 2
+    _quiet_libraries(verbose=bool(getattr(args, "verbose", False)))
+    run_demo(options)
+    return 0
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep the terminal to one line per step: library INFO logs go only with ``-v``."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # aiohttp's verify_ssl notice inside dtlpy
+    if verbose:
+        return
+    for name in ("emulator", "nodes", "demo", "main"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("dtlpy", "ModelAdapter"):  # the SSL notice for 127.0.0.1 and per-model chatter
+        logging.getLogger(name).setLevel(logging.ERROR)
