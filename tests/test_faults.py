@@ -4,7 +4,7 @@ What is retried and by whom: dtlpy 1.126.5 mounts a ``urllib3`` ``Retry(total=5,
 connect=5, backoff_factor=1, status_forcelist=501..511, allowed_methods=False)`` on its
 session, so 502/503/504..., refused connections and read timeouts are retried up to 5 times
 with exponential backoff (0, 2, 4, 8, 16 s); 500 and 4xx are not retried. The nodes add no
-retry layer of their own (see the README section "Failure behaviour" for why). These tests check that:
+retry layer of their own (see docs/failure-behaviour.md, "Who retries what", for why). These tests check that:
 
 * transient faults (a few 503s, slow answers, a read timeout) during item updates,
   annotation listing, cloning and metric queries are absorbed: same result as without them;
