@@ -45,9 +45,10 @@ import dtlpy as dl  # noqa: E402
 import emulator  # noqa: E402
 import main  # noqa: E402
 from emulator import LocalPlatform, RecordingProgress  # noqa: E402
-from nodes import compare_models  # noqa: E402
-from nodes.compare_config import CompareConfig  # noqa: E402
 from nodes.common.paging import json_pages  # noqa: E402
+from nodes.compare_models import CompareConfig  # noqa: E402
+from nodes.compare_models import node as compare_node  # noqa: E402
+from nodes.compare_models import records as compare_records  # noqa: E402
 
 LABELS = ("cat", "dog", "bird")
 
@@ -137,8 +138,8 @@ def main_(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         old_count = 0
         paged = dataset.annotations.list(filters=filters)
-        for number, page in enumerate(compare_models._pages(paged)):
-            old_count += len([compare_models._annotation_record(annotation) for annotation in page])
+        for number, page in enumerate(compare_node._pages(paged)):
+            old_count += len([compare_records._annotation_record(annotation) for annotation in page])
             if number + 1 >= args.old_pages:
                 break
         old_per_annotation_s = (time.perf_counter() - start) / max(1, old_count)
@@ -165,8 +166,8 @@ def main_(argv: list[str] | None = None) -> int:
             ("annotation_tables", "compute (tables)"),
             ("evaluation_votes", "compute (evaluations)"),
         ):
-            originals[attribute] = getattr(compare_models, attribute)
-            setattr(compare_models, attribute, timed(name, originals[attribute]))
+            originals[attribute] = getattr(compare_node, attribute)
+            setattr(compare_node, attribute, timed(name, originals[attribute]))
         platform.reset_counts()
         progress = RecordingProgress()
         start = time.perf_counter()
@@ -176,7 +177,7 @@ def main_(argv: list[str] | None = None) -> int:
             )
         finally:
             for attribute, function in originals.items():
-                setattr(compare_models, attribute, function)
+                setattr(compare_node, attribute, function)
         node_s = time.perf_counter() - start
         counts = platform.request_counts
         node_requests = sum(counts.values())
@@ -189,10 +190,10 @@ def main_(argv: list[str] | None = None) -> int:
 
         significance = CompareConfig.from_json({"precision_recall": {"confidence": 0.95}}).precision_recall
         start = time.perf_counter()
-        boot = compare_models.evaluation_votes(captured["tables"], significance)
+        boot = compare_node.evaluation_votes(captured["tables"], significance)
         bootstrap_s = time.perf_counter() - start
         n_listed = report["details"]["annotations"]
-        item_ids = compare_models.list_test_item_ids(dataset, query)
+        item_ids = compare_node.list_test_item_ids(dataset, query)
 
         # per-item reference, on a sample
         sample = item_ids[: args.sample]

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodes import compare_models
-from nodes.compare_models import _annotation_record, annotation_record
+from nodes.compare_models.records import _annotation_record, annotation_record
 
 TEST = {"system": {"tags": {"test": True}}}
 #: Fields every platform annotation has (dtlpy's entity needs them).

@@ -16,24 +16,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.compare_config import CompareConfig, PlotCheck, PrecisionRecallConfig, parse_wins
+from nodes.common.defaults import load_default_compare_config, load_subset_filter
 from nodes.compare_models import (
+    CompareConfig,
+    ComparisonReport,
     EvaluationTables,
+    PlotCheck,
+    PrecisionRecallConfig,
     annotation_tables,
     check_tables,
     evaluation_votes,
-    paired_bootstrap_interval,
-    updated_metadata,
-)
-from nodes.compare_report import (
-    ComparisonReport,
     judge_vote,
     metric_value_at,
     new_model_wins,
+    paired_bootstrap_interval,
+    parse_wins,
     samples_frame,
     training_votes,
+    updated_metadata,
 )
-from nodes.common.defaults import load_default_compare_config, load_subset_filter
 
 CHECK = {"type": "plot", "legend": "val", "figure": "box_loss", "x_index": -1, "maximize": False, "min_delta": 0}
 

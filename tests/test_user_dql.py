@@ -7,7 +7,7 @@ import doctest
 import pytest
 
 from nodes.common import dql
-from nodes.compare_config import CompareConfig
+from nodes.compare_models import CompareConfig
 from nodes.create_new_model import normalize_subset_query
 
 

@@ -3,8 +3,7 @@
 ``CompareConfig.from_json`` turns the pipeline's ``compare_config`` JSON into frozen
 dataclasses before the node makes any request. Every error is a ``ValueError`` whose
 message names the field (dotted path from ``compare_config``), the bad value and the fix.
-The caller's dict is never modified (the original app wrote into it, defect M2).
-
+The caller's dict is never modified.
 Accepted shape (every key optional, but at least one comparison must be configured)::
 
     {
@@ -340,7 +339,7 @@ class CompareConfig:
     """The validated ``compare_config`` of the Compare Models node.
 
     Every precision-recall sub-comparison and every check is one vote; the new model
-    wins when the fraction of won votes is at least ``wins`` (see ``nodes.compare_report``).
+    wins when the fraction of won votes is at least ``wins`` (see ``nodes.compare_models.votes``).
 
     Examples
     --------
@@ -403,7 +402,7 @@ class CompareConfig:
                 f"{ROOT}: {{}} compares nothing; give 'precision_recall' and/or 'checks', or pass null for the "
                 f"default; example: {example}"
             )
-        raw = copy.deepcopy(dict(raw))  # never touch the caller's dict (M2)
+        raw = copy.deepcopy(dict(raw))  # never touch the caller's dict
         _reject_unknown(ROOT, raw, TOP_LEVEL_KEYS)
         precision_raw = raw.get("precision_recall")
         if isinstance(precision_raw, Mapping):

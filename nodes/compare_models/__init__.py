@@ -1,0 +1,86 @@
+"""Compare Models node: decide whether a newly trained model replaces the previous one.
+
+Both models' predictions on the dataset's test subset (mean AP per annotation type, or per
+label) and their training metrics each give votes; the new model wins when the fraction of
+won votes is at least ``wins``. The report is stored on the new model, and the winner returned.
+
+Modules, in the order data flows: ``config`` (parse and validate ``compare_config``),
+``records`` (platform JSON -> records and DataFrames), ``votes`` (every decision),
+``report`` (the report and its renderings), ``node`` (the pipeline edge, ``run_node``),
+``cli`` (``python main.py compare``).
+"""
+
+from nodes.compare_models.config import CompareConfig, PlotCheck, PrecisionRecallConfig, parse_wins
+from nodes.compare_models.node import (
+    compare,
+    list_metric_samples,
+    list_test_annotations,
+    list_test_item_ids,
+    run_node,
+    store_report,
+)
+from nodes.compare_models.records import (
+    ANNOTATION_GEOMETRY,
+    EvaluationTables,
+    annotation_record,
+    annotation_tables,
+    samples_frame,
+)
+from nodes.compare_models.report import (
+    ACTIONS,
+    DISCARD,
+    UPDATE_MODEL,
+    Comparison,
+    ComparisonReport,
+    plot_pr_curves,
+    updated_metadata,
+)
+from nodes.compare_models.votes import (
+    EvaluationOutcome,
+    Vote,
+    bootstrap_weights,
+    check_tables,
+    evaluation_votes,
+    judge_vote,
+    metric_value_at,
+    new_model_wins,
+    paired_bootstrap_interval,
+    relative_change,
+    training_votes,
+)
+
+__all__ = [
+    "ACTIONS",
+    "ANNOTATION_GEOMETRY",
+    "DISCARD",
+    "UPDATE_MODEL",
+    "CompareConfig",
+    "Comparison",
+    "ComparisonReport",
+    "EvaluationOutcome",
+    "EvaluationTables",
+    "PlotCheck",
+    "PrecisionRecallConfig",
+    "Vote",
+    "annotation_record",
+    "annotation_tables",
+    "bootstrap_weights",
+    "check_tables",
+    "compare",
+    "evaluation_votes",
+    "judge_vote",
+    "list_metric_samples",
+    "list_test_annotations",
+    "list_test_item_ids",
+    "metric_value_at",
+    "new_model_wins",
+    "paired_bootstrap_interval",
+    "parse_wins",
+    "plot_pr_curves",
+    "relative_change",
+    "run_node",
+    "samples_frame",
+    "store_report",
+    "training_votes",
+    "updated_metadata",
+]

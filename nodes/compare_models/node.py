@@ -1,0 +1,278 @@
+"""Compare Models pipeline edge: list from the platform, decide, store the report.
+
+``run_node`` (called by ``main.ServiceRunner.compare_models``) validates the config, lists what
+the votes need through dtlpy, decides (``compare``, read only) and stores the report on the new
+model with one update request (``store_report``), tagging the decision when the node's
+``customNodeConfig.itemMetadata`` is set. Bad input raises ``ValueError`` before any write.
+
+Listing is dataset level and paged (1,000 a page): one items query for the test-subset ids,
+then one annotation query for ground truth and the two models' predictions joined with the
+test-subset item filter. Requests are ``ceil(test items / 1000) + ceil(listed annotations /
+1000)`` (+1 per listing when a page boundary falls on the end), independent of annotations per
+item. Both listings come as raw JSON pages (``nodes.common.paging.json_pages``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+
+from nodes.common.paging import json_pages
+from nodes.compare_models.config import CompareConfig
+from nodes.compare_models.records import annotation_record, annotation_tables, samples_frame
+from nodes.compare_models.report import DISCARD, UPDATE_MODEL, Comparison, ComparisonReport, updated_metadata
+from nodes.compare_models.votes import Vote, check_tables, evaluation_votes, training_votes
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+
+
+def _pages(paged: Any) -> Iterator[list]:
+    """Every page of a dtlpy ``PagedEntities``, without re-fetching the first one."""
+    yield paged.items
+    while paged.has_next_page:
+        paged.next_page()
+        if not paged.items:
+            break
+        yield paged.items
+
+
+def list_metric_samples(model: Any) -> pd.DataFrame:
+    """EDGE. All pages of ``model.metrics`` as a DataFrame ``figure, legend, x, y``.
+
+    Examples
+    --------
+    >>> # list_metric_samples(dl.models.get(model_id="...")).query("figure == 'box_loss'")
+    """
+    import dtlpy as dl
+
+    paged = model.metrics.list(filters=dl.Filters(resource=dl.FiltersResource.METRICS, page_size=PAGE_SIZE))
+    records = [{"figure": s.figure, "legend": s.legend, "x": s.x, "y": s.y} for page in _pages(paged) for s in page]
+    logger.debug("model %s: %d metric samples", model.id, len(records))
+    return samples_frame(records)
+
+
+def list_test_item_ids(dataset: Any, query: dict) -> list[str]:
+    """EDGE. Ids of the items matched by the test-subset DQL (one paged items query).
+
+    Examples
+    --------
+    >>> # list_test_item_ids(dataset, load_subset_filter("test"))
+    """
+    import dtlpy as dl
+
+    filters = dl.Filters(resource=dl.FiltersResource.ITEM, custom_filter=copy.deepcopy(query))
+    return [doc["id"] for page in json_pages(dataset.items, filters, page_size=PAGE_SIZE) for doc in page]
+
+
+def list_test_annotations(
+    dataset: Any, test_query: dict, item_ids: Sequence[str], model_ids: Sequence[str]
+) -> list[dict]:
+    """EDGE. Ground truth and the given models' predictions on the test items, as records.
+
+    One dataset-level paged annotation query (1,000 a page, keyset paging by
+    ``nodes.common.paging.json_pages``, records read from the raw JSON by ``annotation_record``):
+    annotations without ``metadata.user.model`` or whose ``model_id`` is one of
+    ``model_ids``, joined with the test-subset item filter (dtlpy's annotation -> item
+    ``join``). Rows are then also filtered to ``item_ids``, so a server that ignores the
+    join still gives the right answer (with more pages). Never one request per item.
+
+    Examples
+    --------
+    >>> # records = list_test_annotations(dataset, query, item_ids, [previous.id, new.id])
+    >>> # annotation_tables(records, previous.id, new.id)["box"].ground_truth.head()
+    """
+    import dtlpy as dl
+
+    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=PAGE_SIZE)
+    filters.add(
+        field="metadata.user.model.model_id",
+        values=list(model_ids),
+        operator=dl.FiltersOperations.IN,
+        method=dl.FiltersMethod.OR,
+    )
+    filters.add(
+        field="metadata.user.model", values=False, operator=dl.FiltersOperations.EXISTS, method=dl.FiltersMethod.OR
+    )
+    if "join" not in test_query:  # an item filter that itself joins annotations cannot be nested
+        filters.join = {
+            "on": {"resource": dl.FiltersResource.ITEM.value, "local": "id", "forigen": "itemId"},
+            "filter": copy.deepcopy(test_query["filter"]),
+        }
+    wanted = set(item_ids)
+    records: list[dict] = []
+    outside = 0
+    for page in json_pages(dataset.annotations, filters, page_size=PAGE_SIZE):
+        for doc in page:
+            if doc.get("itemId") in wanted:
+                records.append(annotation_record(doc))
+            else:
+                outside += 1
+    if outside:
+        logger.debug("dropped %d annotations of items outside the test subset (join not applied)", outside)
+    return records
+
+
+def _model_label(kind: str, model: Any) -> str:
+    return f"{kind} model {getattr(model, 'name', '?')!r} ({model.id})"
+
+
+def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset: Any = None) -> Comparison:
+    """EDGE (read only). Gather every vote and decide; writes nothing.
+
+    Parameters
+    ----------
+    previous_model, new_model : dtlpy.Model
+    config : CompareConfig
+        Already validated.
+    dataset : dtlpy.Dataset, optional
+        Required when ``config.precision_recall`` is set.
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    >>> # with dtlpy pointed at a platform (see tests/test_compare_models_integration.py):
+    >>> # compare(prev, new, CompareConfig.from_json(None), dataset).report.decision
+    """
+    previous_label, new_label = _model_label("previous", previous_model), _model_label("new", new_model)
+    votes: list[Vote] = []
+    if config.checks:
+        votes += training_votes(
+            list_metric_samples(previous_model),
+            list_metric_samples(new_model),
+            config.checks,
+            previous_label,
+            new_label,
+        )
+    outcome = None
+    details: dict = {}
+    if config.precision_recall is not None:
+        pr = config.precision_recall
+        dataset_label = f"dataset {dataset.name!r}"
+        item_ids = list_test_item_ids(dataset, pr.test_subset_query())
+        records = list_test_annotations(dataset, pr.test_subset_query(), item_ids, [previous_model.id, new_model.id])
+        tables = annotation_tables(records, previous_model.id, new_model.id, pr.labels)
+        check_tables(tables, previous_label, new_label, dataset_label, len(item_ids))
+        outcome = evaluation_votes(tables, pr)
+        votes += outcome.votes
+        details = {"testItems": len(item_ids), "annotations": len(records), "perLabelAP": outcome.summary}
+    report = ComparisonReport.decide(
+        votes,
+        config,
+        previous_model.id,
+        new_model.id,
+        dataset_id=dataset.id if dataset is not None and config.precision_recall is not None else None,
+        details=details,
+    )
+    return Comparison(report, outcome)
+
+
+def _item_metadata_enabled(context: Any) -> bool:
+    """EDGE. ``customNodeConfig.itemMetadata`` of the pipeline node; False outside a pipeline."""
+    if context is None:
+        return False
+    node = getattr(context, "node", None)
+    if node is None:
+        return False
+    node_metadata = getattr(node, "metadata", None) or {}
+    custom = node_metadata.get("customNodeConfig") if isinstance(node_metadata, dict) else None
+    return isinstance(custom, dict) and custom.get("itemMetadata") is True
+
+
+def store_report(new_model: Any, report: ComparisonReport, tag_decision: bool) -> Any:
+    """EDGE. One update request on a copy of ``new_model`` carrying the report (and tag).
+
+    The caller's entity is left as it was; the updated entity is returned.
+
+    Examples
+    --------
+    >>> # updated = store_report(new_model, report, tag_decision=False)
+    >>> # updated.metadata["user"]["activeLearning"]["comparison"]["decision"]
+    """
+    target = copy.copy(new_model)
+    target.metadata = updated_metadata(new_model.metadata, report, tag_decision)
+    updated = target.update(system_metadata=tag_decision)
+    if updated is None:
+        raise RuntimeError(f"storing the comparison report on model {new_model.id} failed (dtlpy returned None)")
+    return updated
+
+
+def _check_inputs(previous_model: Any, new_model: Any, config: CompareConfig, dataset: Any) -> None:
+    if previous_model is None or new_model is None:
+        missing = "previous_model" if previous_model is None else "new_model"
+        raise ValueError(f"{missing}: None; connect a model to the Compare Models node's {missing} input")
+    if previous_model.id == new_model.id:
+        raise ValueError(
+            f"new_model: {new_model.id!r} is the same model as previous_model; connect the newly trained model"
+        )
+    if config.needs_dataset and dataset is None:
+        raise ValueError(
+            "dataset: None, but compare_config.precision_recall compares predictions on the test subset of a "
+            "dataset; connect the dataset both models were evaluated on, or compare training metrics only: "
+            'compare_config = {"checks": [{"legend": "val", "figure": "box_loss", "maximize": false}]}'
+        )
+
+
+def run_node(
+    previous_model: Any,
+    new_model: Any,
+    compare_config: dict | None = None,
+    dataset: Any = None,
+    progress: Any = None,
+    context: Any = None,
+) -> Any:
+    """EDGE. The Compare Models pipeline node: return the winning model.
+
+    Parameters
+    ----------
+    previous_model, new_model : dtlpy.Model
+    compare_config : dict, optional
+        See ``nodes.compare_models.config``; ``None`` selects the packaged default.
+    dataset : dtlpy.Dataset, optional
+        The dataset both models were evaluated on (needed for ``precision_recall``).
+    progress : dtlpy.Progress, optional
+        Receives ``action="update model"`` or ``"discard"``.
+    context : dtlpy.Context, optional
+        ``context.node.metadata["customNodeConfig"]["itemMetadata"]`` enables the tag.
+
+    Returns
+    -------
+    dtlpy.Model
+        ``new_model`` (as updated with the report) if it wins, else ``previous_model``.
+
+    Examples
+    --------
+    >>> # main.ServiceRunner().compare_models(previous_model=prev, new_model=new,
+    >>> #                                     compare_config=None, dataset=dataset, progress=progress)
+    """
+    config = CompareConfig.from_json(compare_config)
+    _check_inputs(previous_model, new_model, config, dataset)
+    comparison = compare(previous_model, new_model, config, dataset)
+    report = comparison.report
+    logger.info("comparison of previous %s and new %s:\n%s", previous_model.id, new_model.id, report.table())
+    if config.verbose and comparison.evaluation is not None:
+        logger.info("per-label AP on the test subset: %s", json.dumps(comparison.evaluation.summary))
+    tag = _item_metadata_enabled(context)
+    updated_new = store_report(new_model, report, tag)
+    winner = updated_new if report.new_model_wins else previous_model
+    logger.info(
+        "new model %s %s: won %d of %d votes (wins=%r) -> %s",
+        new_model.id,
+        "wins" if report.new_model_wins else "does not win",
+        sum(v.won for v in report.votes),
+        len(report.votes),
+        report.wins,
+        report.decision,
+    )
+    if progress is not None:
+        progress.update(action=UPDATE_MODEL if report.new_model_wins else DISCARD)
+    return winner
