@@ -11,6 +11,8 @@ import pytest
 from main import ServiceRunner
 from nodes import create_new_model as cnm
 from nodes.common.defaults import load_subset_filter
+from nodes.create_new_model import naming as cnm_naming
+from nodes.create_new_model import node as cnm_node
 
 CLONE = "POST /ml/models/{id}/clone"
 MODELS_QUERY = "POST /ml/models/query"
@@ -202,7 +204,7 @@ def test_name_collision_with_an_unrelated_model_gives_a_numbered_name(platform, 
 
 def test_name_tries_are_bounded(platform, project, items, monkeypatch):
     dataset = items
-    monkeypatch.setattr(cnm, "MAX_NAME_TRIES", 3)
+    monkeypatch.setattr(cnm_naming, "MAX_NAME_TRIES", 3)
     base_model = _base_model(platform, project, dataset)
     for name in ("full", "full-2", "full-3"):
         platform.create_model(project, name, dataset=dataset, status="created")
@@ -216,7 +218,7 @@ def test_name_tries_are_bounded(platform, project, items, monkeypatch):
 def test_a_name_taken_between_lookup_and_clone_moves_on(platform, project, items, monkeypatch):
     dataset = items
     base_model = _base_model(platform, project, dataset)
-    real_clone = cnm._clone
+    real_clone = cnm_node._clone
     calls = []
 
     def racing_clone(base, ds, proj, name, configuration, subsets, tags):
@@ -225,7 +227,7 @@ def test_a_name_taken_between_lookup_and_clone_moves_on(platform, project, items
             platform.create_model(project, name, dataset=dataset, status="created")
         return real_clone(base, ds, proj, name, configuration, subsets, tags)
 
-    monkeypatch.setattr(cnm, "_clone", racing_clone)
+    monkeypatch.setattr(cnm_node, "_clone", racing_clone)
     new_model, _ = _run(base_model, dataset, platform.make_context({"modelName": "race"}, "exec-x", project))
     assert calls == ["race", "race-2"]
     assert new_model.name == "race-2"
@@ -347,7 +349,7 @@ def test_the_clone_carries_its_execution_tag_and_not_the_base_models(platform, p
 def test_a_clone_whose_answer_was_lost_is_recognised_not_cloned_again(platform, project, items, monkeypatch):
     """dtlpy resends a clone whose answer timed out; the resend meets the name the first one took."""
     base_model = platform.create_model(project, "lost-base", dataset=items, status="trained")
-    real_clone = cnm._clone
+    real_clone = cnm_node._clone
     calls = []
 
     def clone_then_lose_the_answer(*args):
@@ -355,7 +357,7 @@ def test_a_clone_whose_answer_was_lost_is_recognised_not_cloned_again(platform, 
         real_clone(*args)
         raise dl.exceptions.Conflict("409", "model name already exists")
 
-    monkeypatch.setattr(cnm, "_clone", clone_then_lose_the_answer)
+    monkeypatch.setattr(cnm_node, "_clone", clone_then_lose_the_answer)
     new_model, _ = _run(base_model, items, platform.make_context({"modelName": "lost"}, "exec-lost", project))
     assert calls == ["lost"]
     assert new_model.name == "lost"

@@ -1,0 +1,256 @@
+"""Inputs and node config of Create New Model, validated before any request.
+
+:class:`CreateModelConfig` is the node config (its ``modelName`` template is parsed by
+:mod:`nodes.create_new_model.naming`); :func:`parse_model_configuration` reads the
+``model_configuration`` input; :func:`resolve_subsets` picks each subset from the input, else
+the base model, else the packaged defaults, normalized by :func:`normalize_subset_query`;
+:func:`check_base_model_status` refuses untrained base models. Errors are ``ValueError``s
+that name the field, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nodes.common.defaults import load_subset_filter
+from nodes.common.dql import check_dql_condition
+from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, parse_name_template, render_model_name
+
+#: Base model statuses that can be cloned into a new version (C7 of the original).
+CLONEABLE_STATUSES = ("trained", "deployed", "pre-trained")
+
+#: Top-level keys of a full query (``{"filter": ...}`` form).
+QUERY_KEYS = frozenset({"filter", "resource", "page", "pageSize", "sort", "join"})
+SUBSET_SOURCES = ("input", "base model", "packaged default")
+_DQL_EXAMPLE = '{"filter": {"metadata.system.tags.train": true}}'
+
+
+@dataclass(frozen=True)
+class CreateModelConfig:
+    """The node config of Create New Model (``customNodeConfig``), validated.
+
+    Only ``modelName`` matters here (``createModel`` is the node's display name); a missing
+    or ``null`` ``modelName`` means the manifest default :data:`DEFAULT_NAME_TEMPLATE`.
+
+    Examples
+    --------
+    >>> config = CreateModelConfig.from_json({"createModel": "Create New Model", "modelName": "{now:%Y}"})
+    >>> config.name_template
+    '{now:%Y}'
+    >>> CreateModelConfig.from_json(None).name_template == DEFAULT_NAME_TEMPLATE
+    True
+    """
+
+    name_template: str = DEFAULT_NAME_TEMPLATE
+
+    @classmethod
+    def from_json(cls, node_config: Mapping[str, Any] | None) -> CreateModelConfig:
+        """Validate ``customNodeConfig`` (the template is parsed here, before any request)."""
+        if node_config is None:
+            return cls()
+        if not isinstance(node_config, Mapping):
+            raise ValueError(
+                f'customNodeConfig: {node_config!r} is not an object; example: {{"modelName": "{DEFAULT_NAME_TEMPLATE}"}}'
+            )
+        template = node_config.get("modelName")
+        if template is None:
+            return cls()
+        parse_name_template(template)
+        return cls(name_template=template)
+
+    def render(self, values: NameValues, now: datetime) -> str:
+        """The new model's name; see :func:`render_model_name`."""
+        return render_model_name(self.name_template, values, now)
+
+
+def parse_model_configuration(value: Any, field: str = "model_configuration") -> dict[str, Any]:
+    """Validate the ``model_configuration`` input: ``None``/empty, a JSON object or its text.
+
+    Examples
+    --------
+    >>> parse_model_configuration('{"epochs": 5}')
+    {'epochs': 5}
+    >>> parse_model_configuration(None)
+    {}
+    """
+    value = _parse_json_text(value, field)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f'{field}: {value!r} is not a JSON object; give the keys to change, example: {{"epochs": 10}}')
+    return copy.deepcopy(dict(value))
+
+
+@dataclass(frozen=True)
+class ResolvedSubset:
+    """One subset's query and where it came from (``input``, ``base model``, ``packaged default``)."""
+
+    query: dict[str, Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class ResolvedSubsets:
+    """The train and validation subsets the new model gets.
+
+    Examples
+    --------
+    >>> resolve_subsets(None, None, {}).train.source
+    'packaged default'
+    """
+
+    train: ResolvedSubset
+    validation: ResolvedSubset
+
+    def sources(self) -> str:
+        """``train from <source>, validation from <source>`` for the log line."""
+        return f"train from {self.train.source}, validation from {self.validation.source}"
+
+
+def _parse_json_text(value: Any, field: str) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{field}: {value[:80]!r} is not valid JSON ({error})") from None
+    return value
+
+
+def is_empty_subset(value: Any) -> bool:
+    """``True`` for a missing subset: ``None``, ``""``, ``{}``, ``{"filter": {}}`` or ``{"filter": None}``.
+
+    Examples
+    --------
+    >>> is_empty_subset({"filter": {}}), is_empty_subset({"dir": "/a"})
+    (True, False)
+    """
+    if value is None or (isinstance(value, str | Mapping | list) and len(value) == 0):
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, Mapping) and set(value) == {"filter"} and not value["filter"]
+
+
+def normalize_subset_query(value: Any, field: str) -> dict[str, Any]:
+    """Validate a DQL subset and return it as the full query dtlpy's ``Filters`` sends.
+
+    Like ``dl.Filters(custom_filter=value).prepare()``: a dict without ``"filter"`` is a bare
+    filter and gets wrapped; ``resource`` (must be ``"items"``), ``page`` (0) and
+    ``pageSize`` (1000) are filled in when absent. The input is not modified.
+
+    Parameters
+    ----------
+    value : dict or str
+        ``{"filter": {...}, ...}``, a bare filter, or either as JSON text.
+    field : str
+        Dotted name for error messages, e.g. ``"train_subset"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the field (with the path inside the filter), the bad value and the fix.
+
+    Examples
+    --------
+    >>> normalize_subset_query({"dir": "/a"}, "train_subset")
+    {'filter': {'dir': '/a'}, 'resource': 'items', 'page': 0, 'pageSize': 1000}
+    """
+    value = _parse_json_text(value, field)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field}: {value!r} is not a DQL object; example: {_DQL_EXAMPLE}")
+    if "filter" in value:
+        query = copy.deepcopy(dict(value))
+        unknown = sorted(set(query) - QUERY_KEYS, key=str)
+        if unknown:
+            raise ValueError(
+                f"{field}: unknown query key {unknown[0]!r}; a query has {', '.join(sorted(QUERY_KEYS))} "
+                f"(or give a bare filter); example: {_DQL_EXAMPLE}"
+            )
+    else:
+        query = {"filter": copy.deepcopy(dict(value))}
+    check_dql_condition(query["filter"], f"{field}.filter")
+    query.setdefault("resource", "items")
+    if query["resource"] != "items":
+        raise ValueError(f"{field}.resource: {query['resource']!r} is not 'items'; a subset selects items")
+    query.setdefault("page", 0)
+    query.setdefault("pageSize", 1000)
+    for key in ("page", "pageSize"):
+        if not isinstance(query[key], int) or isinstance(query[key], bool) or query[key] < 0:
+            raise ValueError(f"{field}.{key}: {query[key]!r} is not a non-negative integer; example: 0")
+    if "join" in query:
+        join = query["join"]
+        if not isinstance(join, Mapping):
+            raise ValueError(f'{field}.join: {join!r} is not an object; example: {{"filter": {{"label": "cat"}}}}')
+        if "filter" in join:
+            check_dql_condition(join["filter"], f"{field}.join.filter")
+    return query
+
+
+def _base_subset(base_model_subsets: Mapping[str, Any] | None, name: str) -> Any:
+    if not isinstance(base_model_subsets, Mapping):
+        return None
+    return base_model_subsets.get(name)
+
+
+def resolve_subsets(
+    train_subset: Any,
+    validation_subset: Any,
+    base_model_subsets: Mapping[str, Any] | None,
+) -> ResolvedSubsets:
+    """Choose the train and validation queries of the new model.
+
+    Each subset comes from the input when it is given, else from the base model's
+    ``metadata.system.subsets`` when it has one, else from the packaged default filter of
+    ``pipeline_configs/`` (items tagged ``train`` / ``validation``). Every choice is
+    validated and normalized by :func:`normalize_subset_query`.
+
+    Parameters
+    ----------
+    train_subset, validation_subset : dict, str or None
+        The node inputs (``{"filter": ...}`` or a bare filter).
+    base_model_subsets : dict or None
+        The base model's ``metadata.system.subsets``.
+
+    Returns
+    -------
+    ResolvedSubsets
+
+    Examples
+    --------
+    >>> chosen = resolve_subsets({"dir": "/train"}, None, {"validation": {"filter": {"dir": "/val"}}})
+    >>> chosen.train.source, chosen.validation.source, chosen.validation.query["filter"]
+    ('input', 'base model', {'dir': '/val'})
+    """
+    chosen = {}
+    for name, given in (("train", train_subset), ("validation", validation_subset)):
+        field = f"{name}_subset"
+        from_base = _base_subset(base_model_subsets, name)
+        if not is_empty_subset(given):
+            chosen[name] = ResolvedSubset(normalize_subset_query(given, field), "input")
+        elif not is_empty_subset(from_base):
+            query = normalize_subset_query(from_base, f"base_model.metadata.system.subsets.{name}")
+            chosen[name] = ResolvedSubset(query, "base model")
+        else:
+            chosen[name] = ResolvedSubset(normalize_subset_query(load_subset_filter(name), field), "packaged default")
+    return ResolvedSubsets(train=chosen["train"], validation=chosen["validation"])
+
+
+def check_base_model_status(status: Any) -> None:
+    """Refuse to clone a base model that is not trained (C7 of the original).
+
+    Examples
+    --------
+    >>> check_base_model_status("trained")
+    """
+    if status not in CLONEABLE_STATUSES:
+        raise ValueError(
+            f"base_model.status: {status!r} is not one of {', '.join(map(repr, CLONEABLE_STATUSES))}; "
+            "train the base model first or connect a trained model version"
+        )

@@ -1,0 +1,268 @@
+"""Model names of Create New Model: the ``modelName`` template language and free names.
+
+:func:`parse_name_template` splits a template into literal text and a fixed set of
+placeholders (nothing is ever evaluated), :func:`render_model_name` fills them from the
+entities and the time, and :func:`numbered_names` lists the ``name-2``, ``name-3`` ...
+fallbacks for a name already taken. Pure: no platform calls.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+#: The manifest's default for the node config field ``modelName``.
+DEFAULT_NAME_TEMPLATE = "{base_model.name}_{datetime.datetime.now().strftime('%Y_%m_%d-T%H_%M_%S')}"
+#: Where the template comes from, for error messages.
+NAME_TEMPLATE_FIELD = "customNodeConfig.modelName"
+#: The platform's rule for entity names, checked on the rendered name.
+MAX_NAME_LENGTH = 256
+#: A taken name gets ``-2``, ``-3``, ... up to ``-MAX_NAME_TRIES``.
+MAX_NAME_TRIES = 100
+
+ALLOWED_PLACEHOLDERS = (
+    "{base_model.name}",
+    "{base_model.id}",
+    "{dataset.name}",
+    "{dataset.id}",
+    "{project.name}",
+    "{datetime.datetime.now().strftime('<format>')}",
+    "{datetime.datetime.utcnow().strftime('<format>')}",
+    "{now:<format>}",
+    "{{ and }} for literal braces",
+)
+
+_FIELD_PLACEHOLDERS = {
+    "base_model.name": "base_model_name",
+    "base_model.id": "base_model_id",
+    "dataset.name": "dataset_name",
+    "dataset.id": "dataset_id",
+    "project.name": "project_name",
+}
+# The time forms users already have in saved pipelines; the format is a quoted literal
+# without braces, quotes or backslashes, so nothing but the format string is ever "run".
+_STRFTIME_PLACEHOLDER = re.compile(
+    r"\{datetime\.datetime\.(?P<clock>now|utcnow)\(\)\.strftime\("
+    r"(?:'(?P<single>[^'\"\\{}]*)'|\"(?P<double>[^'\"\\{}]*)\")\)\}"
+)
+_SHORT_TIME_PLACEHOLDER = re.compile(r"\{now:(?P<fmt>[^{}]*)\}")
+_FIELD_PLACEHOLDER = re.compile(r"\{(?P<field>[a-z_]+\.[a-z_]+)\}")
+
+
+@dataclass(frozen=True)
+class NameValues:
+    """The entity fields a name template may use.
+
+    Examples
+    --------
+    >>> NameValues(base_model_name="yolo", base_model_id="m1", dataset_name="d",
+    ...            dataset_id="d1", project_name="p").base_model_name
+    'yolo'
+    """
+
+    base_model_name: str
+    base_model_id: str
+    dataset_name: str
+    dataset_id: str
+    project_name: str
+
+
+@dataclass(frozen=True)
+class _Literal:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Field:
+    attribute: str
+
+
+@dataclass(frozen=True)
+class _Time:
+    fmt: str
+    utc: bool
+    source: str
+
+
+_Token = _Literal | _Field | _Time
+
+
+def _template_error(template: str, problem: str) -> ValueError:
+    return ValueError(
+        f"{NAME_TEMPLATE_FIELD}: {template!r} {problem}; allowed placeholders: "
+        f"{', '.join(ALLOWED_PLACEHOLDERS)}; example: "
+        f'"modelName": "{{base_model.name}}_{{now:%Y_%m_%d-T%H_%M_%S}}"'
+    )
+
+
+def _placeholder_at(template: str, start: int) -> str:
+    """The text of the (bad) placeholder that opens at ``start``, for error messages."""
+    end = template.find("}", start)
+    return template[start:] if end < 0 else template[start : end + 1]
+
+
+def parse_name_template(template: str) -> tuple[_Token, ...]:
+    """Split a model name template into literal text and allowed placeholders.
+
+    The template is only tokenized, never evaluated: every ``{...}`` must be exactly one
+    of :data:`ALLOWED_PLACEHOLDERS`; ``{{`` and ``}}`` stand for literal braces.
+
+    Parameters
+    ----------
+    template : str
+        The node config value ``modelName``.
+
+    Returns
+    -------
+    tuple
+        Tokens for :func:`render_model_name`.
+
+    Raises
+    ------
+    ValueError
+        Naming ``customNodeConfig.modelName``, quoting the bad placeholder and listing the
+        allowed ones, for unknown names, calls, attribute chains, nested or unbalanced braces.
+
+    Examples
+    --------
+    >>> len(parse_name_template("{base_model.name}-v2"))
+    2
+    """
+    if not isinstance(template, str):
+        raise ValueError(
+            f'{NAME_TEMPLATE_FIELD}: {template!r} is not a string; example: "modelName": "{DEFAULT_NAME_TEMPLATE}"'
+        )
+    tokens: list[_Token] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(template):
+        char = template[i]
+        if template.startswith("{{", i) or template.startswith("}}", i):
+            literal.append(char)
+            i += 2
+            continue
+        if char == "}":
+            raise _template_error(template, f"has a '}}' at position {i} without a matching '{{' (write '}}}}')")
+        if char != "{":
+            literal.append(char)
+            i += 1
+            continue
+        token, end = _match_placeholder(template, i)
+        if literal:
+            tokens.append(_Literal("".join(literal)))
+            literal = []
+        tokens.append(token)
+        i = end
+    if literal:
+        tokens.append(_Literal("".join(literal)))
+    return tuple(tokens)
+
+
+def _match_placeholder(template: str, start: int) -> tuple[_Token, int]:
+    match = _FIELD_PLACEHOLDER.match(template, start)
+    if match and match.group("field") in _FIELD_PLACEHOLDERS:
+        return _Field(_FIELD_PLACEHOLDERS[match.group("field")]), match.end()
+    match = _STRFTIME_PLACEHOLDER.match(template, start)
+    if match:
+        fmt = match.group("single") if match.group("single") is not None else match.group("double")
+        return _Time(fmt, utc=match.group("clock") == "utcnow", source=match.group(0)), match.end()
+    match = _SHORT_TIME_PLACEHOLDER.match(template, start)
+    if match:
+        if not match.group("fmt"):
+            raise _template_error(template, "has '{now:}' without a format (e.g. '{now:%Y_%m_%d}')")
+        return _Time(match.group("fmt"), utc=False, source=match.group(0)), match.end()
+    bad = _placeholder_at(template, start)
+    if "}" not in bad:
+        raise _template_error(template, f"has an unclosed placeholder {bad!r}")
+    raise _template_error(template, f"uses the placeholder {bad!r}, which is not allowed")
+
+
+def _format_time(moment: datetime, token: _Time, template: str) -> str:
+    if token.utc:
+        # Like datetime.utcnow(): UTC wall-clock time; a naive `now` is taken as local time.
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return moment.strftime(token.fmt)
+    except ValueError as error:
+        raise _template_error(
+            template, f"has the time format {token.source!r} that strftime rejects ({error})"
+        ) from None
+
+
+def check_model_name(name: str, field: str = "model name") -> str:
+    """Check a rendered name against the platform's name rules and return it.
+
+    Examples
+    --------
+    >>> check_model_name("yolo_2025")
+    'yolo_2025'
+    """
+    if not name.strip():
+        raise ValueError(f"{field}: {name!r} is empty; give {NAME_TEMPLATE_FIELD} some text or placeholders")
+    if "/" in name:
+        raise ValueError(f"{field}: {name!r} contains '/', which model names may not; remove it from the template")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"{field}: {name[:40]!r}... is {len(name)} characters long, more than {MAX_NAME_LENGTH}; shorten the template"
+        )
+    return name
+
+
+def render_model_name(template: str, values: NameValues, now: datetime) -> str:
+    """Render a model name template safely (never ``eval``).
+
+    Placeholders (exactly these, see :data:`ALLOWED_PLACEHOLDERS`):
+    ``{base_model.name}``, ``{base_model.id}``, ``{dataset.name}``, ``{dataset.id}``,
+    ``{project.name}``, ``{datetime.datetime.now().strftime('<fmt>')}`` and
+    ``{now:<fmt>}`` (``now`` formatted as given), ``{datetime.datetime.utcnow().strftime('<fmt>')}``
+    (``now`` in UTC; a naive ``now`` is local time). ``{{``/``}}`` are literal braces.
+    Substituted text is never scanned again, so a model named ``{x}`` stays ``{x}``.
+
+    Parameters
+    ----------
+    template : str
+        The node config ``modelName``.
+    values : NameValues
+        Entity names and ids.
+    now : datetime
+        The moment the time placeholders show.
+
+    Returns
+    -------
+    str
+        The name, checked by :func:`check_model_name`.
+
+    Raises
+    ------
+    ValueError
+        For a template with anything but the allowed placeholders, or a bad rendered name.
+
+    Examples
+    --------
+    >>> values = NameValues("yolo", "m1", "images", "d1", "proj")
+    >>> render_model_name("{base_model.name}_{now:%Y}", values, datetime(2025, 1, 31))
+    'yolo_2025'
+    """
+    parts = []
+    for token in parse_name_template(template):
+        if isinstance(token, _Literal):
+            parts.append(token.text)
+        elif isinstance(token, _Field):
+            parts.append(str(getattr(values, token.attribute)))
+        else:
+            parts.append(_format_time(now, token, template))
+    return check_model_name("".join(parts), field=f"{NAME_TEMPLATE_FIELD} rendered")
+
+
+def numbered_names(name: str, tries: int | None = None) -> list[str]:
+    """Candidate names for a taken ``name``: itself, then ``name-2`` ... ``name-<tries>``.
+
+    Examples
+    --------
+    >>> numbered_names("m", 3)
+    ['m', 'm-2', 'm-3']
+    """
+    tries = MAX_NAME_TRIES if tries is None else tries
+    candidates = [name] + [f"{name}-{n}" for n in range(2, tries + 1)]
+    return [candidate for candidate in candidates if len(candidate) <= MAX_NAME_LENGTH] or [name]
