@@ -101,11 +101,32 @@ class ServiceRunner(dl.BaseServiceRunner):
             context=context,
         )
 
+    def score_item(self, item: dl.Item, progress: dl.Progress = None, context: dl.Context = None) -> dl.Item:
+        """Uncertainty Gate: score ``item`` from its predictions; action ``label`` or ``skip``."""
+        from nodes import select_for_labeling
+
+        return select_for_labeling.run_gate(item=item, progress=progress, context=context)
+
+    def select_items(
+        self,
+        model: dl.Model,
+        dataset: dl.Dataset,
+        selection_config: dict = None,
+        progress: dl.Progress = None,
+        context: dl.Context = None,
+    ) -> list:
+        """Select for Labeling: choose ``budget`` items of the pool for labelling; returns them."""
+        from nodes import select_for_labeling
+
+        return select_for_labeling.run_selection(
+            model=model, dataset=dataset, selection_config=selection_config, progress=progress, context=context
+        )
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python main.py`` command line; each node's options live in its ``cli`` module."""
-    from nodes import compare_models as compare_cli  # becomes nodes.compare_models.cli
-    from nodes import data_split as split_cli  # becomes nodes.data_split.cli
+    from nodes.compare_models import cli as compare_cli
+    from nodes.data_split import cli as split_cli
 
     parser = argparse.ArgumentParser(prog="python main.py", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeded {n} items; emulator at {platform.url}")
 
         def listing():
-            return sum(len(page) for page in data_split._item_pages(dataset, None))
+            return sum(len(page) for page in data_split.batch._item_pages(dataset, None))
 
         count, t_list, r_list, w_list = timed(platform, listing)
         assert count == n, count

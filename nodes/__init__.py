@@ -1,7 +1,9 @@
-"""The Active Learning app's nodes: pure logic first, thin dtlpy edges second.
+"""The Active Learning app's nodes: one package per pipeline node, pure logic first, a thin
+dtlpy edge last.
 
-One module per pipeline node (``data_split``, ``create_new_model``, ``compare_models``)
-plus ``metrics`` (the single source of IoU / precision-recall / AP). ``main.py`` holds the
-``ServiceRunner`` that the Dataloop runner calls; it only adapts platform entities to the
-functions defined here.
+``data_split``, ``create_new_model``, ``compare_models`` and ``select_for_labeling`` each read in
+the order data flows (config → decision → ``node.py`` edge → ``cli.py``); ``metrics`` is the
+single source of IoU / precision-recall / AP; ``common`` holds what every node shares (DQL checks,
+paging, packaged defaults, config bounds). ``main.py``'s ``ServiceRunner`` only adapts platform
+entities to these packages.
 """

@@ -1,0 +1,99 @@
+"""Model Data Split node: route each item to one subset (train / validation / test ...) and tag it.
+
+Read in the order the data flows: :mod:`~nodes.data_split.config` (the panel's node config,
+validated), :mod:`~nodes.data_split.assign` (pure per-item and whole-dataset decisions),
+:mod:`~nodes.data_split.batch` (whole-dataset runs, bulk tag writes), :mod:`~nodes.data_split.node`
+(the pipeline edge, ``main.ServiceRunner.data_split``) and :mod:`~nodes.data_split.cli`
+(``python main.py split``).
+"""
+
+from nodes.data_split import cli
+from nodes.data_split.assign import (
+    MAX_SWAP_SIGNATURES,
+    MAX_SWAPS,
+    assign_exact,
+    assign_grouped,
+    assign_stratified,
+    existing_subset,
+    largest_remainder,
+    membership_tags,
+    strip_model_metadata,
+    subset_for_item,
+    tags_after_assignment,
+    unit_hash,
+)
+from nodes.data_split.batch import (
+    SplitSummary,
+    batch_fingerprint,
+    check_batch_options,
+    decide_batch,
+    lookup_field,
+    plan_updates,
+    run_mark_of,
+    run_marker,
+    split_dataset,
+    summarize,
+)
+from nodes.data_split.cli import add_cli_arguments, run_cli
+from nodes.data_split.config import (
+    BULK_CHUNK,
+    CONFIG_FIELD,
+    DEFAULT_GROUPS,
+    DEFAULT_NODE_NAME,
+    MAX_GROUPS,
+    MIN_GROUPS,
+    RUN_MARK_PATH,
+    SCHEMA_PATH,
+    SUM_TOLERANCE,
+    SplitConfig,
+    SubsetShare,
+    equal_shares,
+)
+from nodes.data_split.node import node_config_from_context, run_node
+
+__all__ = [
+    # config
+    "BULK_CHUNK",
+    "CONFIG_FIELD",
+    "DEFAULT_GROUPS",
+    "DEFAULT_NODE_NAME",
+    "MAX_GROUPS",
+    "MIN_GROUPS",
+    "RUN_MARK_PATH",
+    "SCHEMA_PATH",
+    "SUM_TOLERANCE",
+    "SplitConfig",
+    "SubsetShare",
+    "equal_shares",
+    # assign
+    "MAX_SWAPS",
+    "MAX_SWAP_SIGNATURES",
+    "assign_exact",
+    "assign_grouped",
+    "assign_stratified",
+    "existing_subset",
+    "largest_remainder",
+    "membership_tags",
+    "strip_model_metadata",
+    "subset_for_item",
+    "tags_after_assignment",
+    "unit_hash",
+    # batch
+    "SplitSummary",
+    "batch_fingerprint",
+    "check_batch_options",
+    "decide_batch",
+    "lookup_field",
+    "plan_updates",
+    "run_mark_of",
+    "run_marker",
+    "split_dataset",
+    "summarize",
+    # node
+    "node_config_from_context",
+    "run_node",
+    # cli
+    "add_cli_arguments",
+    "cli",
+    "run_cli",
+]
