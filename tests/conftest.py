@@ -8,15 +8,29 @@ and dataset per test. Integration tests talk to it through the real dtlpy client
 
 Creating the project and dataset happens before the counts are reset, so
 ``platform.request_counts`` in a test only shows the test's own requests.
+
+Tests are hermetic: before anything is imported, ``HOME`` (and the cache folders libraries derive
+from it) point at a fresh temporary folder, so no test reads or writes the real home directory,
+whatever dtlpy, matplotlib or another process does there.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import sys
+import tempfile
 from pathlib import Path
 
-import pytest
+TEST_HOME = tempfile.mkdtemp(prefix="active-learning-tests-home-")
+for _variable in ("HOME", "USERPROFILE"):
+    os.environ[_variable] = TEST_HOME
+os.environ["XDG_CACHE_HOME"] = os.path.join(TEST_HOME, ".cache")
+os.environ["XDG_CONFIG_HOME"] = os.path.join(TEST_HOME, ".config")
+os.environ["MPLCONFIGDIR"] = os.path.join(TEST_HOME, ".matplotlib")
+os.environ["DATALOOP_PATH"] = tempfile.mkdtemp(prefix="active-learning-tests-dtlpy-")  # not under HOME
+
+import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -58,3 +72,14 @@ def dataset(platform: LocalPlatform, project):
     )
     platform.reset_counts()
     return created
+
+
+def pytest_terminal_summary(terminalreporter):
+    """``documented behaviours: N checked``: the platform-conformance tests that passed."""
+    passed = [
+        report
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call" and report.nodeid.startswith("tests/test_platform_conformance")
+    ]
+    if passed:
+        terminalreporter.write_line(f"documented behaviours: {len(passed)} checked")
