@@ -2,8 +2,9 @@
 speaks the part of the Dataloop REST API (under ``/api/v1``) that dtlpy 1.126.5 sends for the
 app's nodes, tests and demo.
 
-Each request is routed by method and path to a handler over :class:`emulator.store.Store`,
-counted as ``"METHOD /route/{id}/template"`` (see :class:`RequestLog`) and may be failed or
+Each request is routed by the table of ``emulator/routes.py`` to a handler of
+``emulator/responses.py`` over :class:`emulator.store.Store` (an unknown path answers 404, a
+known path with another method 405, both naming the route), counted as ``"METHOD /route/{id}/template"`` (see :class:`RequestLog`) and may be failed or
 delayed on purpose by fault-injection rules (:meth:`RequestLog.fail_next`). Errors are JSON
 ``{"message": ..., "status": ...}`` bodies with the platform's status codes (400 bad body or
 DQL, 404 unknown id or route, 409 name conflict), which dtlpy turns into its own
@@ -18,40 +19,20 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from emulator.responses import Answer, Request
+from emulator.routes import Router
 from emulator.store import ApiError, Store
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-ID = r"(?P<id>[^/?#]+)"
-
-
-@dataclass
-class Answer:
-    """What a handler returns: status, a JSON-able body or raw bytes, extra headers, write flag."""
-
-    status: int = 200
-    body: Any = None
-    raw: bytes | None = None
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    wrote: bool = False
-
-
-@dataclass
-class Route:
-    method: str
-    template: str
-    regex: re.Pattern[str]
-    handler: Callable[..., Answer]
 
 
 @dataclass
@@ -152,259 +133,6 @@ class RequestLog:
             return sum(rule.times for rule in self._rules)
 
 
-def _flag(query: dict[str, list[str]], name: str) -> bool:
-    return query.get(name, ["false"])[-1].lower() == "true"
-
-
-class Api:
-    """The routes: one method per endpoint, each returning an :class:`Answer`."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.routes: list[Route] = []
-        add = self._add
-        add("POST", "/projects", self.create_project)
-        add("GET", "/projects", self.list_projects)
-        add("GET", "/projects/{id}/name", self.project_by_name, regex=r"/projects/(?P<id>.+)/name")
-        add("GET", "/projects/{id}", self.get_project)
-        add("DELETE", "/projects/{id}", self.delete_project)
-        add("POST", "/datasets", self.create_dataset)
-        add("GET", "/datasets", self.list_datasets)
-        add("POST", "/datasets/query", self.query_datasets)
-        add("GET", "/datasets/{id}", self.get_dataset)
-        add("PATCH", "/datasets/{id}", self.patch_dataset)
-        add("DELETE", "/datasets/{id}", self.delete_dataset)
-        add("POST", "/datasets/{id}/query", self.query_dataset)
-        add("POST", "/datasets/{id}/items", self.upload_item)
-        add("GET", "/datasets/{id}/items", self.list_dataset_items)
-        add("POST", "/ontologies", self.create_ontology)
-        add("GET", "/ontologies/{id}", lambda m, q, b: Answer(body=self.store.get("ontologies", m["id"])))
-        add("PUT", "/ontologies/{id}", self.update_ontology)
-        add("POST", "/recipes", self.create_recipe)
-        add("GET", "/recipes/{id}", lambda m, q, b: Answer(body=self.store.get("recipes", m["id"])))
-        add("PATCH", "/recipes/{id}", self.patch_recipe)
-        add("GET", "/items/{id}", lambda m, q, b: Answer(body=self.store.get_item(m["id"])))
-        add("PATCH", "/items/{id}", self.patch_item)
-        add("DELETE", "/items/{id}", self.delete_item)
-        add("GET", "/items/{id}/stream", self.item_stream)
-        add("POST", "/items/{id}/annotations", self.create_annotations)
-        add("GET", "/items/{id}/annotations", self.list_item_annotations)
-        add("GET", "/annotations/{id}", lambda m, q, b: Answer(body=self.store.get("annotations", m["id"])))
-        add("PUT", "/annotations/{id}", self.update_annotation)
-        add("DELETE", "/annotations/{id}", self.delete_annotation)
-        add("POST", "/ml/models", self.create_model)
-        add("POST", "/ml/models/query", self.query_models)
-        add("GET", "/ml/models/{id}", lambda m, q, b: Answer(body=self.store.get_model(m["id"])))
-        add("PATCH", "/ml/models/{id}", self.patch_model)
-        add("DELETE", "/ml/models/{id}", self.delete_model)
-        add("POST", "/ml/models/{id}/clone", self.clone_model)
-        add("POST", "/ml/metrics/publish", self.publish_metrics)
-        add("POST", "/ml/metrics/query", self.query_metrics)
-        add("GET", "/pipelines/{id}", lambda m, q, b: Answer(body=self.store.get("pipelines", m["id"])))
-        add("GET", "/users/me", self.me)
-
-    def _add(self, method: str, template: str, handler: Callable[..., Answer], regex: str | None = None) -> None:
-        if regex is None:
-            regex = re.escape(template).replace(re.escape("{id}"), ID)
-        self.routes.append(Route(method, template, re.compile(regex + r"\Z"), handler))
-
-    def resolve(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-        """The route for ``method`` ``path`` and its parameters; the flag says the path exists."""
-        path_known = False
-        for route in self.routes:
-            found = route.regex.match(path)
-            if found:
-                path_known = True
-                if route.method == method:
-                    return route, found.groupdict(), True
-        return None, {}, path_known
-
-    # ---------------------------------------------------------------- projects
-    def create_project(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.create_project(_object(body)), wrote=True)
-
-    def list_projects(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.list_projects())
-
-    def project_by_name(self, m: dict, q: dict, body: Any) -> Answer:
-        found = self.store.projects_by_name(unquote(m["id"]))
-        if not found:
-            raise ApiError(404, f"project not found: name {unquote(m['id'])!r}")
-        return Answer(body=found)
-
-    def get_project(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.get("projects", m["id"]))
-
-    def delete_project(self, m: dict, q: dict, body: Any) -> Answer:
-        self.store.delete_project(m["id"])
-        return Answer(body=True, wrote=True)
-
-    # ---------------------------------------------------------------- datasets
-    def create_dataset(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.create_dataset(_object(body)), wrote=True)
-
-    def list_datasets(self, m: dict, q: dict, body: Any) -> Answer:
-        project = q.get("projects", q.get("projectId", [None]))[-1]
-        name = q.get("name", [None])[-1]
-        return Answer(body=self.store.list_datasets(project_id=project, name=name))
-
-    def query_datasets(self, m: dict, q: dict, body: Any) -> Answer:
-        body = _object(body)
-        context = body.get("context") or {}
-        projects = context.get("projects") if isinstance(context, dict) else None
-        self._ensure_binaries_dataset(body, projects)
-        docs = [
-            d
-            for d in self.store.list_datasets()
-            if not projects or any(project_id in d["projects"] for project_id in projects)
-        ]
-        return _answer(self.store.query_documents(docs, body, encoded=True))
-
-    def _ensure_binaries_dataset(self, body: dict, projects: Any) -> None:
-        """dtlpy finds a project's model artifacts in its hidden ``Binaries`` dataset, looked up by a
-        system-space datasets query on the name; the platform makes it with the project, the
-        emulator on that first lookup (so ordinary dataset listings of other tests are unchanged)."""
-        if not body.get("systemSpace") or not isinstance(projects, list) or len(projects) != 1:
-            return
-        if '"Binaries"' not in json.dumps(body.get("filter") or {}):
-            return
-        if not self.store.list_datasets(project_id=projects[0], name="Binaries"):
-            try:
-                self.store.create_dataset({"name": "Binaries", "projects": [projects[0]]})
-            except ApiError as error:
-                if error.status != 409:  # 409: created meanwhile by a concurrent lookup
-                    raise
-
-    def get_dataset(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.get_dataset(m["id"]))
-
-    def patch_dataset(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.patch_dataset(m["id"], _object(body), _flag(q, "system")), wrote=True)
-
-    def delete_dataset(self, m: dict, q: dict, body: Any) -> Answer:
-        self.store.delete_dataset(m["id"])
-        return Answer(body=True, wrote=True)
-
-    def query_dataset(self, m: dict, q: dict, body: Any) -> Answer:
-        body = _object(body)
-        wrote = "update" in body or body.get("delete") is True
-        return _answer(self.store.query_dataset(m["id"], body, encoded=True), wrote=wrote)
-
-    def list_dataset_items(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.query_dataset(m["id"], {"filter": {}, "pageSize": 1000}))
-
-    def upload_item(self, m: dict, q: dict, body: Any) -> Answer:
-        if not isinstance(body, dict) or "__form__" not in body:
-            raise ApiError(400, "item upload must be multipart/form-data with 'file' and 'path' fields")
-        form = body["__form__"]
-        if "file" not in form:
-            raise ApiError(400, "item upload is missing the 'file' part")
-        metadata = None
-        if "metadata" in form:
-            try:
-                metadata = json.loads(form["metadata"][1].decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                raise ApiError(400, "upload 'metadata' field is not valid JSON") from None
-        path = form.get("path", (None, b""))[1].decode("utf-8")
-        if not path:
-            path = "/" + (form["file"][0] or "file")
-        description = form["description"][1].decode("utf-8") if "description" in form else None
-        item, op = self.store.upload_item(
-            m["id"],
-            path,
-            form["file"][1],
-            metadata=metadata,
-            mode=q.get("mode", ["skip"])[-1],
-            description=description,
-        )
-        return Answer(body=item, headers={"x-item-op": op}, wrote=op != "skip")
-
-    # ---------------------------------------------------------------- recipes / ontologies
-    def create_ontology(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.create_ontology(_object(body)), wrote=True)
-
-    def update_ontology(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.update_ontology(m["id"], _object(body)), wrote=True)
-
-    def create_recipe(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.create_recipe(_object(body)), wrote=True)
-
-    def patch_recipe(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.patch_recipe(m["id"], _object(body)), wrote=True)
-
-    # ---------------------------------------------------------------- items
-    def patch_item(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.patch_item(m["id"], _object(body), _flag(q, "system")), wrote=True)
-
-    def delete_item(self, m: dict, q: dict, body: Any) -> Answer:
-        self.store.delete_item(m["id"])
-        return Answer(body=True, wrote=True)
-
-    def item_stream(self, m: dict, q: dict, body: Any) -> Answer:
-        item = self.store.get_item(m["id"])
-        data = self.store.item_bytes(m["id"])
-        mimetype = item.get("metadata", {}).get("system", {}).get("mimetype", "application/octet-stream")
-        return Answer(raw=data, content_type=mimetype)
-
-    def create_annotations(self, m: dict, q: dict, body: Any) -> Answer:
-        if not isinstance(body, (list, dict)):
-            raise ApiError(400, "annotations upload body must be a JSON list of annotations")
-        return Answer(body=self.store.create_annotations(m["id"], body), wrote=True)
-
-    def list_item_annotations(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.list_item_annotations(m["id"]))
-
-    def update_annotation(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.update_annotation(m["id"], _object(body), _flag(q, "system")), wrote=True)
-
-    def delete_annotation(self, m: dict, q: dict, body: Any) -> Answer:
-        self.store.delete_annotation(m["id"])
-        return Answer(body=True, wrote=True)
-
-    # ---------------------------------------------------------------- models & metrics
-    def create_model(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.create_model(_object(body)), wrote=True)
-
-    def query_models(self, m: dict, q: dict, body: Any) -> Answer:
-        return _answer(self.store.query_models(_object(body), encoded=True))
-
-    def patch_model(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.patch_model(m["id"], _object(body), _flag(q, "system")), wrote=True)
-
-    def delete_model(self, m: dict, q: dict, body: Any) -> Answer:
-        self.store.delete_model(m["id"])
-        return Answer(body=True, wrote=True)
-
-    def clone_model(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body=self.store.clone_model(m["id"], _object(body)), wrote=True)
-
-    def publish_metrics(self, m: dict, q: dict, body: Any) -> Answer:
-        if not isinstance(body, (list, dict)):
-            raise ApiError(400, "metrics publish body must be a JSON list of samples")
-        return Answer(body=self.store.publish_metrics(body), wrote=True)
-
-    def query_metrics(self, m: dict, q: dict, body: Any) -> Answer:
-        return _answer(self.store.query_metrics(_object(body), encoded=True))
-
-    def me(self, m: dict, q: dict, body: Any) -> Answer:
-        return Answer(body={"id": "emulator-user", "email": "emulator@localhost", "username": "emulator"})
-
-
-def _answer(result: dict | bytes, wrote: bool = False) -> Answer:
-    """An answer from a store result: pre-encoded JSON bytes or a JSON-able dict."""
-    if isinstance(result, bytes):
-        return Answer(raw=result, wrote=wrote)
-    return Answer(body=result, wrote=wrote)
-
-
-def _object(body: Any) -> dict:
-    if body is None:
-        return {}
-    if not isinstance(body, dict) or "__form__" in body:
-        raise ApiError(400, "request body must be a JSON object")
-    return body
-
-
 def parse_multipart(content_type: str, data: bytes) -> dict[str, tuple[str | None, bytes]]:
     """Fields of a ``multipart/form-data`` body: ``{name: (filename or None, bytes)}``.
 
@@ -435,7 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
     # keep-alive response waits ~40 ms for the client's delayed ACK.
     disable_nagle_algorithm = True
     server_version = "DataloopEmulator/1.0"
-    api: Api
+    router: Router
+    store: Store
     log: RequestLog
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -467,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
             path = path[len(API_PREFIX) :]
         path = path.rstrip("/") or "/"
         query = parse_qs(split.query)
-        route, params, path_known = self.api.resolve(method, path)
+        route, params, path_known = self.router.resolve(method, path)
         template = route.template if route else _template_of(path)
         rule = self.log.take_failure(method, path + (f"?{split.query}" if split.query else ""))
         if rule is not None:
@@ -483,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status = 405 if path_known else 404
                 raise ApiError(status, f"no route for {method} {path}")
             body = self._decode(raw)
-            answer = route.handler(params, query, body)
+            answer = route.handler(self.store, Request(params, query, body))
         except ApiError as error:
             answer = Answer(status=error.status, body={"message": error.message, "status": error.status})
         except Exception as error:  # a bug in the emulator: answer 500 (not retried by dtlpy) and log it
@@ -548,7 +277,7 @@ class EmulatorServer:
     def __init__(self, store: Store, log: RequestLog | None = None) -> None:
         self.store = store
         self.log = log or RequestLog()
-        handler = type("Handler", (_Handler,), {"api": Api(store), "log": self.log})
+        handler = type("Handler", (_Handler,), {"router": Router(), "store": store, "log": self.log})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
