@@ -364,7 +364,7 @@ class _Session:
     # ---------------------------------------------------------------- steps
     def _select(self, arm: Arm, budget: int, round_no: int) -> list[str]:
         from demo.adapter import DigitsAdapter
-        from nodes.uncertainty import select_most_uncertain, select_random
+        from nodes.select_for_labeling.scores import select_most_uncertain, select_random
 
         if arm.name == UNCERTAINTY:
             adapter = DigitsAdapter(model_entity=arm.model, image_cache=self.image_cache)

@@ -1,4 +1,4 @@
-"""Unit and property tests of nodes/uncertainty.py (pure numpy, no platform)."""
+"""Unit and property tests of nodes/select_for_labeling/scores.py (pure numpy, no platform)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nodes.uncertainty import (
+from nodes.select_for_labeling.scores import (
     entropy_uncertainty,
     least_confidence_uncertainty,
     margin_uncertainty,

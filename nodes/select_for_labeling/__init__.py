@@ -1,0 +1,70 @@
+"""Select for Labeling: the active-learning step — the model chooses what people label.
+
+Read in the order the data flows: :mod:`~nodes.select_for_labeling.config` (the Uncertainty
+Gate node config and ``selection_config``, validated), :mod:`~nodes.select_for_labeling.scores`
+(prediction records → an uncertainty per item), :mod:`~nodes.select_for_labeling.diversity`
+(k-means / k-center over feature vectors) and :mod:`~nodes.select_for_labeling.select` (the
+batch choice and the gate's route). Everything here is pure; the platform edge calls it.
+"""
+
+from nodes.select_for_labeling.config import (
+    AGGREGATIONS,
+    DIVERSITIES,
+    STRATEGIES,
+    GateConfig,
+    SelectionConfig,
+    TaskConfig,
+    default_pool_filter,
+)
+from nodes.select_for_labeling.diversity import check_features, cluster_round_robin, kcenter_greedy, kmeans_labels
+from nodes.select_for_labeling.scores import (
+    ItemScores,
+    class_score_matrix,
+    entropy_uncertainty,
+    least_confidence_uncertainty,
+    margin_uncertainty,
+    prediction_model_ids,
+    predictions_frame,
+    predictions_from_annotations,
+    random_scores,
+    resolve_model_id,
+    score_items,
+    select_most_uncertain,
+    select_random,
+    tie_break_keys,
+    uncertainty_scores,
+)
+from nodes.select_for_labeling.select import Selection, choose_items, route_item, selection_record
+
+__all__ = [
+    "AGGREGATIONS",
+    "DIVERSITIES",
+    "STRATEGIES",
+    "GateConfig",
+    "ItemScores",
+    "Selection",
+    "SelectionConfig",
+    "TaskConfig",
+    "check_features",
+    "choose_items",
+    "class_score_matrix",
+    "cluster_round_robin",
+    "default_pool_filter",
+    "entropy_uncertainty",
+    "kcenter_greedy",
+    "kmeans_labels",
+    "least_confidence_uncertainty",
+    "margin_uncertainty",
+    "prediction_model_ids",
+    "predictions_frame",
+    "predictions_from_annotations",
+    "random_scores",
+    "resolve_model_id",
+    "route_item",
+    "score_items",
+    "select_most_uncertain",
+    "select_random",
+    "selection_record",
+    "tie_break_keys",
+    "uncertainty_scores",
+]

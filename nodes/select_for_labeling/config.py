@@ -1,0 +1,442 @@
+"""Configs of the Select for Labeling module, parsed once into frozen dataclasses.
+
+:class:`GateConfig` is the Uncertainty Gate node's ``customNodeConfig``;
+:class:`SelectionConfig` is the ``selection_config`` input of Select for Labeling (with its
+optional :class:`TaskConfig`). Both are built before any request, never modify the caller's
+dict, and raise ``ValueError`` naming the field, the bad value and the fix, with an example.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from nodes.common.dql import check_dql_condition
+
+#: Scoring strategies; ``random`` is the baseline that ignores predictions.
+STRATEGIES = ("least_confidence", "margin", "entropy", "random")
+#: How instance (box, polygon, segment...) uncertainties roll up into one item score.
+AGGREGATIONS = ("max", "mean", "sum")
+#: Diversity methods of a batch selection.
+DIVERSITIES = ("none", "cluster", "kcenter")
+#: Subset tags written by Model Data Split; the default pool excludes items carrying any of them.
+SUBSET_TAGS = ("train", "validation", "test")
+DEFAULT_STRATEGY = "margin"
+DEFAULT_AGGREGATION = "max"
+DEFAULT_TAG = "to_label"
+DEFAULT_TEST_SUBSET_TAGS = ("test",)
+
+GATE_ROOT = "customNodeConfig"
+SELECTION_ROOT = "selection_config"
+#: Keys of the Uncertainty Gate node config (``nodeName`` is the node's display name field).
+GATE_KEYS = ("nodeName", "strategy", "threshold", "aggregation", "modelId", "emptyScore", "seed")
+SELECTION_KEYS = (
+    "budget",
+    "strategy",
+    "aggregation",
+    "pool",
+    "diversity",
+    "featureSet",
+    "perLabelQuota",
+    "tag",
+    "seed",
+    "task",
+    "testSubsetTags",
+    "emptyScore",
+)
+TASK_KEYS = ("name", "assignees", "dueDate")
+QUERY_KEYS = ("filter", "join")
+
+_TAG_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_POOL_EXAMPLE = '"pool": {"filter": {"$and": [{"dir": "/incoming"}, {"metadata.system.tags.test": {"$ne": true}}]}}'
+
+
+def _fail(path: str, value: Any, problem: str, example: str) -> ValueError:
+    """The house-style error: field, bad value, what is expected, an example."""
+    return ValueError(f"{path}: {value!r} {problem}; example: {example}")
+
+
+def _reject_unknown(path: str, raw: Mapping, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(repr(k) for k in unknown)}; known keys are {', '.join(allowed)}"
+        )
+
+
+def _choice(path: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise _fail(
+            path,
+            value,
+            f"is not one of {', '.join(map(repr, allowed))}",
+            f'"{path.rsplit(".", 1)[-1]}": "{allowed[0]}"',
+        )
+    return value
+
+
+def _unit_number(path: str, value: Any, example: str) -> float:
+    """A finite number in [0, 1] (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(path, value, "is not a finite number in [0, 1]", example)
+    if not 0.0 <= value <= 1.0:
+        raise _fail(path, value, "is outside [0, 1]", example)
+    return float(value)
+
+
+def _integer(path: str, value: Any, example: str, minimum: int | None = None) -> int:
+    """An ``int`` (not a bool, not ``3.0``), at least ``minimum`` when given."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        what = "a positive integer" if minimum == 1 else "an integer"
+        raise _fail(path, value, f"is not {what}", example)
+    if minimum is not None and value < minimum:
+        raise _fail(path, value, f"is less than {minimum}", example)
+    return int(value)
+
+
+def _optional_text(path: str, value: Any, example: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, value, "is not a non-empty string (or null)", example)
+    return value.strip()
+
+
+def _tag(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not _TAG_RE.match(value):
+        raise _fail(path, value, "is not a tag name of 1 to 64 letters, digits or underscores", f'"{DEFAULT_TAG}"')
+    return value
+
+
+def _as_mapping(path: str, raw: Any, example: str) -> Mapping:
+    if not isinstance(raw, Mapping):
+        raise _fail(path, raw, "is not an object", example)
+    return raw
+
+
+def _no_nan(path: str, value: Any) -> None:
+    """Reject NaN / infinity anywhere in a JSON value (they are not JSON and break comparisons)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path}: {value!r} is not a finite number; JSON has no NaN or infinity")
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            _no_nan(f"{path}.{key}", sub)
+    elif isinstance(value, list | tuple):
+        for index, sub in enumerate(value):
+            _no_nan(f"{path}[{index}]", sub)
+
+
+# ---------------------------------------------------------------------------------------------
+# Uncertainty Gate
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The Uncertainty Gate node config: route an item to labelling when its score ≥ ``threshold``.
+
+    Parameters
+    ----------
+    strategy : {"least_confidence", "margin", "entropy", "random"}
+    threshold : float
+        In [0, 1]; the item goes out on action ``label`` when its score is at least this.
+    aggregation : {"max", "mean", "sum"}
+        Roll-up of instance uncertainties (detection / segmentation).
+    model_id : str or None
+        Whose predictions to score; ``None``: the only model that predicted on the item.
+    empty_score : float
+        Score of an item with no prediction (default 1: the model saw nothing).
+    seed : int
+        Seed of the ``random`` strategy and of tie-breaking.
+    node_name : str or None
+        The node's display name (informational).
+
+    Examples
+    --------
+    >>> GateConfig.from_node_config({"strategy": "entropy", "threshold": 0.3}).threshold
+    0.3
+    >>> GateConfig.from_node_config({"threshold": 1.5})
+    Traceback (most recent call last):
+    ...
+    ValueError: customNodeConfig.threshold: 1.5 is outside [0, 1]; example: "threshold": 0.5
+    """
+
+    strategy: str = DEFAULT_STRATEGY
+    threshold: float = 0.5
+    aggregation: str = DEFAULT_AGGREGATION
+    model_id: str | None = None
+    empty_score: float = 1.0
+    seed: int = 0
+    node_name: str | None = None
+
+    @classmethod
+    def from_node_config(cls, raw: Mapping[str, Any] | None, source: str = GATE_ROOT) -> GateConfig:
+        """Validate the node's ``customNodeConfig``; ``None`` or ``{}`` gives the defaults.
+
+        Raises
+        ------
+        ValueError
+            Naming the field (``customNodeConfig.<key>``), the bad value and the fix.
+        """
+        if raw is None:
+            return cls()
+        raw = copy.deepcopy(dict(_as_mapping(source, raw, '{"strategy": "margin", "threshold": 0.5}')))
+        _reject_unknown(source, raw, GATE_KEYS)
+        _no_nan(source, raw)
+        defaults = cls()
+        return cls(
+            strategy=_choice(f"{source}.strategy", raw.get("strategy", defaults.strategy), STRATEGIES),
+            threshold=_unit_number(f"{source}.threshold", raw.get("threshold", defaults.threshold), '"threshold": 0.5'),
+            aggregation=_choice(f"{source}.aggregation", raw.get("aggregation", defaults.aggregation), AGGREGATIONS),
+            model_id=_optional_text(f"{source}.modelId", raw.get("modelId"), '"modelId": "65f0c2..."'),
+            empty_score=_unit_number(f"{source}.emptyScore", raw.get("emptyScore", 1.0), '"emptyScore": 1'),
+            seed=_integer(f"{source}.seed", raw.get("seed", 0), '"seed": 0'),
+            node_name=_optional_text(f"{source}.nodeName", raw.get("nodeName"), '"nodeName": "Uncertainty Gate"'),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Select for Labeling
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The optional annotation task created with the chosen items.
+
+    Parameters
+    ----------
+    name : str
+    assignees : tuple of str
+        Assignee emails (may be empty: the platform's default assignment applies).
+    due_date : float or None
+        Epoch **seconds**, as ``dtlpy``'s ``tasks.create(due_date=...)`` takes it.
+
+    Examples
+    --------
+    >>> TaskConfig.from_json({"name": "round 1", "dueDate": "2030-01-01"}, "task").due_date
+    1893456000.0
+    """
+
+    name: str
+    assignees: tuple[str, ...] = ()
+    due_date: float | None = None
+
+    @classmethod
+    def from_json(cls, raw: Any, path: str) -> TaskConfig:
+        """Validate the ``task`` object: ``name`` (required), ``assignees`` (emails), ``dueDate``."""
+        example = '"task": {"name": "label round 1", "assignees": ["ann@example.com"], "dueDate": "2030-01-31"}'
+        raw = _as_mapping(path, raw, example)
+        _reject_unknown(path, raw, TASK_KEYS)
+        if "name" not in raw:
+            raise ValueError(f"{path}.name: missing; a task needs a name; example: {example}")
+        name = _optional_text(f"{path}.name", raw["name"], '"name": "label round 1"')
+        if name is None:
+            raise _fail(f"{path}.name", None, "is not a non-empty string", '"name": "label round 1"')
+        assignees = raw.get("assignees", [])
+        if assignees is None:
+            assignees = []
+        if not isinstance(assignees, list):
+            raise _fail(f"{path}.assignees", assignees, "is not a list of emails", '"assignees": ["ann@example.com"]')
+        for index, email in enumerate(assignees):
+            if not isinstance(email, str) or not _EMAIL_RE.match(email):
+                raise _fail(f"{path}.assignees[{index}]", email, "is not an email address", '"ann@example.com"')
+        return cls(name=name, assignees=tuple(assignees), due_date=_due_date(f"{path}.dueDate", raw.get("dueDate")))
+
+
+def _due_date(path: str, value: Any) -> float | None:
+    """ISO date / datetime (naive means UTC) or epoch milliseconds → epoch seconds."""
+    example = '"dueDate": "2030-01-31" (or "2030-01-31T18:00:00+00:00", or epoch ms 1896048000000)'
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _fail(path, value, "is not a date", example)
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value <= 0:
+            raise _fail(path, value, "is not a positive epoch time in milliseconds", example)
+        return float(value) / 1000.0
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
+            else:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise _fail(path, value, "is not an ISO date or datetime", example) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    raise _fail(path, value, "is not a date", example)
+
+
+def default_pool_filter(tag: str = DEFAULT_TAG, subset_tags: tuple[str, ...] = SUBSET_TAGS) -> dict[str, Any]:
+    """The default pool: visible files with no subset tag and not already chosen (no ``tag``).
+
+    ``$ne: true`` also matches items where the tag is absent (DQL treats a missing field as
+    not equal to anything). "No ground truth" cannot be written as item DQL (annotations are
+    a separate resource), so the platform edge drops items that carry annotations without
+    ``metadata.user.model`` after listing the pool.
+
+    Examples
+    --------
+    >>> default_pool_filter(subset_tags=("test",))["filter"]["$and"][2]
+    {'metadata.system.tags.test': {'$ne': True}}
+    """
+    conditions: list[dict[str, Any]] = [{"hidden": False}, {"type": "file"}]
+    for name in dict.fromkeys((*subset_tags, tag)):  # ordered, without duplicates
+        conditions.append({f"metadata.system.tags.{name}": {"$ne": True}})
+    return {"filter": {"$and": conditions}}
+
+
+def _pool_query(path: str, value: Any) -> dict[str, Any] | None:
+    """A user pool DQL: ``{"filter": ...}`` (optionally ``join``) or a bare filter (wrapped)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise _fail(path, value, "is not a non-empty DQL object", _POOL_EXAMPLE)
+    query = copy.deepcopy(dict(value)) if "filter" in value else {"filter": copy.deepcopy(dict(value))}
+    extra = sorted(str(k) for k in query if k not in QUERY_KEYS)
+    if extra:
+        raise ValueError(
+            f"{path}: unknown query key(s) {', '.join(map(repr, extra))}; a pool has 'filter' (and optionally "
+            f"'join'); paging and sorting are set by the node; example: {_POOL_EXAMPLE}"
+        )
+    if not isinstance(query["filter"], Mapping) or not query["filter"]:
+        raise _fail(f"{path}.filter", query["filter"], "is not a non-empty DQL object", _POOL_EXAMPLE)
+    check_dql_condition(query["filter"], f"{path}.filter")
+    if "join" in query:
+        join = _as_mapping(f"{path}.join", query["join"], '"join": {"filter": {"label": "cat"}}')
+        if "filter" in join:
+            check_dql_condition(join["filter"], f"{path}.join.filter")
+    return query
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """The ``selection_config`` input of Select for Labeling, validated.
+
+    Parameters
+    ----------
+    budget : int
+        Items to choose (≥ 1); a budget larger than the pool takes the whole pool.
+    strategy : {"least_confidence", "margin", "entropy", "random"}
+    aggregation : {"max", "mean", "sum"}
+    pool : dict or None
+        The user's item DQL (``{"filter": ...}``); ``None`` means :func:`default_pool_filter`.
+    diversity : {"none", "cluster", "kcenter"}
+    feature_set : str or None
+        Name of the platform feature set to cluster on; ``None``: the predicted class scores.
+    per_label_quota : int or None
+        At most this many chosen items per predicted label.
+    tag : str
+        Tag written on each chosen item (``metadata.system.tags.<tag>``).
+    seed : int
+    task : TaskConfig or None
+    test_subset_tags : tuple of str
+        Items carrying any of these tags are never selected, whatever the pool says.
+    empty_score : float
+        Score of a pool item with no prediction.
+
+    Examples
+    --------
+    >>> config = SelectionConfig.from_json({"budget": 100, "diversity": "cluster"})
+    >>> config.budget, config.strategy, config.tag
+    (100, 'margin', 'to_label')
+    >>> SelectionConfig.from_json({"budget": 3.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: selection_config.budget: 3.0 is not a positive integer; example: "budget": 100
+    """
+
+    budget: int
+    strategy: str = DEFAULT_STRATEGY
+    aggregation: str = DEFAULT_AGGREGATION
+    pool: dict[str, Any] | None = None
+    diversity: str = "none"
+    feature_set: str | None = None
+    per_label_quota: int | None = None
+    tag: str = DEFAULT_TAG
+    seed: int = 0
+    task: TaskConfig | None = None
+    test_subset_tags: tuple[str, ...] = DEFAULT_TEST_SUBSET_TAGS
+    empty_score: float = 1.0
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None, source: str = SELECTION_ROOT) -> SelectionConfig:
+        """Validate ``selection_config`` (``budget`` is required); the input is not modified.
+
+        Raises
+        ------
+        ValueError
+            Naming the field (``selection_config.<key>``), the bad value and the fix.
+        """
+        example = '{"budget": 100, "strategy": "margin", "diversity": "cluster"}'
+        if raw is None:
+            raise ValueError(f"{source}: missing; give at least a budget; example: {example}")
+        raw = copy.deepcopy(dict(_as_mapping(source, raw, example)))
+        _reject_unknown(source, raw, SELECTION_KEYS)
+        _no_nan(source, raw)
+        if "budget" not in raw:
+            raise ValueError(f"{source}.budget: missing; say how many items to choose; example: {example}")
+        quota = raw.get("perLabelQuota")
+        tags = raw.get("testSubsetTags", list(DEFAULT_TEST_SUBSET_TAGS))
+        if not isinstance(tags, list):
+            raise _fail(f"{source}.testSubsetTags", tags, "is not a list of tag names", '"testSubsetTags": ["test"]')
+        test_tags = tuple(_tag(f"{source}.testSubsetTags[{i}]", t) for i, t in enumerate(tags))
+        tag = _tag(f"{source}.tag", raw.get("tag", DEFAULT_TAG))
+        if tag in test_tags:
+            raise _fail(
+                f"{source}.tag",
+                tag,
+                "is also a test-subset tag; chosen items would leak into the test set",
+                '"tag": "to_label"',
+            )
+        task = raw.get("task")
+        return cls(
+            budget=_integer(f"{source}.budget", raw["budget"], '"budget": 100', minimum=1),
+            strategy=_choice(f"{source}.strategy", raw.get("strategy", DEFAULT_STRATEGY), STRATEGIES),
+            aggregation=_choice(f"{source}.aggregation", raw.get("aggregation", DEFAULT_AGGREGATION), AGGREGATIONS),
+            pool=_pool_query(f"{source}.pool", raw.get("pool")),
+            diversity=_choice(f"{source}.diversity", raw.get("diversity", "none"), DIVERSITIES),
+            feature_set=_optional_text(
+                f"{source}.featureSet", raw.get("featureSet"), '"featureSet": "clip-embeddings"'
+            ),
+            per_label_quota=None
+            if quota is None
+            else _integer(f"{source}.perLabelQuota", quota, '"perLabelQuota": 20', 1),
+            tag=tag,
+            seed=_integer(f"{source}.seed", raw.get("seed", 0), '"seed": 0'),
+            task=None if task is None else TaskConfig.from_json(task, f"{source}.task"),
+            test_subset_tags=test_tags,
+            empty_score=_unit_number(f"{source}.emptyScore", raw.get("emptyScore", 1.0), '"emptyScore": 1'),
+        )
+
+    def pool_query(self) -> dict[str, Any]:
+        """The item DQL the edge lists: the pool, always ANDed with "no test-subset tag".
+
+        A fresh copy on every call. The default pool also excludes the other subset tags and
+        items already carrying ``tag``.
+
+        Examples
+        --------
+        >>> q = SelectionConfig(budget=5, pool={"filter": {"dir": "/new"}}).pool_query()
+        >>> q["filter"]["$and"]
+        [{'dir': '/new'}, {'metadata.system.tags.test': {'$ne': True}}]
+        """
+        base = (
+            self.pool
+            if self.pool is not None
+            else default_pool_filter(self.tag, (*SUBSET_TAGS, *self.test_subset_tags))
+        )
+        query = copy.deepcopy(base)
+        guards = [{f"metadata.system.tags.{t}": {"$ne": True}} for t in self.test_subset_tags]
+        existing = query["filter"].get("$and", []) if set(query["filter"]) == {"$and"} else [query["filter"]]
+        query["filter"] = {"$and": [*existing, *(g for g in guards if g not in existing)]}
+        return query

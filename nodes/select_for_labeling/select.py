@@ -1,0 +1,286 @@
+"""Decisions: which pool items to label (a batch), and where the gate routes one item.
+
+Pure: scores and feature vectors in, an ordered :class:`Selection` out. :func:`choose_items`
+ranks by score (ties by the seeded hash of the item id), optionally spreads the batch with
+:mod:`~nodes.select_for_labeling.diversity`, applies a per-label quota, and never returns an
+excluded (test-subset) item. :func:`route_item` is the Uncertainty Gate's decision and
+:func:`selection_record` the ``metadata.user.activeLearning.selection`` value written by the edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nodes.select_for_labeling.config import DIVERSITIES
+from nodes.select_for_labeling.diversity import (
+    DEFAULT_SAMPLE_SIZE,
+    check_features,
+    cluster_round_robin,
+    kcenter_greedy,
+    kmeans_labels,
+)
+from nodes.select_for_labeling.scores import tie_break_keys
+
+logger = logging.getLogger(__name__)
+
+#: Diversity works on the ``candidate_factor × budget`` most uncertain items (Citovsky et al., 2021).
+DEFAULT_CANDIDATE_FACTOR = 10
+#: Largest candidate set k-center greedy measures distances over (a seeded sample beyond it).
+MAX_KCENTER_CANDIDATES = 20_000
+LABEL = "label"
+SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen items, in rank order (rank 1 first).
+
+    Attributes
+    ----------
+    item_ids : tuple
+    ranks : tuple of int
+        1, 2, … in the order chosen.
+    scores : tuple of float or None
+        Score of each chosen item (``None`` on a cold start without scores).
+    budget, pool_size : int
+        The budget asked for and the pool it was taken from (after exclusions).
+    method : str
+        How the batch was ordered, e.g. ``"score"``, ``"score + cluster"``, ``"cold start: kcenter"``.
+    budget_exceeds_pool : bool
+        The budget was larger than the pool: the whole pool was taken.
+    quota_limited : bool
+        The per-label quota left fewer than ``budget`` items.
+    n_excluded : int
+        Items dropped because they are excluded (test-subset tags).
+    """
+
+    item_ids: tuple[Any, ...]
+    ranks: tuple[int, ...]
+    scores: tuple[float | None, ...]
+    budget: int
+    pool_size: int
+    method: str
+    budget_exceeds_pool: bool = False
+    quota_limited: bool = False
+    n_excluded: int = 0
+
+    def summary(self) -> str:
+        """One log line: what was chosen from what, and why it may be fewer than the budget.
+
+        Examples
+        --------
+        >>> choose_items([0.2, 0.9], ["a", "b"], budget=5).summary()
+        'chose 2 of 2 pool items (budget 5) by score; budget larger than the pool: took the whole pool'
+        """
+        text = f"chose {len(self.item_ids)} of {self.pool_size} pool items (budget {self.budget}) by {self.method}"
+        if self.budget_exceeds_pool:
+            text += "; budget larger than the pool: took the whole pool"
+        if self.quota_limited:
+            text += "; the per-label quota left fewer items than the budget"
+        if self.n_excluded:
+            text += f"; {self.n_excluded} excluded (test-subset) item(s) never considered"
+        return text
+
+
+def _positive_int(field: str, value: Any, example: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{field}: {value!r} is not a positive integer; example: {example}")
+    return int(value)
+
+
+def _apply_quota(order: np.ndarray, labels: np.ndarray | None, quota: int | None, budget: int) -> np.ndarray:
+    """The first ``budget`` positions of ``order`` with at most ``quota`` per label (``None`` unlimited)."""
+    if labels is None or quota is None:
+        return order[:budget]
+    used: dict[Any, int] = {}
+    chosen = []
+    for position in order:
+        label = labels[position]
+        if label is not None:
+            if used.get(label, 0) >= quota:
+                continue
+            used[label] = used.get(label, 0) + 1
+        chosen.append(position)
+        if len(chosen) == budget:
+            break
+    return np.asarray(chosen, dtype=int)
+
+
+def choose_items(
+    scores: Sequence[float] | np.ndarray | None,
+    item_ids: Sequence[Any],
+    budget: int,
+    diversity: str = "none",
+    features: np.ndarray | None = None,
+    per_label_quota: int | None = None,
+    labels_of_item: Sequence[Any] | None = None,
+    seed: int = 0,
+    excluded: Sequence[bool] | np.ndarray | None = None,
+    candidate_factor: int = DEFAULT_CANDIDATE_FACTOR,
+    n_clusters: int | None = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+) -> Selection:
+    """Choose ``budget`` items to label, most worth labelling first.
+
+    Parameters
+    ----------
+    scores : array-like of float or None
+        One score per item (higher = more worth labelling), e.g. ``ItemScores.scores``.
+        ``None`` is a cold start (no predictions): k-center on ``features`` when given, else a
+        seeded random order.
+    item_ids : sequence
+        Pool item ids, aligned with ``scores``; unique.
+    budget : int
+        Items to choose (≥ 1); more than the pool takes the whole pool and says so.
+    diversity : {"none", "cluster", "kcenter"}
+        ``cluster``: k-means over the ``candidate_factor × budget`` best candidates into
+        ``n_clusters`` (default ``budget``) clusters, then the best of each cluster round-robin.
+        ``kcenter``: greedy k-center over those candidates, starting at the best one.
+    features : array-like of shape (n_items, d), optional
+        Required by ``cluster`` and ``kcenter``.
+    per_label_quota : int, optional
+        At most this many chosen items per label of ``labels_of_item`` (e.g. ``ItemScores.top_label``;
+        ``None`` labels are not limited).
+    labels_of_item : sequence, optional
+    seed : int
+        Seeds the tie-breaking hash (:func:`~nodes.select_for_labeling.scores.tie_break_keys`) and k-means.
+    excluded : array-like of bool, optional
+        Items never chosen (test-subset tags). The edge filters them out of the pool already;
+        this is the second guard.
+    candidate_factor, n_clusters, sample_size : int
+        Bounds of the diversity step (see :mod:`~nodes.select_for_labeling.diversity`).
+
+    Returns
+    -------
+    Selection
+
+    Examples
+    --------
+    >>> s = choose_items([0.1, 0.8, 0.5, 0.8], ["a", "b", "c", "d"], budget=3)
+    >>> s.item_ids, s.ranks
+    (('d', 'b', 'c'), (1, 2, 3))
+    >>> choose_items([0.1, 0.8], ["a", "b"], budget=1, excluded=[False, True]).item_ids
+    ('a',)
+    """
+    budget = _positive_int("budget", budget, "budget=100")
+    if diversity not in DIVERSITIES:
+        raise ValueError(
+            f"diversity: {diversity!r} is not one of {', '.join(map(repr, DIVERSITIES))}; example: 'cluster'"
+        )
+    if per_label_quota is not None:
+        per_label_quota = _positive_int("per_label_quota", per_label_quota, "per_label_quota=20")
+    all_ids = np.asarray(list(item_ids), dtype=object)
+    ids = all_ids
+    n_all = len(ids)
+    if len(set(ids.tolist())) != n_all:
+        raise ValueError("item_ids: contains duplicates; give each pool item once")
+    cold = scores is None
+    values = np.zeros(n_all) if cold else np.asarray(scores, dtype=float)
+    if values.shape != (n_all,):
+        raise ValueError(f"scores: shape {values.shape} does not match {n_all} item_ids; give one score per item")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("scores: contains NaN or infinite values; score every item with a finite number")
+    x = None if features is None else check_features(features, n_all)
+    labels = None if labels_of_item is None else np.asarray(list(labels_of_item), dtype=object)
+    if labels is not None and labels.shape != (n_all,):
+        raise ValueError(
+            f"labels_of_item: {labels.shape[0]} labels for {n_all} items; give one label (or None) per item"
+        )
+    if diversity != "none" and x is None:
+        raise ValueError(f"features: required by diversity {diversity!r}; give a feature vector per item or use 'none'")
+    if per_label_quota is not None and labels is None:
+        raise ValueError("labels_of_item: required by per_label_quota; give each item's predicted label")
+
+    mask = np.zeros(n_all, dtype=bool) if excluded is None else np.asarray(excluded, dtype=bool)
+    if mask.shape != (n_all,):
+        raise ValueError(f"excluded: shape {mask.shape} does not match {n_all} item_ids")
+    keep = np.flatnonzero(~mask)
+    ids, values = ids[keep], values[keep]
+    x = None if x is None else x[keep]
+    labels = None if labels is None else labels[keep]
+    n = len(ids)
+
+    ranked = np.lexsort((tie_break_keys(ids, seed), -values))  # best first; ties by the seeded hash
+    method = diversity if not cold else ("kcenter" if x is not None and diversity != "cluster" else diversity)
+    if cold and x is None:
+        method = "random"
+    if method in ("cluster", "kcenter") and n > 0:
+        limit = n if cold else min(n, max(budget, candidate_factor * budget))
+        if method == "kcenter":
+            limit = min(limit, MAX_KCENTER_CANDIDATES)
+        candidates = ranked[:limit]  # cold start: a seeded random sample (all scores tie)
+        if method == "cluster":
+            clusters = kmeans_labels(x[candidates], n_clusters or budget, seed, sample_size)
+            order = cluster_round_robin(candidates, clusters)
+        else:
+            groups = None if labels is None else labels[candidates]
+            picked = kcenter_greedy(x[candidates], min(budget, limit), 0, groups, per_label_quota)
+            order = candidates[picked]
+        order = np.concatenate([order, ranked[~np.isin(ranked, order)]])  # then the rest, by score
+    else:
+        order = ranked
+    chosen = _apply_quota(order, labels, per_label_quota, budget)
+    chosen_ids = ids[chosen]
+    if mask.any() and set(chosen_ids.tolist()) & set(all_ids[mask].tolist()):  # the guard behind the filter
+        raise RuntimeError("choose_items: an excluded (test-subset) item was chosen")  # pragma: no cover
+    name = "score" if method == "none" else method
+    name = f"cold start: {name}" if cold else (name if method == "none" else f"score + {method}")
+    selection = Selection(
+        item_ids=tuple(chosen_ids.tolist()),
+        ranks=tuple(range(1, len(chosen) + 1)),
+        scores=tuple(None if cold else float(v) for v in values[chosen]),
+        budget=budget,
+        pool_size=n,
+        method=name,
+        budget_exceeds_pool=budget > n,
+        quota_limited=len(chosen) < min(budget, n),
+        n_excluded=int(mask.sum()),
+    )
+    logger.info(selection.summary())
+    return selection
+
+
+def route_item(score: float, threshold: float) -> str:
+    """The Uncertainty Gate's action: ``"label"`` when ``score >= threshold``, else ``"skip"``.
+
+    Examples
+    --------
+    >>> route_item(0.5, 0.5), route_item(0.49, 0.5)
+    ('label', 'skip')
+    """
+    return LABEL if score >= threshold else SKIP
+
+
+def selection_record(
+    score: float | None,
+    strategy: str,
+    model_id: str | None,
+    rank: int | None,
+    execution_id: str | None,
+    selected_at: str,
+    fallback: bool = False,
+) -> dict[str, Any]:
+    """The value of ``metadata.user.activeLearning.selection`` on a scored or chosen item.
+
+    ``rank`` is the position in a batch (``None`` for the per-item gate); ``fallback`` says that
+    margin / entropy fell back to least confidence; ``selected_at`` is an ISO timestamp.
+
+    Examples
+    --------
+    >>> selection_record(0.7, "margin", "m1", 1, "ex1", "2030-01-01T00:00:00Z")["rank"]
+    1
+    """
+    return {
+        "score": None if score is None else float(score),
+        "strategy": strategy,
+        "modelId": model_id,
+        "rank": rank,
+        "executionId": execution_id,
+        "selectedAt": selected_at,
+        "fallback": bool(fallback),
+    }

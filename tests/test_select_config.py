@@ -1,0 +1,200 @@
+"""Tests of nodes/select_for_labeling/config.py: defaults, parsing, and one error per bad field."""
+
+from __future__ import annotations
+
+import copy
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from nodes.select_for_labeling.config import (
+    GATE_KEYS,
+    SELECTION_KEYS,
+    GateConfig,
+    SelectionConfig,
+    TaskConfig,
+    default_pool_filter,
+)
+
+
+def test_gate_defaults_and_values():
+    assert GateConfig.from_node_config(None) == GateConfig()
+    assert GateConfig.from_node_config({}) == GateConfig(
+        strategy="margin", threshold=0.5, aggregation="max", model_id=None, empty_score=1.0, seed=0
+    )
+    raw = {
+        "nodeName": "Gate",
+        "strategy": "entropy",
+        "threshold": 1,
+        "aggregation": "sum",
+        "modelId": " m1 ",
+        "emptyScore": 0,
+        "seed": 9,
+    }
+    frozen = copy.deepcopy(raw)
+    config = GateConfig.from_node_config(raw)
+    assert raw == frozen
+    assert (config.strategy, config.threshold, config.aggregation, config.model_id) == ("entropy", 1.0, "sum", "m1")
+    assert (config.empty_score, config.seed, config.node_name) == (0.0, 9, "Gate")
+    with pytest.raises(AttributeError):
+        config.threshold = 0.1  # frozen
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"strategy": "greedy"}, r"customNodeConfig.strategy: 'greedy' is not one of .*example"),
+        ({"threshold": 1.2}, r"customNodeConfig.threshold: 1.2 is outside \[0, 1\]; example"),
+        ({"threshold": -0.1}, "customNodeConfig.threshold: -0.1"),
+        ({"threshold": "0.5"}, "customNodeConfig.threshold: '0.5' is not a finite number"),
+        ({"threshold": True}, "customNodeConfig.threshold: True"),
+        ({"threshold": math.nan}, "customNodeConfig.threshold: nan"),
+        ({"threshold": math.inf}, "customNodeConfig.threshold: inf"),
+        ({"aggregation": "median"}, "customNodeConfig.aggregation: 'median'"),
+        ({"modelId": 5}, "customNodeConfig.modelId: 5"),
+        ({"modelId": ""}, "customNodeConfig.modelId: ''"),
+        ({"emptyScore": 2}, "customNodeConfig.emptyScore: 2"),
+        ({"seed": 1.5}, "customNodeConfig.seed: 1.5 is not an integer"),
+        ({"seed": False}, "customNodeConfig.seed: False"),
+        ({"treshold": 0.5}, r"customNodeConfig: unknown key\(s\) 'treshold'; known keys are nodeName, strategy"),
+        ([1], r"customNodeConfig: \[1\] is not an object"),
+    ],
+)
+def test_gate_bad_fields(raw, message):
+    with pytest.raises(ValueError, match=message):
+        GateConfig.from_node_config(raw)
+
+
+def test_unknown_key_message_lists_every_known_key():
+    with pytest.raises(ValueError) as gate_error:
+        GateConfig.from_node_config({"x": 1})
+    assert all(k in str(gate_error.value) for k in GATE_KEYS)
+    with pytest.raises(ValueError) as selection_error:
+        SelectionConfig.from_json({"budget": 1, "budgett": 2})
+    assert "'budgett'" in str(selection_error.value)
+    assert all(k in str(selection_error.value) for k in SELECTION_KEYS)
+
+
+def test_selection_defaults():
+    config = SelectionConfig.from_json({"budget": 10})
+    assert config == SelectionConfig(budget=10)
+    assert (config.strategy, config.aggregation, config.diversity, config.tag) == ("margin", "max", "none", "to_label")
+    assert (config.pool, config.feature_set, config.per_label_quota, config.task) == (None, None, None, None)
+    assert config.test_subset_tags == ("test",)
+    assert config.pool_query() == default_pool_filter("to_label")
+
+
+def test_selection_full_config_and_caller_dict_untouched():
+    raw = {
+        "budget": 200,
+        "strategy": "entropy",
+        "aggregation": "mean",
+        "pool": {"dir": "/incoming"},
+        "diversity": "kcenter",
+        "featureSet": "clip",
+        "perLabelQuota": 20,
+        "tag": "label_me",
+        "seed": 3,
+        "task": {"name": "round 2", "assignees": ["ann@example.com"], "dueDate": 1896048000000},
+        "testSubsetTags": ["test", "holdout"],
+        "emptyScore": 0.5,
+    }
+    frozen = copy.deepcopy(raw)
+    config = SelectionConfig.from_json(raw)
+    assert raw == frozen
+    assert config.pool == {"filter": {"dir": "/incoming"}}
+    assert config.task == TaskConfig("round 2", ("ann@example.com",), 1896048000.0)
+    assert (config.feature_set, config.per_label_quota, config.tag, config.seed) == ("clip", 20, "label_me", 3)
+    query = config.pool_query()
+    assert query["filter"]["$and"] == [
+        {"dir": "/incoming"},
+        {"metadata.system.tags.test": {"$ne": True}},
+        {"metadata.system.tags.holdout": {"$ne": True}},
+    ]
+    query["filter"]["$and"].clear()
+    assert len(config.pool_query()["filter"]["$and"]) == 3  # a fresh copy each call
+
+
+def test_default_pool_excludes_subsets_and_already_chosen_items():
+    conditions = default_pool_filter("to_label")["filter"]["$and"]
+    assert conditions == [
+        {"hidden": False},
+        {"type": "file"},
+        {"metadata.system.tags.train": {"$ne": True}},
+        {"metadata.system.tags.validation": {"$ne": True}},
+        {"metadata.system.tags.test": {"$ne": True}},
+        {"metadata.system.tags.to_label": {"$ne": True}},
+    ]
+    extra = SelectionConfig.from_json({"budget": 1, "testSubsetTags": ["holdout"]}).pool_query()
+    assert {"metadata.system.tags.holdout": {"$ne": True}} in extra["filter"]["$and"]
+
+
+def test_pool_with_and_is_extended_not_nested():
+    pool = {"filter": {"$and": [{"dir": "/a"}, {"metadata.system.tags.test": {"$ne": True}}]}}
+    assert SelectionConfig.from_json({"budget": 1, "pool": pool}).pool_query() == pool
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({}, "selection_config.budget: missing"),
+        ({"budget": 0}, "selection_config.budget: 0 is less than 1"),
+        ({"budget": -5}, "selection_config.budget: -5"),
+        ({"budget": 3.0}, "selection_config.budget: 3.0 is not a positive integer"),
+        ({"budget": True}, "selection_config.budget: True is not a positive integer"),
+        ({"budget": "10"}, "selection_config.budget: '10'"),
+        ({"budget": 1, "strategy": "bald"}, "selection_config.strategy: 'bald'"),
+        ({"budget": 1, "aggregation": "min"}, "selection_config.aggregation: 'min'"),
+        ({"budget": 1, "diversity": "coreset"}, "selection_config.diversity: 'coreset'"),
+        ({"budget": 1, "pool": {"name": {"$regexx": "a"}}}, r"selection_config.pool.filter.name.\$regexx"),
+        ({"budget": 1, "pool": "dir=/a"}, "selection_config.pool: 'dir=/a' is not a non-empty DQL object"),
+        ({"budget": 1, "pool": {}}, "selection_config.pool: {}"),
+        (
+            {"budget": 1, "pool": {"filter": {"dir": "/a"}, "page": 2}},
+            r"selection_config.pool: unknown query key\(s\) 'page'",
+        ),
+        ({"budget": 1, "featureSet": 3}, "selection_config.featureSet: 3"),
+        ({"budget": 1, "perLabelQuota": 0}, "selection_config.perLabelQuota: 0"),
+        ({"budget": 1, "perLabelQuota": 2.0}, "selection_config.perLabelQuota: 2.0"),
+        ({"budget": 1, "tag": "to label"}, "selection_config.tag: 'to label' is not a tag name"),
+        ({"budget": 1, "tag": "test"}, "selection_config.tag: 'test' is also a test-subset tag"),
+        ({"budget": 1, "seed": "1"}, "selection_config.seed: '1' is not an integer"),
+        ({"budget": 1, "testSubsetTags": "test"}, "selection_config.testSubsetTags: 'test' is not a list"),
+        ({"budget": 1, "testSubsetTags": ["a.b"]}, r"selection_config.testSubsetTags\[0\]: 'a.b'"),
+        ({"budget": 1, "emptyScore": math.nan}, "selection_config.emptyScore: nan"),
+        ({"budget": 1, "task": "t"}, "selection_config.task: 't' is not an object"),
+        ({"budget": 1, "task": {}}, "selection_config.task.name: missing"),
+        ({"budget": 1, "task": {"name": " "}}, "selection_config.task.name: ' '"),
+        ({"budget": 1, "task": {"name": "t", "assignees": "a@b.c"}}, "selection_config.task.assignees: 'a@b.c'"),
+        ({"budget": 1, "task": {"name": "t", "assignees": ["ann"]}}, r"selection_config.task.assignees\[0\]: 'ann'"),
+        ({"budget": 1, "task": {"name": "t", "dueDate": "next week"}}, "selection_config.task.dueDate: 'next week'"),
+        ({"budget": 1, "task": {"name": "t", "dueDate": -1}}, "selection_config.task.dueDate: -1"),
+        ({"budget": 1, "task": {"name": "t", "owner": "x"}}, r"selection_config.task: unknown key\(s\) 'owner'"),
+        ({"budget": 1, "pool": {"filter": {"size": math.inf}}}, "selection_config.pool.filter.size: inf"),
+        (None, "selection_config: missing"),
+    ],
+)
+def test_selection_bad_fields(raw, message):
+    with pytest.raises(ValueError, match=message):
+        SelectionConfig.from_json(raw)
+
+
+def test_errors_carry_an_example():
+    with pytest.raises(ValueError, match=r'example: "budget": 100'):
+        SelectionConfig.from_json({"budget": 0})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2030-01-31", datetime(2030, 1, 31, tzinfo=UTC).timestamp()),
+        ("2030-01-31T18:00:00", datetime(2030, 1, 31, 18, tzinfo=UTC).timestamp()),
+        ("2030-01-31T18:00:00Z", datetime(2030, 1, 31, 18, tzinfo=UTC).timestamp()),
+        ("2030-01-31T20:00:00+02:00", datetime(2030, 1, 31, 18, tzinfo=UTC).timestamp()),
+        (1896048000000, 1896048000.0),
+        (None, None),
+    ],
+)
+def test_task_due_date_forms(value, expected):
+    assert TaskConfig.from_json({"name": "t", "dueDate": value}, "task").due_date == expected

@@ -1,0 +1,179 @@
+"""Tests of nodes/select_for_labeling/diversity.py and select.py: batch choice, diversity, quotas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodes.select_for_labeling.diversity import cluster_round_robin, kcenter_greedy, kmeans_labels
+from nodes.select_for_labeling.scores import tie_break_keys
+from nodes.select_for_labeling.select import choose_items, route_item, selection_record
+
+
+def blobs(n_clusters=5, per_cluster=40, seed=0):
+    """Well separated clusters; in cluster 0 every item is more uncertain than anywhere else."""
+    rng = np.random.default_rng(seed)
+    centers = np.arange(n_clusters)[:, None] * 100.0 * np.ones((1, 3))
+    x = np.concatenate([c + rng.normal(size=(per_cluster, 3)) for c in centers])
+    cluster = np.repeat(np.arange(n_clusters), per_cluster)
+    scores = np.where(cluster == 0, 0.9, 0.1) + rng.uniform(0, 0.05, len(x))
+    return x, cluster, scores, [f"item{i:04d}" for i in range(len(x))]
+
+
+# --------------------------------------------------------------------------- choose_items
+
+
+def test_ranked_by_score_with_ranks_and_scores():
+    s = choose_items([0.1, 0.9, 0.5], ["a", "b", "c"], budget=2)
+    assert (s.item_ids, s.ranks, s.scores) == (("b", "c"), (1, 2), (0.9, 0.5))
+    assert (s.pool_size, s.budget_exceeds_pool, s.method) == (3, False, "score")
+
+
+def test_budget_larger_than_pool_takes_the_whole_pool_and_says_so():
+    s = choose_items([0.1, 0.9], ["a", "b"], budget=10)
+    assert s.item_ids == ("b", "a") and s.budget_exceeds_pool
+    assert "took the whole pool" in s.summary()
+
+
+def test_ties_follow_the_seeded_hash():
+    ids = [f"i{k}" for k in range(20)]
+    s = choose_items([0.5] * 20, ids, budget=20, seed=11)
+    keys = dict(zip(ids, tie_break_keys(ids, 11).tolist(), strict=True))
+    assert list(s.item_ids) == sorted(ids, key=keys.__getitem__)
+
+
+def test_excluded_items_are_never_chosen():
+    s = choose_items([0.9, 0.8, 0.1], ["test1", "a", "b"], budget=3, excluded=[True, False, False])
+    assert s.item_ids == ("a", "b") and s.n_excluded == 1 and s.pool_size == 2
+
+
+def test_uncertainty_alone_stays_in_one_cluster_cluster_diversity_covers_all():
+    x, cluster, scores, ids = blobs()
+    plain = choose_items(scores, ids, budget=5)
+    assert {cluster[ids.index(i)] for i in plain.item_ids} == {0}
+    spread = choose_items(scores, ids, budget=5, diversity="cluster", features=x, candidate_factor=40)
+    assert {cluster[ids.index(i)] for i in spread.item_ids} == {0, 1, 2, 3, 4}
+    assert spread.item_ids[0] == plain.item_ids[0]  # the most uncertain item still comes first
+    assert spread.method == "score + cluster"
+
+
+def test_kcenter_diversity_covers_every_cluster():
+    x, cluster, scores, ids = blobs()
+    s = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, candidate_factor=40)
+    assert {cluster[ids.index(i)] for i in s.item_ids} == {0, 1, 2, 3, 4}
+    assert s.item_ids[0] == choose_items(scores, ids, budget=1).item_ids[0]
+
+
+def test_cold_start_kcenter_on_features_or_seeded_random():
+    x, cluster, _, ids = blobs()
+    s = choose_items(None, ids, budget=5, features=x, seed=2)
+    assert s.method == "cold start: kcenter" and s.scores == (None,) * 5
+    assert {cluster[ids.index(i)] for i in s.item_ids} == {0, 1, 2, 3, 4}
+    r1 = choose_items(None, ids, budget=5, seed=2)
+    assert r1.method == "cold start: random"
+    assert r1.item_ids == choose_items(None, ids[::-1], budget=5, seed=2).item_ids
+    assert r1.item_ids != choose_items(None, ids, budget=5, seed=3).item_ids
+
+
+def test_per_label_quota():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+    labels = ["cat", "cat", "cat", "dog", None]
+    s = choose_items(scores, list("abcde"), budget=4, per_label_quota=1, labels_of_item=labels)
+    assert s.item_ids == ("a", "d", "e") and s.quota_limited
+    k = choose_items(
+        scores, list("abcde"), budget=3, per_label_quota=1, labels_of_item=labels,
+        diversity="kcenter", features=np.arange(5.0)[:, None],
+    )  # fmt: skip
+    assert k.item_ids[0] == "a" and sum(labels["abcde".index(i)] == "cat" for i in k.item_ids) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"budget": 0}, "budget: 0 is not a positive integer"),
+        ({"budget": 2.0}, "budget: 2.0"),
+        ({"budget": True}, "budget: True"),
+        ({"diversity": "coreset"}, "diversity: 'coreset'"),
+        ({"diversity": "cluster"}, "features: required by diversity 'cluster'"),
+        ({"per_label_quota": 1}, "labels_of_item: required by per_label_quota"),
+        ({"per_label_quota": 0, "labels_of_item": ["x", "y"]}, "per_label_quota: 0"),
+        ({"features": [[1.0]]}, r"features: shape \(1, 1\)"),
+        ({"scores": [0.1]}, "scores: shape"),
+        ({"scores": [0.1, np.nan]}, "scores: contains NaN"),
+        ({"item_ids": ["a", "a"]}, "item_ids: contains duplicates"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    args = {"scores": [0.1, 0.2], "item_ids": ["a", "b"], "budget": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        choose_items(**args)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    scores=st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), min_size=1, max_size=40),
+    budget=st.integers(1, 50),
+    seed=st.integers(0, 1000),
+    diversity=st.sampled_from(["none", "cluster", "kcenter"]),
+    data=st.data(),
+)
+def test_chosen_set_is_invariant_to_pool_order_and_deterministic(scores, budget, seed, diversity, data):
+    n = len(scores)
+    ids = [f"id{i}" for i in range(n)]
+    features = np.stack([np.arange(n) % 7, np.arange(n) % 3], axis=1).astype(float)
+    permutation = data.draw(st.permutations(range(n)))
+    base = choose_items(scores, ids, budget, diversity, features=features, seed=seed)
+    again = choose_items(scores, ids, budget, diversity, features=features, seed=seed)
+    assert base == again
+    assert len(base.item_ids) == min(budget, n) and len(set(base.item_ids)) == len(base.item_ids)
+    permuted = choose_items([scores[i] for i in permutation], [ids[i] for i in permutation], budget, "none", seed=seed)
+    plain = choose_items(scores, ids, budget, "none", seed=seed)
+    assert permuted.item_ids == plain.item_ids
+    if diversity == "kcenter":  # no k-means randomness: the whole choice is order-free
+        permuted_k = choose_items(
+            [scores[i] for i in permutation], [ids[i] for i in permutation], budget, diversity,
+            features=features[list(permutation)], seed=seed,
+        )  # fmt: skip
+        assert set(permuted_k.item_ids) == set(base.item_ids)
+
+
+# --------------------------------------------------------------------------- diversity primitives
+
+
+def test_kmeans_labels_is_seeded_and_separates_blobs():
+    x, cluster, _, _ = blobs(n_clusters=4)
+    labels = kmeans_labels(x, 4, seed=0)
+    assert np.array_equal(labels, kmeans_labels(x, 4, seed=0))
+    assert all(len(set(labels[cluster == c])) == 1 for c in range(4))
+    assert len(set(labels)) == 4
+
+
+def test_kmeans_fits_on_a_sample_and_assigns_every_row():
+    x, cluster, _, _ = blobs(n_clusters=3, per_cluster=500)
+    labels = kmeans_labels(x, 3, seed=1, sample_size=200)
+    assert labels.shape == (1500,) and all(len(set(labels[cluster == c])) == 1 for c in range(3))
+
+
+def test_round_robin_interleaves_by_best_item():
+    assert cluster_round_robin(np.array([5, 6, 7, 8, 9]), np.array([2, 2, 0, 1, 0])).tolist() == [5, 7, 8, 6, 9]
+
+
+def test_kcenter_starts_at_first_and_takes_the_farthest():
+    x = np.array([[0.0, 0], [1, 0], [10, 0], [0, 10], [5, 5]])
+    assert kcenter_greedy(x, 3, first=1).tolist() == [1, 3, 2]
+    assert kcenter_greedy(x, 10).shape == (5,)
+
+
+def test_route_and_record():
+    assert route_item(0.8, 0.8) == "label" and route_item(0.1, 0.8) == "skip"
+    assert selection_record(0.5, "margin", "m", None, "e", "t", fallback=True) == {
+        "score": 0.5,
+        "strategy": "margin",
+        "modelId": "m",
+        "rank": None,
+        "executionId": "e",
+        "selectedAt": "t",
+        "fallback": True,
+    }
