@@ -22,18 +22,65 @@ def _functions():
 
 
 def test_manifest_has_required_top_level_keys():
-    for key in ("displayName", "description", "name", "scope", "version", "codebase", "metadata", "components"):
+    for key in ("displayName", "description", "name", "scope", "version", "attributes", "metadata", "components"):
         assert key in MANIFEST, key
     assert MANIFEST["name"] == "active-learning"
     for key in ("computeConfigs", "panels", "pipelineNodes", "modules"):
         assert MANIFEST["components"][key], key
 
 
+def test_no_codebase_so_publish_packs_the_local_code():
+    # dtlpy's dpks.publish(): "if dpk.codebase is None: dpk.codebase = project.codebases.pack(local_path)".
+    # A git codebase must name this repository and an existing tag; the old one named a tag of another
+    # repository that does not exist, so the manifest names none.
+    import dtlpy as dl
+
+    assert "codebase" not in MANIFEST
+    assert dl.Dpk.from_json(_json=json.loads(json.dumps(MANIFEST)), client_api=None, project=None).codebase is None
+
+
+def test_marketplace_attributes_as_pipeline_node_apps_declare_them():
+    attributes = MANIFEST["attributes"]
+    assert set(attributes) == {"Provider", "Category", "Application Type", "Media Type", "License"}
+    assert attributes["Category"] == "Application"
+    assert attributes["Application Type"] == ["Pipeline Node"]
+    assert attributes["Provider"] == "Dataloop"
+    assert isinstance(attributes["Media Type"], list) and attributes["Media Type"]
+    assert attributes["License"]
+
+
+def test_every_pipeline_node_and_function_io_has_a_display_name_and_description():
+    for node in MANIFEST["components"]["pipelineNodes"]:
+        assert node.get("displayName") and node.get("description"), node["name"]
+    for _, function in _functions():
+        assert function.get("displayName") and function.get("description"), function["name"]
+        for io in function["input"] + function["output"]:
+            assert io.get("displayName") and io.get("description"), (function["name"], io["name"])
+
+
+def test_compute_configs_pin_dtlpy_and_set_timeouts_and_concurrency():
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    dtlpy_pin = next(line.split("==")[1].strip() for line in lines if line.startswith("dtlpy=="))
+    configs = {c["name"]: c for c in MANIFEST["components"]["computeConfigs"]}
+    for name, config in configs.items():
+        assert config["versions"] == {"dtlpy": dtlpy_pin}, name
+        assert isinstance(config["executionTimeout"], int) and 60 <= config["executionTimeout"] <= 4 * 3600, name
+        assert config["runtime"]["concurrency"] >= 1, name
+    # Model Data Split waits on the platform most of its time (I/O bound): many executions per replica
+    assert 10 <= configs["model-data-split"]["runtime"]["concurrency"] <= 20
+    # the numbers are explained for users
+    explained = (ROOT / "docs" / "manifest.md").read_text()
+    for name, config in configs.items():
+        assert name in explained, name
+        assert str(config["executionTimeout"]) in explained, name
+
+
 def test_modules_keep_the_original_names_and_entry_point():
     modules = {m["name"]: m for m in MANIFEST["components"]["modules"]}
-    assert set(modules) == {"model_data_split", "create_new_model", "compare_models"}
+    assert set(modules) == {"model_data_split", "create_new_model", "compare_models", "select_for_labeling"}
     computes = {c["name"] for c in MANIFEST["components"]["computeConfigs"]}
-    assert computes == {"model-data-split", "create-new-model", "compare-models"}
+    assert computes == {"model-data-split", "create-new-model", "compare-models", "select-for-labeling"}
+    assert modules["select_for_labeling"]["computeConfig"] == "select-for-labeling"
     for module in modules.values():
         assert module["entryPoint"] == "main.py"
         assert module["className"] == "ServiceRunner"
@@ -61,6 +108,12 @@ def test_modules_keep_the_original_names_and_entry_point():
             [("previous_model", "Model"), ("new_model", "Model"), ("compare_config", "Json"), ("dataset", "Dataset")],
             [("winning_model", "Model")],
         ),
+        ("score_item", [("item", "Item")], [("item", "Item")]),
+        (
+            "select_items",
+            [("model", "Model"), ("dataset", "Dataset"), ("selection_config", "Json")],
+            [("items", "Item[]")],
+        ),
     ],
 )
 def test_function_io_matches_the_original(function_name, inputs, outputs):
@@ -74,17 +127,26 @@ def test_compare_models_actions():
     assert function["output"][0]["actions"] == ["update model", "discard"]
 
 
+def test_uncertainty_gate_actions():
+    function = next(f for _, f in _functions() if f["name"] == "score_item")
+    assert function["output"][0]["actions"] == ["label", "skip"]
+
+
 def test_every_manifest_function_exists_on_the_service_class_with_the_same_parameters():
     import main
 
     for module, function in _functions():
+        assert module["entryPoint"] == "main.py" and module["className"] == "ServiceRunner"
         cls = getattr(main, module["className"])
         method = getattr(cls, function["name"], None)
         assert callable(method), f"{module['className']}.{function['name']} missing"
-        params = [p for p in inspect.signature(method).parameters if p != "self"]
+        signature = inspect.signature(method).parameters
+        params = [p for p in signature if p != "self"]
         declared = [i["name"] for i in function["input"]]
         assert params[: len(declared)] == declared, (function["name"], params)
         assert set(params[len(declared) :]) <= PLATFORM_INJECTED, (function["name"], params)
+        for name in params[len(declared) :]:  # progress / context: optional, the runner injects them
+            assert signature[name].default is None, (function["name"], name)
 
 
 def test_every_pipeline_node_points_at_an_existing_function():
@@ -102,7 +164,22 @@ def test_every_pipeline_node_points_at_an_existing_function():
 
 def test_pipeline_node_names_and_config_fields():
     nodes = {n["name"]: n for n in MANIFEST["components"]["pipelineNodes"]}
-    assert set(nodes) == {"dataSplit", "createNewModel", "compareModels"}
+    assert set(nodes) == {"dataSplit", "createNewModel", "compareModels", "uncertaintyGate", "selectForLabeling"}
+    assert nodes["uncertaintyGate"]["invoke"]["namespace"] == "select-for-labeling.select_for_labeling.score_item"
+    assert nodes["selectForLabeling"]["invoke"]["namespace"] == "select-for-labeling.select_for_labeling.select_items"
+    gate = {f["name"]: f["props"] for f in nodes["uncertaintyGate"]["configuration"]["fields"]}
+    assert {k: gate[k]["default"] for k in ("strategy", "threshold", "aggregation")} == {
+        "strategy": "margin",
+        "threshold": 0.5,
+        "aggregation": "max",
+    }
+    assert gate["modelId"]["required"] is False
+    assert {o["value"] for o in gate["strategy"]["options"]} == {"least_confidence", "margin", "entropy", "random"}
+    assert {o["value"] for o in gate["aggregation"]["options"]} == {"max", "mean", "sum"}
+    for node in nodes.values():
+        assert node["categories"] == ["models"] and node["scope"] == "node"
+        for field in node.get("configuration", {}).get("fields", []):
+            assert "default" in field["props"] and field["props"].get("tooltip"), (node["name"], field["name"])
     fields = {f["name"]: f for f in nodes["createNewModel"]["configuration"]["fields"]}
     assert fields["modelName"]["props"]["default"] == (
         "{base_model.name}_{datetime.datetime.now().strftime('%Y_%m_%d-T%H_%M_%S')}"
