@@ -144,9 +144,9 @@ def test_clone_has_exactly_the_resolved_subsets_and_merged_configuration(
     _assert_unchanged(platform, base_model, stored_before, entity_before)
     counts = platform.request_counts
     assert counts[CLONE] == 1 and counts[PATCH_MODEL] == 1
-    assert counts[MODELS_QUERY] == 2  # execution lookup + name lookup
+    assert counts[MODELS_QUERY] == 3  # execution lookup + name lookup + the overlapping-run check after the clone
     assert counts[ITEMS_QUERY] == 1  # the train-subset count
-    assert platform.write_count() == 2  # the clone and the createdBy record
+    assert platform.write_count() == 2  # the clone and the update giving it its own records
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("created model")]
     assert f"({new_model.id})" in line and "'base'" in line
     assert f"train from {sources[0]}, validation from {sources[1]}" in line

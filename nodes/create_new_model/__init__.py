@@ -1,18 +1,21 @@
 """Create New Model node: clone a trained base model into a new version ready to fine-tune.
 
 The modules follow the data: ``config`` validates the node config and the inputs (subsets,
-``model_configuration``, base model status), ``naming`` renders the ``modelName`` template
-and finds a free name, ``plan`` decides the configuration, tags and creator record of the
-clone, and ``node`` holds :func:`run_node`, the only part that talks to dtlpy.
+``model_configuration``, the base model's status and shape), ``naming`` renders the
+``modelName`` template and finds a free name, ``plan`` decides the configuration, tags and
+records of the clone (its own, never the base model's), and ``node`` holds :func:`run_node`,
+the only part that talks to dtlpy.
 """
 
 from nodes.create_new_model.config import (
     CLONEABLE_STATUSES,
     QUERY_KEYS,
     SUBSET_SOURCES,
+    BaseModelFacts,
     CreateModelConfig,
     ResolvedSubset,
     ResolvedSubsets,
+    check_base_model,
     check_base_model_status,
     is_empty_subset,
     normalize_subset_query,
@@ -27,13 +30,16 @@ from nodes.create_new_model.naming import (
     NAME_TEMPLATE_FIELD,
     NameValues,
     check_model_name,
+    execution_time,
     numbered_names,
     parse_name_template,
     render_model_name,
 )
 from nodes.create_new_model.node import node_config_from_context, run_node
 from nodes.create_new_model.plan import (
+    ACTIVE_LEARNING_KEY,
     CREATED_BY_FIELD,
+    DECISION_TAGS,
     EXECUTION_TAG_PREFIX,
     LABEL_MAP_KEYS,
     build_clone_configuration,
@@ -42,12 +48,17 @@ from nodes.create_new_model.plan import (
     created_by,
     deep_merge,
     execution_tag,
+    is_finished,
+    kept_model_id,
+    own_metadata,
 )
 
 __all__ = [
+    "ACTIVE_LEARNING_KEY",
     "ALLOWED_PLACEHOLDERS",
     "CLONEABLE_STATUSES",
     "CREATED_BY_FIELD",
+    "DECISION_TAGS",
     "DEFAULT_NAME_TEMPLATE",
     "EXECUTION_TAG_PREFIX",
     "LABEL_MAP_KEYS",
@@ -56,22 +67,28 @@ __all__ = [
     "NAME_TEMPLATE_FIELD",
     "QUERY_KEYS",
     "SUBSET_SOURCES",
+    "BaseModelFacts",
     "CreateModelConfig",
     "NameValues",
     "ResolvedSubset",
     "ResolvedSubsets",
     "build_clone_configuration",
     "changed_keys",
+    "check_base_model",
     "check_base_model_status",
     "check_model_name",
     "clone_tags",
     "created_by",
     "deep_merge",
     "execution_tag",
+    "execution_time",
     "is_empty_subset",
+    "is_finished",
+    "kept_model_id",
     "node_config_from_context",
     "normalize_subset_query",
     "numbered_names",
+    "own_metadata",
     "parse_model_configuration",
     "parse_name_template",
     "render_model_name",

@@ -4,8 +4,11 @@
 :mod:`nodes.create_new_model.naming`); :func:`parse_model_configuration` reads the
 ``model_configuration`` input; :func:`resolve_subsets` picks each subset from the input, else
 the base model, else the packaged defaults, normalized by :func:`normalize_subset_query`;
-:func:`check_base_model_status` refuses untrained base models. Errors are ``ValueError``s
-that name the field, the bad value and the fix.
+:func:`check_base_model_status` refuses untrained base models and :func:`check_base_model`
+every base model field the node (or dtlpy's clone) reads that has the wrong shape. Every JSON
+value is bounded by :func:`nodes.common.limits.check_json_value` (depth, size, NaN / ±inf)
+before anything else reads it. Errors are ``ValueError``s that name the field, the bad value
+(cut short) and the fix.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from nodes.common.defaults import load_subset_filter
 from nodes.common.dql import check_dql_condition
+from nodes.common.limits import MAX_BYTES, MAX_DEPTH, check_json_value, shorten
 from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, parse_name_template, render_model_name
 
 #: Base model statuses that can be cloned into a new version (C7 of the original).
@@ -55,7 +59,8 @@ class CreateModelConfig:
             return cls()
         if not isinstance(node_config, Mapping):
             raise ValueError(
-                f'customNodeConfig: {node_config!r} is not an object; example: {{"modelName": "{DEFAULT_NAME_TEMPLATE}"}}'
+                f"customNodeConfig: {shorten(node_config)} is not an object; "
+                f'example: {{"modelName": "{DEFAULT_NAME_TEMPLATE}"}}'
             )
         template = node_config.get("modelName")
         if template is None:
@@ -82,7 +87,10 @@ def parse_model_configuration(value: Any, field: str = "model_configuration") ->
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError(f'{field}: {value!r} is not a JSON object; give the keys to change, example: {{"epochs": 10}}')
+        raise ValueError(
+            f'{field}: {shorten(value)} is not a JSON object; give the keys to change, example: {{"epochs": 10}}'
+        )
+    check_json_value(value, field)
     return copy.deepcopy(dict(value))
 
 
@@ -113,13 +121,25 @@ class ResolvedSubsets:
 
 
 def _parse_json_text(value: Any, field: str) -> Any:
+    """JSON text parsed (within the size and depth bounds), ``None`` for blank text, else ``value``."""
     if isinstance(value, str):
         if not value.strip():
             return None
+        size = len(value.encode("utf-8", errors="surrogatepass"))
+        if size > MAX_BYTES:
+            raise ValueError(
+                f"{field}: {size:,} bytes of JSON text is over the {MAX_BYTES:,}-byte limit; "
+                "keep large data (weights, lists of ids) out of the configuration"
+            )
         try:
             return json.loads(value)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{field}: {value[:80]!r} is not valid JSON ({error})") from None
+            raise ValueError(f"{field}: {shorten(value, 80)} is not valid JSON ({error})") from None
+        except RecursionError:
+            raise ValueError(
+                f"{field}: nested deeper than {MAX_DEPTH} levels; flatten the configuration "
+                f"(at most {MAX_DEPTH} levels of objects and arrays)"
+            ) from None
     return value
 
 
@@ -164,13 +184,14 @@ def normalize_subset_query(value: Any, field: str) -> dict[str, Any]:
     """
     value = _parse_json_text(value, field)
     if not isinstance(value, Mapping):
-        raise ValueError(f"{field}: {value!r} is not a DQL object; example: {_DQL_EXAMPLE}")
+        raise ValueError(f"{field}: {shorten(value)} is not a DQL object; example: {_DQL_EXAMPLE}")
+    check_json_value(value, field)
     if "filter" in value:
         query = copy.deepcopy(dict(value))
         unknown = sorted(set(query) - QUERY_KEYS, key=str)
         if unknown:
             raise ValueError(
-                f"{field}: unknown query key {unknown[0]!r}; a query has {', '.join(sorted(QUERY_KEYS))} "
+                f"{field}: unknown query key {shorten(unknown[0])}; a query has {', '.join(sorted(QUERY_KEYS))} "
                 f"(or give a bare filter); example: {_DQL_EXAMPLE}"
             )
     else:
@@ -178,16 +199,18 @@ def normalize_subset_query(value: Any, field: str) -> dict[str, Any]:
     check_dql_condition(query["filter"], f"{field}.filter")
     query.setdefault("resource", "items")
     if query["resource"] != "items":
-        raise ValueError(f"{field}.resource: {query['resource']!r} is not 'items'; a subset selects items")
+        raise ValueError(f"{field}.resource: {shorten(query['resource'])} is not 'items'; a subset selects items")
     query.setdefault("page", 0)
     query.setdefault("pageSize", 1000)
     for key in ("page", "pageSize"):
         if not isinstance(query[key], int) or isinstance(query[key], bool) or query[key] < 0:
-            raise ValueError(f"{field}.{key}: {query[key]!r} is not a non-negative integer; example: 0")
+            raise ValueError(f"{field}.{key}: {shorten(query[key])} is not a non-negative integer; example: 0")
     if "join" in query:
         join = query["join"]
         if not isinstance(join, Mapping):
-            raise ValueError(f'{field}.join: {join!r} is not an object; example: {{"filter": {{"label": "cat"}}}}')
+            raise ValueError(
+                f'{field}.join: {shorten(join)} is not an object; example: {{"filter": {{"label": "cat"}}}}'
+            )
         if "filter" in join:
             check_dql_condition(join["filter"], f"{field}.join.filter")
     return query
@@ -251,6 +274,92 @@ def check_base_model_status(status: Any) -> None:
     """
     if status not in CLONEABLE_STATUSES:
         raise ValueError(
-            f"base_model.status: {status!r} is not one of {', '.join(map(repr, CLONEABLE_STATUSES))}; "
+            f"base_model.status: {shorten(status)} is not one of {', '.join(map(repr, CLONEABLE_STATUSES))}; "
             "train the base model first or connect a trained model version"
         )
+
+
+def _base_fix(path: str) -> str:
+    """How to repair the base model field at ``path`` (``base_model.metadata...``), for errors."""
+    target = "model.metadata" + "".join(f"[{part!r}]" for part in path.split(".")[2:])
+    return f"fix the base model (e.g. {target} = {{}}; model.update(system_metadata=True)) or connect another model version"
+
+
+@dataclass(frozen=True)
+class BaseModelFacts:
+    """What the node reads from the base model, checked by :func:`check_base_model`.
+
+    ``subsets`` is ``metadata.system.subsets`` (``None`` when absent), ``configuration`` a
+    copy of the configuration (``{}`` when absent) and ``tags`` the model tags.
+    """
+
+    subsets: dict[str, Any] | None
+    configuration: dict[str, Any]
+    tags: list[str]
+
+
+def _object_or_absent(parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
+    """``parent[key]`` when it is an object, ``None`` when the key is absent; else a ValueError."""
+    if key not in parent:
+        return None
+    value = parent[key]
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"{path}: {shorten(value)} is not an object; set it to an object ({{}}) or remove the key: "
+            + _base_fix(path)
+        )
+    return dict(value)
+
+
+def check_base_model(metadata: Any, configuration: Any, tags: Any) -> BaseModelFacts:
+    """Check every base model field the node or dtlpy's clone reads, before the clone.
+
+    ``metadata`` must be an object (or absent); ``metadata.user``,
+    ``metadata.user.activeLearning``, ``metadata.system`` and ``metadata.system.subsets`` /
+    ``annotationsSubsets`` / ``tags`` must each be an object or absent (``null`` is neither: a
+    clone would copy it and no later step could finish the new model); ``configuration`` an
+    object (or absent) within the JSON bounds, without NaN / ±inf; ``tags`` a list of strings.
+
+    Raises
+    ------
+    ValueError
+        Naming the field (``base_model.metadata.user.activeLearning``, ...), the value and the fix.
+
+    Examples
+    --------
+    >>> check_base_model({"system": {"subsets": {"train": {}}}}, {"epochs": 1}, ["yolo"]).subsets
+    {'train': {}}
+    >>> check_base_model({"user": {"activeLearning": None}}, None, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: base_model.metadata.user.activeLearning: None is not an object; set it to an object ({}) or remove the key: fix the base model (e.g. model.metadata['user']['activeLearning'] = {}; model.update(system_metadata=True)) or connect another model version
+    """
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, Mapping):
+        raise ValueError(
+            f"base_model.metadata: {shorten(metadata)} is not an object; " + _base_fix("base_model.metadata")
+        )
+    user = _object_or_absent(metadata, "user", "base_model.metadata.user")
+    if user is not None:
+        _object_or_absent(user, "activeLearning", "base_model.metadata.user.activeLearning")
+    system = _object_or_absent(metadata, "system", "base_model.metadata.system") or {}
+    subsets = _object_or_absent(system, "subsets", "base_model.metadata.system.subsets")
+    for key in ("annotationsSubsets", "tags"):
+        _object_or_absent(system, key, f"base_model.metadata.system.{key}")
+    if configuration is None:
+        configuration = {}
+    if not isinstance(configuration, Mapping):
+        raise ValueError(
+            f"base_model.configuration: {shorten(configuration)} is not an object; give the base model a "
+            'configuration object (e.g. {"epochs": 10}) or connect another model version'
+        )
+    check_json_value(configuration, "base_model.configuration")
+    if tags is None:
+        tags = []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ValueError(
+            f"base_model.tags: {shorten(tags)} is not a list of strings; fix the base model's tags "
+            '(e.g. model.tags = ["yolo"]; model.update()) or connect another model version'
+        )
+    return BaseModelFacts(subsets=subsets, configuration=copy.deepcopy(dict(configuration)), tags=list(tags))

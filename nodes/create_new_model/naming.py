@@ -3,14 +3,20 @@
 :func:`parse_name_template` splits a template into literal text and a fixed set of
 placeholders (nothing is ever evaluated), :func:`render_model_name` fills them from the
 entities and the time, and :func:`numbered_names` lists the ``name-2``, ``name-3`` ...
-fallbacks for a name already taken. Pure: no platform calls.
+fallbacks for a name already taken. :func:`execution_time` is the moment the time
+placeholders show: the execution's creation time when the context has it, so every run of one
+execution renders the same name. Pure: no platform calls.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+from nodes.common.limits import shorten
 
 #: The manifest's default for the node config field ``modelName``.
 DEFAULT_NAME_TEMPLATE = "{base_model.name}_{datetime.datetime.now().strftime('%Y_%m_%d-T%H_%M_%S')}"
@@ -90,7 +96,7 @@ _Token = _Literal | _Field | _Time
 
 def _template_error(template: str, problem: str) -> ValueError:
     return ValueError(
-        f"{NAME_TEMPLATE_FIELD}: {template!r} {problem}; allowed placeholders: "
+        f"{NAME_TEMPLATE_FIELD}: {shorten(template)} {problem}; allowed placeholders: "
         f"{', '.join(ALLOWED_PLACEHOLDERS)}; example: "
         f'"modelName": "{{base_model.name}}_{{now:%Y_%m_%d-T%H_%M_%S}}"'
     )
@@ -131,7 +137,7 @@ def parse_name_template(template: str) -> tuple[_Token, ...]:
     """
     if not isinstance(template, str):
         raise ValueError(
-            f'{NAME_TEMPLATE_FIELD}: {template!r} is not a string; example: "modelName": "{DEFAULT_NAME_TEMPLATE}"'
+            f'{NAME_TEMPLATE_FIELD}: {shorten(template)} is not a string; example: "modelName": "{DEFAULT_NAME_TEMPLATE}"'
         )
     tokens: list[_Token] = []
     literal: list[str] = []
@@ -174,8 +180,8 @@ def _match_placeholder(template: str, start: int) -> tuple[_Token, int]:
         return _Time(match.group("fmt"), utc=False, source=match.group(0)), match.end()
     bad = _placeholder_at(template, start)
     if "}" not in bad:
-        raise _template_error(template, f"has an unclosed placeholder {bad!r}")
-    raise _template_error(template, f"uses the placeholder {bad!r}, which is not allowed")
+        raise _template_error(template, f"has an unclosed placeholder {shorten(bad)}")
+    raise _template_error(template, f"uses the placeholder {shorten(bad)}, which is not allowed")
 
 
 def _format_time(moment: datetime, token: _Time, template: str) -> str:
@@ -186,7 +192,7 @@ def _format_time(moment: datetime, token: _Time, template: str) -> str:
         return moment.strftime(token.fmt)
     except ValueError as error:
         raise _template_error(
-            template, f"has the time format {token.source!r} that strftime rejects ({error})"
+            template, f"has the time format {shorten(token.source)} that strftime rejects ({shorten(str(error))})"
         ) from None
 
 
@@ -199,9 +205,11 @@ def check_model_name(name: str, field: str = "model name") -> str:
     'yolo_2025'
     """
     if not name.strip():
-        raise ValueError(f"{field}: {name!r} is empty; give {NAME_TEMPLATE_FIELD} some text or placeholders")
+        raise ValueError(f"{field}: {shorten(name)} is empty; give {NAME_TEMPLATE_FIELD} some text or placeholders")
     if "/" in name:
-        raise ValueError(f"{field}: {name!r} contains '/', which model names may not; remove it from the template")
+        raise ValueError(
+            f"{field}: {shorten(name)} contains '/', which model names may not; remove it from the template"
+        )
     if len(name) > MAX_NAME_LENGTH:
         raise ValueError(
             f"{field}: {name[:40]!r}... is {len(name)} characters long, more than {MAX_NAME_LENGTH}; shorten the template"
@@ -266,3 +274,29 @@ def numbered_names(name: str, tries: int | None = None) -> list[str]:
     tries = MAX_NAME_TRIES if tries is None else tries
     candidates = [name] + [f"{name}-{n}" for n in range(2, tries + 1)]
     return [candidate for candidate in candidates if len(candidate) <= MAX_NAME_LENGTH] or [name]
+
+
+def execution_time(execution: Mapping[str, Any] | None) -> datetime | None:
+    """The execution's ``createdAt`` as a local-time ``datetime``, ``None`` when absent or unreadable.
+
+    The name template's time placeholders show this moment instead of the clock, so a rerun of
+    the same execution (even one overlapping the first) renders the same name, and the
+    platform's name uniqueness refuses the second clone.
+
+    Examples
+    --------
+    >>> execution_time({"createdAt": "2025-01-31T12:05:09.123Z"}).astimezone(UTC).isoformat()
+    '2025-01-31T12:05:09.123000+00:00'
+    >>> execution_time({"id": "e1"}) is None, execution_time(None) is None
+    (True, True)
+    """
+    created = execution.get("createdAt") if isinstance(execution, Mapping) else None
+    if not isinstance(created, str) or not created:
+        return None
+    try:
+        moment = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # the platform's times are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone()

@@ -1,10 +1,12 @@
 """The platform edge of Create New Model: :func:`run_node` and the dtlpy calls it makes.
 
-``run_node`` validates every input (:mod:`nodes.create_new_model.config`), returns the model a
-previous run of the same execution created, checks that the train subset selects items,
-picks a free name (:mod:`nodes.create_new_model.naming`) and clones with the configuration
-and tags of :mod:`nodes.create_new_model.plan`. The base model and the pipeline variables
-are never modified.
+``run_node`` validates every input and every base model field it reads
+(:mod:`nodes.create_new_model.config`), returns the model a previous run of the same execution
+created, checks that the train subset selects items, picks a free name
+(:mod:`nodes.create_new_model.naming`), clones with the configuration and tags of
+:mod:`nodes.create_new_model.plan`, keeps one model when runs of the execution overlap, and
+gives the new model records of its own in one update. The base model and the pipeline
+variables are never modified.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from nodes.common.limits import shorten
 from nodes.create_new_model.config import (
     CreateModelConfig,
     ResolvedSubsets,
+    check_base_model,
     check_base_model_status,
     parse_model_configuration,
     resolve_subsets,
 )
-from nodes.create_new_model.naming import NAME_TEMPLATE_FIELD, NameValues, numbered_names
+from nodes.create_new_model.naming import NAME_TEMPLATE_FIELD, NameValues, execution_time, numbered_names
 from nodes.create_new_model.plan import (
     CREATED_BY_FIELD,
     build_clone_configuration,
@@ -31,9 +35,24 @@ from nodes.create_new_model.plan import (
     clone_tags,
     created_by,
     execution_tag,
+    is_finished,
+    kept_model_id,
+    own_metadata,
 )
 
 logger = logging.getLogger(__name__)
+#: Longest platform error quoted in a message.
+_ERROR_CHARS = 300
+
+
+def _error_text(error: BaseException) -> str:
+    return shorten(str(error), _ERROR_CHARS)
+
+
+def _short_id(value: Any) -> str:
+    """An id for a message, unquoted, cut at 100 characters."""
+    text = str(value)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def node_config_from_context(context: Any) -> Any:
@@ -61,12 +80,15 @@ def run_node(
 ) -> tuple[Any, Any]:
     """Clone ``base_model`` into a new model version on ``dataset`` (the node's edge).
 
-    Order: validate every input (template, base status, subsets, configuration); return the
-    model a previous run of the same execution created, if any (one models query); check
-    that the train subset selects items (one count query); pick a free name (one models
-    query); clone (status ``created``, the dataset's project, merged configuration, the
-    resolved subsets); record ``metadata.user.activeLearning.createdBy`` (one update, which
-    also restores the exact subsets if the platform merged them with the base model's).
+    Order: validate every input (template, base status, every base model field read,
+    subsets, configuration bounds); return the model a previous run of the same execution
+    created, if any (one models query); check that the train subset selects items (one count
+    query); pick a free name (one models query; a name held by this execution's model returns
+    that model); clone (status ``created``, the dataset's project, merged configuration, the
+    resolved subsets, the execution tag); look for an overlapping run's clone (one models
+    query; the newer duplicate deletes itself); give the new model records of its own (one
+    update: ``createdBy``, no inherited ``activeLearning`` record or decision tag, exact
+    subsets). Nothing is written before the clone.
 
     Parameters
     ----------
@@ -83,7 +105,8 @@ def run_node(
     context : dl.Context, optional
         Gives the node config ``modelName`` and the execution id.
     now : datetime, optional
-        The time the name template shows (default: the local time now).
+        The time the name template shows (default: the execution's ``createdAt`` when the
+        context has it, else the local time now).
 
     Returns
     -------
@@ -99,21 +122,20 @@ def run_node(
         raise ValueError("base_model: None is not a model; connect the model to clone to the node's base_model input")
     if dataset is None:
         raise ValueError("dataset: None is not a dataset; connect the dataset to train on to the node's dataset input")
-    config = CreateModelConfig.from_json(node_config_from_context(context))
+    # Checks that need no request come first: a bad value is refused before the node reads anything.
     check_base_model_status(base_model.status)
-    base_system = (base_model.metadata or {}).get("system") or {}
-    subsets = resolve_subsets(train_subset, validation_subset, base_system.get("subsets"))
+    base = check_base_model(base_model.metadata, base_model.configuration, getattr(base_model, "tags", None))
     override = parse_model_configuration(model_configuration)
-    base_configuration = copy.deepcopy(base_model.configuration or {})
-    configuration = build_clone_configuration(base_configuration, override)
+    subsets = resolve_subsets(train_subset, validation_subset, base.subsets)
+    configuration = build_clone_configuration(base.configuration, override)
+    config = CreateModelConfig.from_json(node_config_from_context(context))  # reads the pipeline node
     execution_id = getattr(context, "execution_id", None) if context is not None else None
+    record = created_by(execution_id, base_model.id)
     project = dataset.project
 
     existing = _find_created_model(project, execution_id)
     if existing is not None:
-        record = ((existing.metadata or {}).get("user") or {}).get("activeLearning", {}).get("createdBy")
-        if record is None:  # the clone went through but its createdBy update did not: finish it now
-            existing = _finish_new_model(existing, created_by(execution_id, base_model.id), subsets)
+        existing = _finish_new_model(existing, record, subsets)
         logger.info(
             "execution %s already created model %r (%s) from %r; returning it without cloning",
             execution_id, existing.name, existing.id, base_model.name,
@@ -128,14 +150,20 @@ def run_node(
         dataset_id=dataset.id,
         project_name=project.name,
     )
-    name = config.render(values, now if now is not None else datetime.now().astimezone())
-    tags = clone_tags(getattr(base_model, "tags", None), execution_id)
-    new_model = _clone_with_free_name(base_model, dataset, project, name, configuration, subsets, tags, execution_id)
-    new_model = _finish_new_model(new_model, created_by(execution_id, base_model.id), subsets)
+    if now is None:
+        now = execution_time(getattr(context, "execution_dict", None)) or datetime.now().astimezone()
+    name = config.render(values, now)
+    tags = clone_tags(base.tags, execution_id)
+    new_model, cloned = _clone_with_free_name(
+        base_model, dataset, project, name, configuration, subsets, tags, execution_id
+    )
+    if cloned:
+        new_model = _keep_one_model(project, execution_id, new_model)
+    new_model = _finish_new_model(new_model, record, subsets)
     logger.info(
         "created model %r (%s) from %r (%s); subsets: %s; configuration keys changed: %s",
         new_model.name, new_model.id, base_model.name, base_model.id, subsets.sources(),
-        ", ".join(changed_keys(base_configuration, configuration)) or "none",
+        ", ".join(changed_keys(base.configuration, configuration)) or "none",
     )  # fmt: skip
     return new_model, base_model
 
@@ -154,17 +182,26 @@ def _find_created_model(project: Any, execution_id: str | None) -> Any:
     if execution_id is None:
         logger.info("no execution id in the context; a retried run cannot be recognized and will clone again")
         return None
-    filters = _models_filter(project, "tags", execution_tag(execution_id))
-    try:
-        found = list(project.models.list(filters=filters).items)
-    except Exception as error:
-        raise RuntimeError(f"looking up the model created by execution {execution_id} failed: {error}") from error
+    found = _models_of_execution(project, execution_id)
     if len(found) > 1:
         logger.warning(
             "execution %s created %d models (%s); returning the oldest",
             execution_id, len(found), ", ".join(m.id for m in found),
         )  # fmt: skip
-    return min(found, key=lambda m: (str(m.created_at), m.id)) if found else None
+    if not found:
+        return None
+    kept = kept_model_id([(str(m.created_at), m.id) for m in found])
+    return next(m for m in found if m.id == kept)
+
+
+def _models_of_execution(project: Any, execution_id: str) -> list[Any]:
+    filters = _models_filter(project, "tags", execution_tag(execution_id))
+    try:
+        return list(project.models.list(filters=filters).items)
+    except Exception as error:
+        raise RuntimeError(
+            f"looking up the model created by execution {_short_id(execution_id)} failed: {_error_text(error)}"
+        ) from error
 
 
 def _check_train_subset_has_items(dataset: Any, query: dict[str, Any]) -> None:
@@ -177,10 +214,12 @@ def _check_train_subset_has_items(dataset: Any, query: dict[str, Any]) -> None:
     try:
         count = dataset.items.list(filters=dl.Filters(custom_filter=count_query)).items_count
     except Exception as error:
-        raise RuntimeError(f"counting the train subset items of dataset {dataset.name!r} failed: {error}") from error
+        raise RuntimeError(
+            f"counting the train subset items of dataset {dataset.name!r} failed: {_error_text(error)}"
+        ) from error
     if not count:
         raise ValueError(
-            f"train_subset: {json.dumps(query['filter'])} matches no items in dataset {dataset.name!r} "
+            f"train_subset: {shorten(json.dumps(query['filter']))} matches no items in dataset {dataset.name!r} "
             f"({dataset.id}); tag items for training (Model Data Split) or pass a train_subset that selects items"
         )
 
@@ -194,28 +233,38 @@ def _clone_with_free_name(
     subsets: ResolvedSubsets,
     tags: list[str],
     execution_id: str | None = None,
-) -> Any:
-    """Edge: clone under ``name`` or the first free ``name-N`` (one names query, then the clone)."""
+) -> tuple[Any, bool]:
+    """Edge: clone under ``name`` or the first free ``name-N`` (one names query, then the clone).
+
+    Returns ``(model, cloned)``: ``cloned`` is False when the model is this execution's own,
+    made by an overlapping run (it holds one of the names, or took the name just before us).
+    """
     import dtlpy as dl
 
     candidates = numbered_names(name)
     taken = _taken_names(project, candidates)
+    ours = _ours(taken, execution_id)
+    if ours is not None:
+        logger.info("model %r (%s) of this execution already holds the name; using it", ours.name, ours.id)
+        return ours, False
     for candidate in candidates:
         if candidate in taken:
             continue
         try:
-            return _clone(base_model, dataset, project, candidate, configuration, subsets, tags)
+            return _clone(base_model, dataset, project, candidate, configuration, subsets, tags), True
         except (dl.exceptions.BadRequest, dl.exceptions.Conflict) as error:
             # Our own clone may have gone through while its answer was lost (dtlpy then resends
-            # and meets the name it just took): that model carries this execution's tag.
+            # and meets the name it just took), or an overlapping run of this execution took the
+            # name first: either model carries this execution's tag.
             ours = _find_created_model(project, execution_id) if execution_id is not None else None
             if ours is not None:
-                logger.info("the clone %r (%s) went through before the error; using it", ours.name, ours.id)
-                return ours
+                logger.info("model %r (%s) of this execution took the name first; using it", ours.name, ours.id)
+                return ours, False
             # A model of that name may have appeared since the names query; anything else is fatal.
             if candidate not in _taken_names(project, [candidate]):
                 raise RuntimeError(
-                    f"cloning model {base_model.name!r} ({base_model.id}) as {candidate!r} was refused: {error}"
+                    f"cloning model {base_model.name!r} ({base_model.id}) as {candidate!r} was refused: "
+                    f"{_error_text(error)}"
                 ) from error
             logger.info("model name %r was taken meanwhile; trying the next one", candidate)
     raise ValueError(
@@ -224,13 +273,60 @@ def _clone_with_free_name(
     )
 
 
-def _taken_names(project: Any, candidates: list[str]) -> set[str]:
+def _ours(taken: dict[str, Any], execution_id: str | None) -> Any:
+    """The model among ``taken`` that carries this execution's tag, if any."""
+    if execution_id is None:
+        return None
+    tag = execution_tag(execution_id)
+    mine = [model for model in taken.values() if tag in (getattr(model, "tags", None) or [])]
+    if not mine:
+        return None
+    kept = kept_model_id([(str(m.created_at), m.id) for m in mine])
+    return next(m for m in mine if m.id == kept)
+
+
+def _taken_names(project: Any, candidates: list[str]) -> dict[str, Any]:
+    """Edge: the models holding any of ``candidates``, by name (one query)."""
     filters = _models_filter(project, "name", list(candidates), operator="in")
     try:
         page = project.models.list(filters=filters)  # at most MAX_NAME_TRIES models: one page
-        return {model.name for model in page.items}
+        return {model.name: model for model in page.items}
     except Exception as error:
-        raise RuntimeError(f"looking up model names in project {project.name!r} failed: {error}") from error
+        raise RuntimeError(
+            f"looking up model names in project {project.name!r} failed: {_error_text(error)}"
+        ) from error
+
+
+def _keep_one_model(project: Any, execution_id: str | None, new_model: Any) -> Any:
+    """Edge: after a clone, make sure this execution has exactly one model (one models query).
+
+    Two overlapping runs of one execution can both clone when their names differ (no
+    ``createdAt`` in the context and the clock ticked between them) or when the platform's name
+    check is not atomic. Both list the execution's models after cloning and agree on the
+    oldest (:func:`kept_model_id`); a run whose clone is not the oldest deletes it (a model it
+    made seconds ago, never the base) and returns the oldest.
+    """
+    if execution_id is None:
+        return new_model
+    found = _models_of_execution(project, execution_id)
+    if not any(model.id == new_model.id for model in found):
+        found.append(new_model)  # a listing that does not show it yet
+    kept = kept_model_id([(str(m.created_at), m.id) for m in found])
+    if kept == new_model.id:
+        return new_model
+    other = next(m for m in found if m.id == kept)
+    logger.info(
+        "an overlapping run of execution %s created model %r (%s) first; deleting this run's clone %r (%s)",
+        execution_id, other.name, other.id, new_model.name, new_model.id,
+    )  # fmt: skip
+    try:
+        new_model.delete()
+    except Exception as error:
+        raise RuntimeError(
+            f"execution {_short_id(execution_id)} created two models, {other.name!r} ({other.id}) and "
+            f"{new_model.name!r} ({new_model.id}); deleting the second failed: {_error_text(error)}; delete it by hand"
+        ) from error
+    return other
 
 
 def _clone(
@@ -243,11 +339,14 @@ def _clone(
     tags: list[str],
 ) -> Any:
     """Edge: one clone request. dtlpy edits the source entity's configuration in memory
-    while cloning, so the request is made from a detached copy of the base model."""
+    while cloning, so the request is made from a detached copy of the base model carrying
+    the new configuration (the request then sends exactly ``configuration``)."""
     import dtlpy as dl
 
+    source_json = copy.deepcopy(base_model.to_json())
+    source_json["configuration"] = copy.deepcopy(configuration)
     source = dl.Model.from_json(
-        _json=copy.deepcopy(base_model.to_json()),
+        _json=source_json,
         client_api=base_model._client_api,
         project=base_model.project,
         package=base_model._package,
@@ -268,22 +367,29 @@ def _clone(
 
 
 def _finish_new_model(new_model: Any, record: dict[str, Any], subsets: ResolvedSubsets) -> Any:
-    """Edge: one update of the new model (ours to change): record its creator and make sure
-    its subsets are exactly the resolved queries (a clone may merge them with the source's)."""
-    metadata = new_model.metadata if isinstance(new_model.metadata, dict) else {}
-    metadata.setdefault("user", {}).setdefault("activeLearning", {})["createdBy"] = record
-    stored = metadata.setdefault("system", {}).setdefault("subsets", {})
-    fix_subsets = any(stored.get(name) != getattr(subsets, name).query for name in ("train", "validation"))
-    if fix_subsets:
-        logger.info("the clone of %r did not keep the subsets as sent; setting them exactly", new_model.name)
-        for name in ("train", "validation"):
-            stored[name] = copy.deepcopy(getattr(subsets, name).query)
-    new_model.metadata = metadata
+    """Edge: one update of the new model (ours to change), unless it is already finished.
+
+    The platform's clone copies the base model's metadata, so the clone starts with the base's
+    ``activeLearning`` records and decision tag; :func:`own_metadata` replaces them with this
+    run's ``createdBy`` and sets the subsets exactly. A model whose ``createdBy`` is already
+    this run's record (:func:`is_finished`) is left alone: later nodes may have written on it.
+    """
+    if is_finished(new_model.metadata, record):
+        return new_model
+    current = new_model.metadata if isinstance(new_model.metadata, dict) else {}
+    queries = {name: getattr(subsets, name).query for name in ("train", "validation")}
+    desired = own_metadata(current, record, queries)
+    system_changed = desired.get("system") != current.get("system")
+    logger.info(
+        "giving model %r (%s) its own records; metadata changed: %s",
+        new_model.name, new_model.id, ", ".join(changed_keys(current, desired)) or "none",
+    )  # fmt: skip
+    new_model.metadata = desired
     try:
-        updated = new_model.update(system_metadata=fix_subsets)
+        updated = new_model.update(system_metadata=system_changed)
     except Exception as error:
         raise RuntimeError(
-            f"model {new_model.name!r} ({new_model.id}) was created but recording {CREATED_BY_FIELD} failed: {error}; "
-            "a retry of this execution finds the model by its execution tag and records it then"
+            f"model {new_model.name!r} ({new_model.id}) was created but recording {CREATED_BY_FIELD} failed: "
+            f"{_error_text(error)}; a retry of this execution finds the model by its execution tag and records it then"
         ) from error
     return updated if updated is not None else new_model

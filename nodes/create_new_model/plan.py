@@ -1,9 +1,13 @@
-"""The new model's configuration, tags and creator record, decided from plain data.
+"""The new model's configuration, tags, records and metadata, decided from plain data.
 
 :func:`build_clone_configuration` deep-merges the ``model_configuration`` override over a
 copy of the base configuration; :func:`clone_tags` and :func:`created_by` mark the new model
 with the execution that made it, so a retried execution finds that model instead of
-cloning again. Pure: no platform calls, no argument is modified.
+cloning again. The platform's clone copies the base model's metadata, so :func:`own_metadata`
+gives the new model records of its own (no inherited ``activeLearning`` records, no inherited
+decision tag) and :func:`is_finished` tells whether that was already written;
+:func:`kept_model_id` picks the one model overlapping runs of an execution keep. Pure: no
+platform calls, no argument is modified.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ CREATED_BY_FIELD = "metadata.user.activeLearning.createdBy"
 # Model tag that records the creating execution atomically with the clone request itself, so a
 # retry recognises the model even when the createdBy update after the clone failed.
 EXECUTION_TAG_PREFIX = "active-learning-execution:"
+#: The decision tags Compare Models writes (``metadata.system.tags``); a new model never inherits them.
+DECISION_TAGS = ("update model", "discard")
+#: The key under ``metadata.user`` of the records the Active Learning nodes keep on a model.
+ACTIVE_LEARNING_KEY = "activeLearning"
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,14 +101,17 @@ def execution_tag(execution_id: str) -> str:
 
 def clone_tags(base_tags: list[str] | None, execution_id: str | None) -> list[str]:
     """Tags of the new model: the base model's, minus the execution tag of the run that made
-    the base (it would make that run's lookup find two models), plus this execution's.
+    the base (it would make that run's lookup find two models) and any decision tag
+    (:data:`DECISION_TAGS`, a verdict on the base, not on the new model), plus this execution's.
 
     Examples
     --------
-    >>> clone_tags(["yolo", "active-learning-execution:e0"], "e1")
+    >>> clone_tags(["yolo", "active-learning-execution:e0", "update model"], "e1")
     ['yolo', 'active-learning-execution:e1']
     """
-    tags = [tag for tag in (base_tags or []) if not str(tag).startswith(EXECUTION_TAG_PREFIX)]
+    tags = [
+        tag for tag in (base_tags or []) if not str(tag).startswith(EXECUTION_TAG_PREFIX) and tag not in DECISION_TAGS
+    ]
     if execution_id is not None:
         tags.append(execution_tag(execution_id))
     return tags
@@ -115,3 +126,78 @@ def created_by(execution_id: str | None, base_model_id: str) -> dict[str, Any]:
     {'executionId': 'exec-1', 'baseModelId': 'm1'}
     """
     return {"executionId": execution_id, "baseModelId": base_model_id}
+
+
+def own_metadata(
+    clone_metadata: Mapping[str, Any] | None,
+    record: Mapping[str, Any],
+    subsets: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The metadata the new model must have, from the metadata its clone came back with.
+
+    The platform's clone copies the base model's metadata, so the clone starts with the base's
+    records and verdict. The result is a new dict where
+
+    - ``metadata.user.activeLearning`` is exactly ``{"createdBy": record}`` (the base's
+      ``createdBy``, ``comparison`` and any other record are dropped);
+    - ``metadata.system.tags`` has no :data:`DECISION_TAGS` (other tags stay);
+    - ``metadata.system.subsets.train`` / ``.validation`` are exactly ``subsets``;
+    - everything else (the user's own metadata, ``clonedFrom``, ...) is kept.
+
+    Examples
+    --------
+    >>> inherited = {"user": {"activeLearning": {"createdBy": {"executionId": "e0"}, "comparison": {}}},
+    ...              "system": {"tags": {"update model": True, "x": True}}}
+    >>> meta = own_metadata(inherited, {"executionId": "e1"}, {"train": {"filter": {}}, "validation": {"filter": {}}})
+    >>> meta["user"]["activeLearning"], meta["system"]["tags"]
+    ({'createdBy': {'executionId': 'e1'}}, {'x': True})
+    """
+    out = copy.deepcopy(dict(clone_metadata)) if isinstance(clone_metadata, Mapping) else {}
+    if not isinstance(out.get("user"), dict):
+        out["user"] = {}
+    out["user"][ACTIVE_LEARNING_KEY] = {"createdBy": copy.deepcopy(dict(record))}
+    if not isinstance(out.get("system"), dict):
+        out["system"] = {}
+    system = out["system"]
+    if isinstance(system.get("tags"), dict):
+        system["tags"] = {key: value for key, value in system["tags"].items() if key not in DECISION_TAGS}
+    if not isinstance(system.get("subsets"), dict):
+        system["subsets"] = {}
+    for name in ("train", "validation"):
+        system["subsets"][name] = copy.deepcopy(dict(subsets[name]))
+    return out
+
+
+def is_finished(metadata: Any, record: Mapping[str, Any]) -> bool:
+    """True when a model's ``createdBy`` is ``record``: :func:`own_metadata` was written.
+
+    ``own_metadata`` is written in one update, so a model whose ``createdBy`` is this run's
+    record already has its own records; anything else (no record, or the base model's record
+    copied by the clone) means the update after the clone did not happen.
+
+    Examples
+    --------
+    >>> is_finished({"user": {"activeLearning": {"createdBy": {"executionId": "e1"}}}}, {"executionId": "e1"})
+    True
+    >>> is_finished({"user": {"activeLearning": {"createdBy": {"executionId": "e0"}}}}, {"executionId": "e1"})
+    False
+    """
+    user = metadata.get("user") if isinstance(metadata, Mapping) else None
+    records = user.get(ACTIVE_LEARNING_KEY) if isinstance(user, Mapping) else None
+    return isinstance(records, Mapping) and records.get("createdBy") == dict(record)
+
+
+def kept_model_id(models: list[tuple[str, str]]) -> str:
+    """Of the ``(createdAt, id)`` of the models one execution created, the id to keep: the oldest.
+
+    Every run of the execution sees the same order (creation time, then id), so overlapping
+    runs agree on the model to keep and each deletes only its own duplicate.
+
+    Examples
+    --------
+    >>> kept_model_id([("2025-01-02T00:00:00Z", "b"), ("2025-01-01T00:00:00Z", "c"), ("2025-01-01T00:00:00Z", "a")])
+    'a'
+    """
+    if not models:
+        raise ValueError("kept_model_id: no models")
+    return min(models, key=lambda model: (str(model[0]), str(model[1])))[1]
