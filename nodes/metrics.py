@@ -56,8 +56,8 @@ GEOMETRY_COLUMNS = {"box": BOX_COLUMNS, "polygon": ("polygon",), "mask": ("mask"
 #: pycocotools caps the matching threshold just below 1 so that ``iou_threshold=1`` still matches
 #: identical boxes whose IoU is 1 up to rounding.
 _MAX_EFFECTIVE_THRESHOLD = 1 - 1e-10
-#: Bound on the elements of one (resamples x detections) block in the weighted AP path.
-_BLOCK_ELEMENTS = 1_000_000
+#: Bound on the elements of one (resamples x detections) block in the weighted AP path (4 MiB a copy).
+_BLOCK_ELEMENTS = 2**19
 
 
 class PrecisionRecallCurve(NamedTuple):
@@ -132,6 +132,13 @@ def _float_column(frame: pd.DataFrame, column: str, field: str) -> np.ndarray:
     if nan.any():
         raise ValueError(
             f"{field}.{column}: NaN at row {_first_bad_row(frame, nan)!r}; drop or fill rows with missing values"
+        )
+    infinite = np.isinf(values)
+    if infinite.any():
+        row = _first_bad_row(frame, infinite)
+        raise ValueError(
+            f"{field}.{column}: {float(values[infinite][0])!r} at row {row!r} is not a finite number; "
+            f"drop the row or give a finite value"
         )
     return values
 
@@ -468,7 +475,9 @@ def _ap_rows(tp_cum: np.ndarray, fp_cum: np.ndarray, n_gt: np.ndarray, interpola
         return ap
     envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
     if interpolation == "every_point":
-        ap[has_gt] = np.sum(np.diff(recall, axis=1, prepend=0.0) * envelope, axis=1)
+        # summed in order (cumsum, not numpy's pairwise sum): zero-weight points of the weighted
+        # path add exact zeros, so the result does not depend on how many there are
+        ap[has_gt] = np.cumsum(np.diff(recall, axis=1, prepend=0.0) * envelope, axis=1)[:, -1]
     else:
         points = COCO_RECALL_THRESHOLDS if interpolation == "coco" else VOC07_RECALL_THRESHOLDS
         ap[has_gt] = _sample_envelope(envelope, recall, points).mean(axis=1)
@@ -890,8 +899,15 @@ def average_precision_from_matches(
     -----
     A resampled copy is scored by weighted cumulative sums over the confidence-sorted detections:
     the matching of an item does not change when the item is repeated, so no re-matching is needed.
-    Repeated copies of a detection count as consecutive (which only matters on exact confidence ties
-    between different items). Work is done in blocks of resamples so that memory stays near 100 MB.
+    The result equals evaluating the resampled dataset in which copy ``j`` of item ``i`` is a new
+    item whose id sorts right after copy ``j - 1`` (e.g. ``f"{i}#{j}"``): re-evaluated, the copies
+    of an item are ranked one after the other among equal confidences, each copy's tied detections in
+    input order. A detection repeated ``w`` times is one point of weight ``w`` (exact: a run of
+    true positives, or of false positives, has the AP of its last point), except where one item holds
+    several detections of a label with the same confidence that are not all true or all false
+    positives; those tie groups are expanded copy by copy (copy ``c`` weighs
+    ``clip(w - c, 0, 1)``), so equality holds there too. Work is done in blocks of resamples so that
+    memory stays near 50 MB whatever the number of resamples.
 
     Examples
     --------
@@ -928,7 +944,7 @@ def average_precision_from_matches(
             f"average_precision_from_matches.item_weights: shape {np.shape(item_weights)} does not match "
             f"{len(matches.item_ids)} items; use (n_items,) or (n_resamples, n_items) in matches.item_ids order"
         )
-    if np.isnan(weights).any() or (weights < 0).any():
+    if not np.isfinite(weights).all() or (weights < 0).any():
         raise ValueError("average_precision_from_matches.item_weights: weights must be finite and >= 0")
     n_resamples = weights.shape[0]
     result = np.empty((n_resamples, n_labels, n_thresholds))
@@ -936,12 +952,18 @@ def average_precision_from_matches(
         lo, hi = matches.label_start[k], matches.label_start[k + 1]
         gt_sel = matches.gt_label == k
         gt_weighted = np.take(weights, matches.gt_item[gt_sel], axis=1) @ matches.gt_count[gt_sel].astype(np.float64)
-        det_items = matches.det_item[lo:hi]
-        tp_k = tp_all[:, lo:hi].astype(np.float64)
-        n_det = hi - lo
+        columns, copy_index = _weighted_columns(
+            matches.det_item[lo:hi], matches.det_confidence[lo:hi], tp_all[:, lo:hi], weights
+        )
+        det_items = matches.det_item[lo:hi][columns]
+        expanded = copy_index >= 0
+        tp_k = tp_all[:, lo:hi][:, columns].astype(np.float64)
+        n_det = len(columns)
         block = max(1, _BLOCK_ELEMENTS // max(1, n_det * n_thresholds))
         for b0 in range(0, n_resamples, block):
             w = np.take(weights[b0 : b0 + block], det_items, axis=1)  # (B, n_det)
+            if expanded.any():  # copy c of a mixed tie group weighs clip(w - c, 0, 1)
+                w[:, expanded] = np.clip(w[:, expanded] - copy_index[expanded], 0.0, 1.0)
             w_cum = np.cumsum(w, axis=1)
             tp_cum = np.cumsum(w[:, None, :] * tp_k[None, :, :], axis=2)  # (B, T, n_det)
             fp_cum = w_cum[:, None, :] - tp_cum
@@ -954,6 +976,45 @@ def average_precision_from_matches(
             )
             result[b0 : b0 + n_b, k, :] = ap.reshape(n_b, n_thresholds)
     return result[0] if single else result
+
+
+def _weighted_columns(
+    det_item: np.ndarray, det_confidence: np.ndarray, tp: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column layout of one label's weighted accumulation: (detection index, copy index or -1).
+
+    Detections come in accumulation order. A *tie group* is a run of detections of one item with
+    the same confidence; when it holds both true and false positives (at any threshold), its
+    detections are laid out ``R`` times, copy-major (copy 0: d1..dm, copy 1: d1..dm, ...), where
+    ``R`` is the largest weight of the item (rounded up); other detections are one column each
+    (copy index -1: weighted by the item's weight).
+
+    Examples
+    --------
+    >>> tp = np.array([[True, False, True]])
+    >>> _weighted_columns(np.array([0, 0, 1]), np.array([0.9, 0.9, 0.5]), tp, np.array([[2.0, 1.0]]))
+    (array([0, 1, 0, 1, 2]), array([ 0,  0,  1,  1, -1]))
+    """
+    n = len(det_item)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    new_group = np.r_[True, (det_item[1:] != det_item[:-1]) | (det_confidence[1:] != det_confidence[:-1])]
+    group_start = np.flatnonzero(new_group)
+    group_size = np.diff(np.r_[group_start, n])
+    # mixed: some threshold has both a true and a false positive in the group
+    tp_count = np.add.reduceat(tp.astype(np.int64), group_start, axis=1)  # (T, G)
+    mixed = ((tp_count > 0) & (tp_count < group_size[None, :])).any(axis=0)
+    if not mixed.any():
+        return np.arange(n, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    max_weight = np.ceil(weights.max(axis=0)).astype(np.int64) if weights.size else np.zeros(0, np.int64)
+    reps = np.where(mixed, np.maximum(max_weight[det_item[group_start]], 1), 1)
+    width = group_size * reps
+    total = int(width.sum())
+    unit = np.repeat(np.arange(len(group_start)), width)
+    offset = np.arange(total) - np.repeat(np.cumsum(width) - width, width)
+    columns = group_start[unit] + offset % group_size[unit]
+    copy_index = np.where(mixed[unit], offset // group_size[unit], -1)
+    return columns.astype(np.int64), copy_index.astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -978,7 +1039,7 @@ class _PerLabelResult:
     @property
     def mean_ap(self) -> float:
         """Mean AP over labels that have ground truth (and over thresholds)."""
-        ap = self._per_label["ap"].to_numpy()
+        ap = np.asarray(self._per_label["ap"].to_numpy(), dtype=np.float64)
         ap = ap[~np.isnan(ap)]
         return float(ap.mean()) if ap.size else math.nan
 
@@ -1085,7 +1146,8 @@ def evaluate_detections(
     Raises
     ------
     ValueError
-        Missing columns, NaN coordinates or confidences, ``right < left`` / ``bottom < top``,
+        Missing columns, NaN or ±inf coordinates or confidences (the message names the column),
+        ``right < left`` / ``bottom < top``,
         a threshold outside (0, 1], an unknown interpolation or geometry.
 
     Notes
@@ -1270,7 +1332,9 @@ def evaluate_classification(
         curves[label] = (precision, recall, sorted_scores[last_of_tie])
         rows.append((label, ap, n_pos, n_predicted, n_items))
     per_label = pd.DataFrame(rows, columns=["label", "ap", "n_ground_truth", "n_predictions", "n_items"])
-    per_label = per_label.set_index("label")
+    per_label = per_label.astype(
+        {"ap": np.float64, "n_ground_truth": np.int64, "n_predictions": np.int64, "n_items": np.int64}
+    ).set_index("label")
     logger.debug("evaluated classification of %d items over %d labels", n_items, len(labels))
     return ClassificationEvaluation(interpolation, per_label, curves)
 

@@ -17,10 +17,12 @@ from typing import Any
 MAX_DEPTH = 64
 #: Largest config, as compact JSON.
 MAX_BYTES = 1_000_000
+#: Largest integer magnitude accepted, in bits (about 1.8e308, the float range).
+MAX_INT_BITS = 1024
 #: Longest value quoted in an error message.
 MAX_QUOTE_CHARS = 200
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_QUOTE_CHARS", "check_json_value", "shorten"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_INT_BITS", "MAX_QUOTE_CHARS", "check_json_value", "shorten"]
 
 
 def shorten(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
@@ -87,7 +89,14 @@ def check_json_value(
     while stack:
         current, full_path, depth = stack.pop()
         path = _short_path(full_path)
-        if isinstance(current, bool) or current is None or isinstance(current, (str, int)):
+        if isinstance(current, bool) or current is None or isinstance(current, str):
+            continue
+        if isinstance(current, int):
+            # beyond float range no JSON reader keeps it exact; past ~4,300 digits Python cannot print it
+            if current.bit_length() > MAX_INT_BITS:
+                raise ValueError(
+                    f"{path}: an integer of {current.bit_length()} bits is too large; use a number below 1e308"
+                )
             continue
         if isinstance(current, float):
             if not math.isfinite(current):

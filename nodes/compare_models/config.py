@@ -14,7 +14,7 @@ Accepted shape (every key optional, but at least one comparison must be configur
         "per_label": false,                      # true: one vote per label
         "min_relative_change": null,             # e.g. 0.05: also (new - prev) / |prev| >= 5 %
         "confidence": null,                      # e.g. 0.95: paired-bootstrap lower bound > min_delta
-        "resamples": 1000,                       # bootstrap resamples (>= 1000)
+        "resamples": 1000,                       # bootstrap resamples, 1,000 to 100,000
         "seed": 0,                               # bootstrap seed
         "labels": null,                          # e.g. ["cat", "dog"]: evaluate only these labels
         "test_subset": null                      # item DQL; default pipeline_configs/test_subset_filter.json
@@ -30,6 +30,11 @@ Accepted shape (every key optional, but at least one comparison must be configur
 ``wins``/``checks``/``verbose`` nested inside ``precision_recall`` (the shape used by the
 original app's end-to-end test configs) are accepted and hoisted to the top level with a
 warning; giving the same key in both places is an error.
+
+Before anything else looks at it, the whole value is checked by
+``nodes.common.limits.check_json_value``: nested deeper than 64 levels, larger than 1 MB of
+JSON, or holding NaN / ±inf anywhere is a ``ValueError`` naming the path. Values quoted in
+messages are cut to ~200 characters, so no message exceeds ~1 kB.
 """
 
 from __future__ import annotations
@@ -43,13 +48,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodes.common.defaults import load_default_compare_config, load_subset_filter
-from nodes.common.dql import check_dql_condition
+from nodes.common.dql import QUERY_PARTS, check_dql_query
+from nodes.common.limits import MAX_BYTES, check_json_value, shorten
 
 logger = logging.getLogger(__name__)
 
 ROOT = "compare_config"
 INTERPOLATIONS = ("every_point", "coco", "11_point")
 MIN_RESAMPLES = 1000
+#: Upper bound of ``resamples``: the bootstrap keeps 8 bytes per resample and vote, and scores
+#: resamples in blocks (``nodes.compare_models.votes.bootstrap_block_size``).
+MAX_RESAMPLES = 100_000
 TOP_LEVEL_KEYS = ("precision_recall", "wins", "checks", "verbose")
 HOISTABLE_KEYS = ("wins", "checks", "verbose")
 PRECISION_RECALL_KEYS = (
@@ -70,7 +79,12 @@ WINS_WORDS = ("any", "all")
 
 def _fail(path: str, value: Any, problem: str, example: str) -> ValueError:
     """Build the house-style error: field, bad value, what is expected, an example."""
-    return ValueError(f"{path}: {value!r} {problem}; example: {example}")
+    return ValueError(f"{path}: {shorten(value)} {problem}; example: {example}")
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters with ``...`` (for names joined into a message)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _number(path: str, value: Any, example: str) -> float:
@@ -101,9 +115,10 @@ def _text(path: str, value: Any, example: str) -> str:
 def _reject_unknown(path: str, raw: Mapping, allowed: tuple[str, ...], hint: str = "") -> None:
     unknown = sorted(str(k) for k in raw if k not in allowed)
     if unknown:
-        raise ValueError(
-            f"{path}: unknown key(s) {', '.join(repr(k) for k in unknown)}; allowed keys are {', '.join(allowed)}{hint}"
+        listed = ", ".join(shorten(k, 60) for k in unknown[:5]) + (
+            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         )
+        raise ValueError(f"{path}: unknown key(s) {listed}; allowed keys are {', '.join(allowed)}{hint}")
 
 
 def parse_wins(value: Any, path: str = f"{ROOT}.wins") -> str | float:
@@ -145,7 +160,10 @@ def parse_wins(value: Any, path: str = f"{ROOT}.wins") -> str | float:
         except ValueError:
             raise _fail(path, value, problem, example) from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range is far above 1
+            raise _fail(path, value, problem, example) from None
     else:
         raise _fail(path, value, problem, example)
     if not math.isfinite(number) or not 0.0 < number <= 1.0:
@@ -265,6 +283,13 @@ class PrecisionRecallConfig:
         resamples = _integer(f"{path}.resamples", raw.get("resamples", MIN_RESAMPLES), '"resamples": 1000')
         if resamples < MIN_RESAMPLES:
             raise _fail(f"{path}.resamples", resamples, f"is below {MIN_RESAMPLES}", f'"resamples": {MIN_RESAMPLES}')
+        if resamples > MAX_RESAMPLES:
+            raise _fail(
+                f"{path}.resamples",
+                resamples,
+                f"is above {MAX_RESAMPLES:,} (the bootstrap's bound; 1,000 to 10,000 is usual)",
+                '"resamples": 10000',
+            )
         seed = _integer(f"{path}.seed", raw.get("seed", 0), '"seed": 0')
         if seed < 0:
             raise _fail(f"{path}.seed", seed, "is negative", '"seed": 0')
@@ -318,19 +343,17 @@ def _parse_test_subset(path: str, raw: Any) -> dict:
         query = {"filter": query}
     if not isinstance(query["filter"], Mapping) or not query["filter"]:
         raise _fail(f"{path}.filter", query["filter"], "is not a non-empty DQL object", example)
-    extra = sorted(k for k in query if k not in ("filter", "join"))
+    extra = sorted(k for k in query if k not in QUERY_PARTS)
     if extra:
         raise ValueError(
-            f"{path}: unknown key(s) {', '.join(repr(k) for k in extra)}; a subset is an item query with "
-            f"'filter' (and optionally 'join'); paging and sorting are set by the node; example: {example}"
+            f"{path}: unknown key(s) {_cut(', '.join(shorten(k, 60) for k in extra))}; a subset is an item query with "
+            f"'filter' (and optionally 'join', 'intersect', 'except'); paging and sorting are set by the node; "
+            f"example: {example}"
         )
-    check_dql_condition(query["filter"], f"{path}.filter")
     join = query.get("join")
-    if join is not None:
-        if not isinstance(join, Mapping):
-            raise _fail(f"{path}.join", join, "is not an object", '"join": {"filter": {"label": "cat"}}')
-        if "filter" in join:
-            check_dql_condition(join["filter"], f"{path}.join.filter")
+    if join is not None and not isinstance(join, Mapping):
+        raise _fail(f"{path}.join", join, "is not an object", '"join": {"filter": {"label": "cat"}}')
+    check_dql_query(query, path)  # filter, join, intersect, except as documented (nodes.common.dql)
     return query
 
 
@@ -391,10 +414,20 @@ class CompareConfig:
             raw = load_default_compare_config()
             logger.info("compare_config not given; using the packaged default %s", json.dumps(raw))
         elif isinstance(raw, str):
+            if len(raw.encode("utf-8", errors="replace")) > MAX_BYTES:
+                raise ValueError(
+                    f"{ROOT}: {len(raw):,} characters of JSON is over the {MAX_BYTES:,}-byte limit; a compare "
+                    f"config is a few lines; example: {example}"
+                )
             try:
                 raw = json.loads(raw)
             except json.JSONDecodeError as error:
                 raise _fail(ROOT, raw, f"is not valid JSON ({error.msg})", example) from None
+            except RecursionError:
+                raise ValueError(
+                    f"{ROOT}: nested too deeply to read; flatten the configuration; example: {example}"
+                ) from None
+        check_json_value(raw, ROOT)  # depth, size, NaN / inf: before anything else looks at the value
         if not isinstance(raw, Mapping):
             raise _fail(ROOT, raw, "is not a JSON object", example)
         if not raw:
@@ -442,12 +475,12 @@ class CompareConfig:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(
-                f"{ROOT}.checks: {', '.join(duplicates)} checked more than once; keep one check per figure and "
+                f"{ROOT}.checks: {_cut(', '.join(duplicates))} checked more than once; keep one check per figure and "
                 f'legend; example: [{{"legend": "val", "figure": "box_loss"}}]'
             )
         if precision is None and not checks:
             raise ValueError(
-                f"{ROOT}: {json.dumps(raw)} compares nothing; add 'precision_recall' (evaluation on the test "
+                f"{ROOT}: {shorten(json.dumps(raw))} compares nothing; add 'precision_recall' (evaluation on the test "
                 f"subset) or at least one entry in 'checks'; example: {example}"
             )
         return cls(

@@ -22,11 +22,18 @@ from typing import Any
 
 import pandas as pd
 
+from nodes.common.limits import shorten
 from nodes.common.paging import json_pages
 from nodes.compare_models.config import CompareConfig
-from nodes.compare_models.records import annotation_record, annotation_tables, samples_frame
+from nodes.compare_models.records import annotation_tables, read_annotations, samples_frame, skipped_summary
 from nodes.compare_models.report import DISCARD, UPDATE_MODEL, Comparison, ComparisonReport, updated_metadata
-from nodes.compare_models.votes import Vote, check_tables, evaluation_votes, training_votes
+from nodes.compare_models.votes import (
+    Vote,
+    check_tables,
+    evaluation_votes,
+    prediction_coverage,
+    training_votes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +79,11 @@ def list_test_item_ids(dataset: Any, query: dict) -> list[str]:
 
 
 def list_test_annotations(
-    dataset: Any, test_query: dict, item_ids: Sequence[str], model_ids: Sequence[str]
+    dataset: Any,
+    test_query: dict,
+    item_ids: Sequence[str],
+    model_ids: Sequence[str],
+    skipped: list | None = None,
 ) -> list[dict]:
     """EDGE. Ground truth and the given models' predictions on the test items, as records.
 
@@ -82,6 +93,8 @@ def list_test_annotations(
     ``model_ids``, joined with the test-subset item filter (dtlpy's annotation -> item
     ``join``). Rows are then also filtered to ``item_ids``, so a server that ignores the
     join still gives the right answer (with more pages). Never one request per item.
+    Malformed annotations are left out (``nodes.compare_models.records.read_annotations``) and,
+    when ``skipped`` is given, appended to it with their ids and reasons.
 
     Examples
     --------
@@ -109,18 +122,21 @@ def list_test_annotations(
     records: list[dict] = []
     outside = 0
     for page in json_pages(dataset.annotations, filters, page_size=PAGE_SIZE):
-        for doc in page:
-            if doc.get("itemId") in wanted:
-                records.append(annotation_record(doc))
-            else:
-                outside += 1
+        inside = [doc for doc in page if doc.get("itemId") in wanted]
+        outside += len(page) - len(inside)
+        page_records, page_skipped = read_annotations(inside)
+        records += page_records
+        if skipped is not None:
+            skipped += page_skipped
     if outside:
         logger.debug("dropped %d annotations of items outside the test subset (join not applied)", outside)
     return records
 
 
 def _model_label(kind: str, model: Any) -> str:
-    return f"{kind} model {getattr(model, 'name', '?')!r} ({model.id})"
+    model_id = str(model.id)
+    model_id = model_id if len(model_id) <= 60 else model_id[:57] + "..."
+    return f"{kind} model {shorten(getattr(model, 'name', '?'), 80)} ({model_id})"
 
 
 def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset: Any = None) -> Comparison:
@@ -157,14 +173,37 @@ def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset:
     details: dict = {}
     if config.precision_recall is not None:
         pr = config.precision_recall
-        dataset_label = f"dataset {dataset.name!r}"
+        dataset_label = f"dataset {shorten(dataset.name, 80)}"
         item_ids = list_test_item_ids(dataset, pr.test_subset_query())
-        records = list_test_annotations(dataset, pr.test_subset_query(), item_ids, [previous_model.id, new_model.id])
+        skipped: list[dict] = []
+        records = list_test_annotations(
+            dataset, pr.test_subset_query(), item_ids, [previous_model.id, new_model.id], skipped
+        )
+        coverage = prediction_coverage(
+            item_ids,
+            {r["item_id"] for r in records if r["model_id"] == previous_model.id},
+            {r["item_id"] for r in records if r["model_id"] == new_model.id},
+        )
         tables = annotation_tables(records, previous_model.id, new_model.id, pr.labels)
-        check_tables(tables, previous_label, new_label, dataset_label, len(item_ids))
-        outcome = evaluation_votes(tables, pr)
+        check_tables(
+            tables,
+            previous_label,
+            new_label,
+            dataset_label,
+            len(item_ids),
+            predicted_items={"previous": coverage["previous"]["items"], "new": coverage["new"]["items"]},
+        )
+        if coverage["warning"]:
+            logger.warning("%s", coverage["warning"])
+        outcome = evaluation_votes(tables, pr, item_ids=item_ids)
         votes += outcome.votes
-        details = {"testItems": len(item_ids), "annotations": len(records), "perLabelAP": outcome.summary}
+        details = {
+            "testItems": len(item_ids),
+            "annotations": len(records) + len(skipped),
+            "coverage": coverage,
+            "skippedAnnotations": skipped_summary(skipped),
+            "perLabelAP": outcome.summary,
+        }
     report = ComparisonReport.decide(
         votes,
         config,
@@ -207,12 +246,25 @@ def store_report(new_model: Any, report: ComparisonReport, tag_decision: bool) -
 
 
 def _check_inputs(previous_model: Any, new_model: Any, config: CompareConfig, dataset: Any) -> None:
-    if previous_model is None or new_model is None:
-        missing = "previous_model" if previous_model is None else "new_model"
-        raise ValueError(f"{missing}: None; connect a model to the Compare Models node's {missing} input")
+    """EDGE. The node's inputs are entities of the right kind, before any request."""
+    import dtlpy as dl
+
+    for name, value in (("previous_model", previous_model), ("new_model", new_model)):
+        if value is None:
+            raise ValueError(f"{name}: None; connect a model to the Compare Models node's {name} input")
+        if not isinstance(value, dl.Model):
+            raise ValueError(
+                f"{name}: {shorten(value, 80)} is a {type(value).__name__}, not a model; connect a Model to the "
+                f"Compare Models node's {name} input (in code: dl.models.get(model_id=...))"
+            )
+    if dataset is not None and not isinstance(dataset, dl.Dataset):
+        raise ValueError(
+            f"dataset: {shorten(dataset, 80)} is a {type(dataset).__name__}, not a dataset; connect the Dataset both "
+            f"models were evaluated on (in code: dl.datasets.get(dataset_id=...))"
+        )
     if previous_model.id == new_model.id:
         raise ValueError(
-            f"new_model: {new_model.id!r} is the same model as previous_model; connect the newly trained model"
+            f"new_model: {shorten(new_model.id, 80)} is the same model as previous_model; connect the newly trained model"
         )
     if config.needs_dataset and dataset is None:
         raise ValueError(

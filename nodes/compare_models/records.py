@@ -6,12 +6,22 @@ boxes, polygons and classes; ``annotation_tables`` splits records into ground tr
 ``metadata.user.model``) and each model's predictions (``metadata.user.model.model_id``, scored
 by ``metadata.user.model.confidence``), one ``EvaluationTables`` per geometry.
 ``samples_frame`` turns a model's metric samples into a DataFrame.
+
+Malformed annotations (a box without coordinates or with a null, non-number or infinite
+coordinate, a polygon under 3 points, a mask dtlpy cannot decode, a confidence that is not a
+finite number, no label) are **skipped and counted**: ``read_annotations`` returns them apart,
+each with its annotation id, item id and reason, and the node stores the count and the first
+examples in the report (``skipped_summary``). One bad annotation never stops the comparison with
+an ``IndexError`` / ``TypeError`` from deep inside.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
+import numbers
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from nodes import metrics
+from nodes.common.limits import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +38,8 @@ logger = logging.getLogger(__name__)
 #: ``dl.AnnotationType.POLYGON == "segment"``; a semantic mask is "binary").
 ANNOTATION_GEOMETRY = {"box": "box", "segment": "polygon", "binary": "mask", "class": "class"}
 METRIC_COLUMNS = ("figure", "legend", "x", "y")
+#: Skipped annotations listed by id in the report (the rest are counted).
+MAX_SKIPPED_EXAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -197,16 +210,154 @@ def _annotation_record(annotation: Any) -> dict:
 
 
 def samples_frame(records: Sequence[dict]) -> pd.DataFrame:
-    """Metric samples ``[{"figure", "legend", "x", "y"}, ...]`` as a DataFrame (x numeric when possible).
+    """Metric samples ``[{"figure", "legend", "x", "y"}, ...]`` as a DataFrame.
+
+    ``x`` and ``y`` are kept as given; ``nodes.compare_models.votes.metric_value_at`` reads them
+    as numbers (a sample whose x is null or not a number never decides; a y that is not a finite
+    number loses the vote).
 
     Examples
     --------
     >>> samples_frame([{"figure": "f", "legend": "l", "x": "1", "y": 2}])["x"].tolist()
-    [1]
+    ['1']
     """
-    frame = pd.DataFrame(list(records), columns=list(METRIC_COLUMNS))
-    numeric = pd.to_numeric(frame["x"], errors="coerce")
-    if not numeric.isna().any():
-        frame["x"] = numeric
-    frame["y"] = pd.to_numeric(frame["y"], errors="coerce")
-    return frame
+    return pd.DataFrame(list(records), columns=list(METRIC_COLUMNS))
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_) and math.isfinite(float(value))
+
+
+def record_problem(record: dict) -> str | None:
+    """Why a record cannot be scored, or ``None``: the check behind "skip and count".
+
+    Examples
+    --------
+    >>> record_problem({"type": "box", "label": "cat", "left": 0, "top": 0, "right": 2, "bottom": float("inf")})
+    'coordinate bottom inf is not a finite number'
+    >>> record_problem({"type": "class", "label": "cat", "model_id": "m", "confidence": "high"})
+    "confidence 'high' is not a finite number"
+    """
+    geometry = ANNOTATION_GEOMETRY.get(record.get("type"))
+    if geometry is None:
+        return None  # not scored: ignored later whatever it holds
+    if not isinstance(record.get("label"), str):
+        return f"label {shorten(record.get('label'), 60)} is not a string"
+    confidence = record.get("confidence")
+    if record.get("model_id") is not None and confidence is not None and not _is_finite_number(confidence):
+        return f"confidence {shorten(confidence, 60)} is not a finite number"
+    if geometry == "box":
+        for key in metrics.BOX_COLUMNS:
+            if not _is_finite_number(record.get(key)):
+                return f"coordinate {key} {shorten(record.get(key), 60)} is not a finite number"
+    elif geometry == "polygon":
+        try:
+            points = np.asarray(record.get("polygon"), dtype=float)
+        except (TypeError, ValueError):
+            return "polygon coordinates are not numbers"
+        if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 3:
+            return f"polygon has {points.shape[0] if points.ndim == 2 else 0} points (at least 3 are needed)"
+        if not np.isfinite(points).all():
+            return "polygon has a null, NaN or infinite coordinate"
+    elif geometry == "mask":
+        mask = record.get("mask")
+        if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.size == 0:
+            return "mask is not a 2-D image"
+    return None
+
+
+def _unreadable_reason(doc: dict, error: Exception) -> str:
+    """A short reason for a document dtlpy could not read."""
+    kind = doc.get("type")
+    coordinates = doc.get("coordinates")
+    if kind == "binary":
+        return f"mask could not be decoded ({type(error).__name__})"
+    if coordinates in (None, [], [[]], {}):
+        return "empty coordinates"
+    if "label" not in doc:
+        return "no label"
+    points = coordinates[0] if kind == "segment" and isinstance(coordinates, list) else coordinates
+    if isinstance(points, list):
+        for point in points:
+            for axis in ("x", "y"):
+                value = point.get(axis) if isinstance(point, dict) else None
+                if not _is_finite_number(value):
+                    return f"coordinate {axis} {shorten(value, 60)} is not a finite number"
+    return f"unreadable ({type(error).__name__}: {shorten(str(error), 120)})"
+
+
+def _short_text(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_annotations(docs: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """Records of the annotations that can be scored, and the malformed ones apart.
+
+    Parameters
+    ----------
+    docs : iterable of dict
+        Annotation platform JSON.
+
+    Returns
+    -------
+    records : list of dict
+        As :func:`annotation_record`, for every well-formed annotation.
+    skipped : list of dict
+        ``{"annotationId", "itemId", "type", "reason"}`` per malformed annotation (see the module
+        doc); a warning is logged with the count.
+
+    Examples
+    --------
+    >>> ok = {"id": "a1", "itemId": "i1", "type": "box", "label": "cat", "metadata": {},
+    ...       "coordinates": [{"x": 0, "y": 0}, {"x": 5, "y": 5}]}
+    >>> bad = dict(ok, id="a2", coordinates=[{"x": None, "y": 0}, {"x": 5, "y": 5}])
+    >>> records, skipped = read_annotations([ok, bad])
+    >>> len(records), skipped[0]["annotationId"], skipped[0]["reason"]
+    (1, 'a2', 'coordinate x None is not a finite number')
+    """
+    records: list[dict] = []
+    skipped: list[dict] = []
+    for doc in docs:
+        try:
+            record = annotation_record(doc)
+        except Exception as error:  # noqa: BLE001 - dtlpy raises many kinds for a malformed document
+            problem: str | None = _unreadable_reason(doc, error)
+        else:
+            problem = record_problem(record)
+        if problem is None:
+            records.append(record)
+            continue
+        skipped.append(
+            {
+                "annotationId": _short_text(doc.get("id")),
+                "itemId": _short_text(doc.get("itemId")),
+                "type": _short_text(doc.get("type")),
+                "reason": problem,
+            }
+        )
+    if skipped:
+        first = skipped[0]
+        logger.warning(
+            "skipped %d malformed annotation(s) (counted in the report), e.g. annotation %s on item %s: %s",
+            len(skipped),
+            first["annotationId"],
+            first["itemId"],
+            first["reason"],
+        )
+    return records, skipped
+
+
+def skipped_summary(skipped: Sequence[dict]) -> dict:
+    """The report's ``skippedAnnotations``: count, count per reason, the first examples.
+
+    Examples
+    --------
+    >>> skipped_summary([{"annotationId": "a", "itemId": "i", "type": "box", "reason": "empty coordinates"}])["count"]
+    1
+    """
+    return {
+        "count": len(skipped),
+        "byReason": dict(Counter(entry["reason"] for entry in skipped).most_common(MAX_SKIPPED_EXAMPLES)),
+        "examples": [dict(entry) for entry in skipped[:MAX_SKIPPED_EXAMPLES]],
+    }

@@ -122,8 +122,38 @@ class ComparisonReport:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
         won = sum(v.won for v in self.votes)
+        lines += self.data_lines()
         lines.append(f"won {won} of {len(self.votes)} votes; wins={self.wins!r} -> {self.decision}")
         return "\n".join(lines)
+
+    def data_lines(self) -> list[str]:
+        """What the votes were computed on: each model's coverage of the test items, skipped annotations.
+
+        Examples
+        --------
+        >>> config = CompareConfig.from_json({"checks": [{"legend": "v", "figure": "f"}]})
+        >>> coverage = {"testItems": 4, "previous": {"items": 4, "coverage": 1.0},
+        ...             "new": {"items": 3, "coverage": 0.75}, "gapPoints": 25.0, "warning": "differs"}
+        >>> ComparisonReport.decide([], config, "p", "n", details={"coverage": coverage}).data_lines()
+        ['coverage (test items with >= 1 prediction): previous 4/4 (100.0 %), new 3/4 (75.0 %)', 'WARNING: differs']
+        """
+        lines = []
+        coverage = self.details.get("coverage")
+        if coverage:
+            n = coverage["testItems"]
+            lines.append(
+                f"coverage (test items with >= 1 prediction): previous {coverage['previous']['items']}/{n} "
+                f"({coverage['previous']['coverage']:.1%}".replace("%", " %")
+                + f"), new {coverage['new']['items']}/{n} ({coverage['new']['coverage']:.1%}".replace("%", " %")
+                + ")"
+            )
+            if coverage.get("warning"):
+                lines.append(f"WARNING: {coverage['warning']}")
+        skipped = self.details.get("skippedAnnotations")
+        if skipped and skipped.get("count"):
+            reasons = "; ".join(f"{reason}: {count}" for reason, count in skipped["byReason"].items())
+            lines.append(f"skipped {skipped['count']} malformed annotation(s) ({reasons})")
+        return lines
 
     def markdown(self, previous_name: str = "previous", new_name: str = "new") -> str:
         """A Markdown report (the CLI's ``report.md``)."""
@@ -138,6 +168,8 @@ class ComparisonReport:
             lines.append(f"- dataset: `{self.dataset_id}`")
         lines += [
             f"- decision: **{self.decision}** (new model won {won} of {len(self.votes)} votes; wins = `{self.wins}`)",
+            "",
+            *[f"- {line}" for line in self.data_lines()],
             "",
             "| vote | previous | new | delta | relative | interval | won | reason |",
             "|---|---|---|---|---|---|---|---|",

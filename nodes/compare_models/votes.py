@@ -10,23 +10,31 @@ paired-bootstrap interval of the difference is ``> min_delta``:
 - training-metric votes (``training_votes``): the value of a figure/legend at ``x_index``;
 - the new model wins when the fraction of won votes is at least ``wins`` (``new_model_wins``).
 
-``check_tables`` refuses an unfair evaluation: both models must have predictions on exactly the
-same test items (a model's evaluated items are those holding at least one of its predictions).
+The evaluated items are the test-subset items: a model with no prediction on a test item detected
+nothing there (every ground truth on it is a miss for that model), and predictions on an item
+without ground truth are false positives, as in COCO. ``check_tables`` refuses only what cannot
+be compared: no test items, no ground truth, or a model with no prediction on any test item
+(never evaluated). ``prediction_coverage`` measures, per model, the share of test items holding
+at least one of its predictions, and warns when the two shares differ by more than 10 percentage
+points.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nodes import metrics
+from nodes.common.limits import shorten
 from nodes.compare_models.config import PlotCheck, PrecisionRecallConfig
 from nodes.compare_models.records import EvaluationTables
 
@@ -69,6 +77,10 @@ class Vote:
         }
 
 
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _finite_or_none(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -106,7 +118,8 @@ def judge_vote(
     the original app), and, if ``min_relative_change`` is set, ``delta / |previous| >=
     min_relative_change``, and, if a bootstrap ``interval`` of the delta is given, its
     lower bound is ``> min_delta``. ``delta = new - previous`` (``previous - new`` when
-    lower is better). A NaN value never wins.
+    lower is better). A value that is NaN or ±inf (either model's) loses the vote: the new
+    model does not win it, and a warning is logged.
 
     Parameters
     ----------
@@ -136,11 +149,14 @@ def judge_vote(
     """
     previous, new = float(previous), float(new)
     delta = (new - previous) if higher_is_better else (previous - new)
+    broken = [f"{who} {value}" for who, value in (("previous", previous), ("new", new)) if not math.isfinite(value)]
+    if broken:
+        reason = f"{' and '.join(broken)} is not a finite number; a NaN or infinite value loses the vote"
+        logger.warning("%s: %s", name, reason)
+        return Vote(name, previous, new, delta, False, reason, None, interval)
     relative = None
     if min_relative_change is not None:
         relative = relative_change(previous, new) if higher_is_better else relative_change(-previous, -new)
-    if math.isnan(delta):
-        return Vote(name, previous, new, delta, False, "a value is missing (NaN)", relative, interval)
     if not delta > min_delta:
         reason = f"delta {delta:+.4g} is not > min_delta {min_delta:g}"
         return Vote(name, previous, new, delta, False, reason, relative, interval)
@@ -153,13 +169,51 @@ def judge_vote(
     return Vote(name, previous, new, delta, True, f"delta {delta:+.4g} > min_delta {min_delta:g}", relative, interval)
 
 
+def wins_fraction(wins: Any) -> Fraction:
+    """The numeric ``wins`` as an exact fraction: the decimal number it was written as.
+
+    A float stands for the shortest decimal that reads back as it (``repr``), so ``0.1`` is
+    exactly 1/10 and ``2 / 3`` (0.6666666666666666) is just below 2/3: "at least 0.1" accepts
+    1 vote in 10, "at least 2/3" accepts 2 votes in 3. No tolerance is added.
+
+    Raises
+    ------
+    ValueError
+        If ``wins`` is not a finite number in (0, 1].
+
+    Examples
+    --------
+    >>> wins_fraction(0.1), wins_fraction("0.6"), wins_fraction(1)
+    (Fraction(1, 10), Fraction(3, 5), Fraction(1, 1))
+    """
+    problem = f"wins: {shorten(wins)} is not 'any', 'all' or a number in (0, 1]; example: \"wins\": 0.6"
+    if isinstance(wins, bool) or not isinstance(wins, numbers.Real | str):
+        raise ValueError(problem)
+    try:
+        if isinstance(wins, Fraction):
+            value = wins
+        elif isinstance(wins, numbers.Integral):
+            value = Fraction(int(wins))
+        else:
+            number = float(wins)
+            if not math.isfinite(number):
+                raise ValueError(problem)
+            value = Fraction(wins.strip()) if isinstance(wins, str) else Fraction(repr(number))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(problem) from None
+    if not 0 < value <= 1:
+        raise ValueError(problem)
+    return value
+
+
 def new_model_wins(won: Sequence[bool], wins: str | float) -> bool:
     """Apply the ``wins`` rule to the votes.
 
     ``"all"``: every vote won; ``"any"``: at least one; a number ``w`` in (0, 1]: the
-    fraction of won votes is **at least** ``w`` (``>=``, as the original docs say
-    "at least"; 2 of 3 votes pass ``0.6`` and ``2/3``). With no votes at all the new
-    model does not win, whatever the rule: there is no evidence it is better.
+    fraction of won votes is **at least** ``w`` (``>=``, as the original docs say "at
+    least"), compared exactly as fractions (``Fraction(won, votes) >= wins_fraction(w)``,
+    no tolerance). A new model that won no vote is never promoted, whatever the rule
+    (also with no votes at all: there is no evidence it is better).
 
     Parameters
     ----------
@@ -176,21 +230,47 @@ def new_model_wins(won: Sequence[bool], wins: str | float) -> bool:
     --------
     >>> new_model_wins([True, True, False], 0.6), new_model_wins([True, False], "all")
     (True, False)
-    >>> new_model_wins([], "all")
-    False
+    >>> new_model_wins([], "all"), new_model_wins([False, False], 1e-9)
+    (False, False)
     """
     won = [bool(w) for w in won]
-    if not won:
+    if isinstance(wins, str) and wins in ("all", "any"):
+        rule: str | Fraction = wins
+    else:
+        rule = wins_fraction(wins)
+    won_votes = sum(won)
+    if won_votes == 0:  # never promote without a single won vote
         return False
-    if wins == "all":
-        return all(won)
-    if wins == "any":
-        return any(won)
-    if isinstance(wins, str) or isinstance(wins, bool):
-        raise ValueError(f"wins: {wins!r} is not 'any', 'all' or a number in (0, 1]; example: \"wins\": 0.6")
-    # Compare counts, not floats: sum/len >= w  <=>  sum >= w * len, with a tolerance so that
-    # 2 of 3 votes pass wins = 2/3 written as 0.6666666666666666.
-    return sum(won) >= float(wins) * len(won) - 1e-9
+    if rule == "all":
+        return won_votes == len(won)
+    if rule == "any":
+        return True
+    return Fraction(won_votes, len(won)) >= rule
+
+
+def numeric_values(values: Iterable[Any]) -> np.ndarray:
+    """Values as floats; NaN for anything that is not a finite number.
+
+    Numbers and numeric strings (``"3"``) count; ``None``, booleans, other strings, NaN and
+    ±inf become NaN.
+
+    Examples
+    --------
+    >>> numeric_values([3, "2.5", None, True, "x", float("inf")]).tolist()
+    [3.0, 2.5, nan, nan, nan, nan]
+    """
+    out = []
+    for value in values:
+        number = math.nan
+        if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+        out.append(number if math.isfinite(number) else math.nan)
+    return np.asarray(out, dtype=float)
 
 
 def metric_value_at(samples: pd.DataFrame, check: PlotCheck, model_label: str) -> float:
@@ -219,18 +299,36 @@ def metric_value_at(samples: pd.DataFrame, check: PlotCheck, model_label: str) -
     rows = samples[(samples["figure"] == check.figure) & (samples["legend"] == check.legend)]
     if rows.empty:
         pairs = sorted({(str(f), str(lg)) for f, lg in zip(samples["figure"], samples["legend"], strict=True)})
-        have = ", ".join(f"{f!r}/{lg!r}" for f, lg in pairs) or "no metrics at all"
+        have = ", ".join(f"{shorten(f, 60)}/{shorten(lg, 60)}" for f, lg in pairs) or "no metrics at all"
+        if len(have) > 400:
+            have = have[:397] + "..."
         raise ValueError(
-            f"{check.name}: {model_label} has no metric with figure {check.figure!r} and legend {check.legend!r}; "
-            f"it has (figure/legend): {have}; fix compare_config.checks to name one of these"
+            f"{_cut(check.name, 150)}: {model_label} has no metric with figure {shorten(check.figure, 60)} and "
+            f"legend {shorten(check.legend, 60)}; it has (figure/legend): {have}; fix compare_config.checks to name "
+            f"one of these"
         )
-    rows = rows.sort_values("x", kind="mergesort")
+    x = numeric_values(rows["x"])
+    usable = ~np.isnan(x)
+    if not usable.any():
+        raise ValueError(
+            f"{_cut(check.name, 150)}: {model_label} has {len(rows)} samples of this metric but none with a numeric x "
+            f"(e.g. x={shorten(rows['x'].iloc[0], 40)}); publish the samples with the epoch as x"
+        )
+    if not usable.all():
+        logger.warning(
+            "%s: %s: ignored %d of %d samples whose x is null or not a finite number",
+            check.name,
+            model_label,
+            int((~usable).sum()),
+            len(rows),
+        )
+    rows = rows[usable].assign(x=x[usable]).sort_values("x", kind="mergesort")
     if not -len(rows) <= check.x_index < len(rows):
         raise ValueError(
-            f"{check.name}: x_index {check.x_index} is out of range for {model_label}, which has {len(rows)} "
+            f"{_cut(check.name, 150)}: x_index {check.x_index} is out of range for {model_label}, which has {len(rows)} "
             f"samples of this metric; use an index in [-{len(rows)}, {len(rows) - 1}], e.g. -1 for the last"
         )
-    return float(rows["y"].iloc[check.x_index])
+    return float(numeric_values([rows["y"].iloc[check.x_index]])[0])
 
 
 def training_votes(
@@ -263,10 +361,16 @@ def training_votes(
     return votes
 
 
-def _evaluate(table: EvaluationTables, predictions: pd.DataFrame, config: PrecisionRecallConfig) -> Any:
-    """One model's evaluation of one geometry (all math in nodes.metrics)."""
+def _evaluate(table: EvaluationTables, predictions: pd.DataFrame, config: PrecisionRecallConfig, item_ids: set) -> Any:
+    """One model's evaluation of one geometry (all math in nodes.metrics).
+
+    Classification is scored over ``item_ids`` (the same items for both models), so an item a
+    model gave no class is a miss for it rather than an item left out.
+    """
     if table.geometry == "class":
-        return metrics.evaluate_classification(table.ground_truth, predictions, interpolation=config.interpolation)
+        return metrics.evaluate_classification(
+            table.ground_truth, predictions, interpolation=config.interpolation, item_ids=sorted(item_ids)
+        )
     return metrics.evaluate_detections(
         table.ground_truth,
         predictions,
@@ -276,18 +380,83 @@ def _evaluate(table: EvaluationTables, predictions: pd.DataFrame, config: Precis
     )
 
 
+#: Coverage gap (in percentage points of the test items) above which the report warns.
+COVERAGE_WARNING_POINTS = 10
+
+
+def prediction_coverage(test_item_ids: Iterable[Any], previous_items: Iterable[Any], new_items: Iterable[Any]) -> dict:
+    """Each model's coverage: test items with at least one of its predictions / test items.
+
+    "More than 10 %" is read as percentage points of the test items: the report warns when
+    ``|previous items - new items| / test items > 0.10``, compared exactly in integers
+    (``10 * |difference| > test items``), so a gap of exactly 10 points does not warn.
+
+    Parameters
+    ----------
+    test_item_ids : iterable
+        The test-subset items (the evaluated items).
+    previous_items, new_items : iterable
+        Items holding at least one prediction of each model (of any annotation type); items
+        outside the test subset are not counted.
+
+    Returns
+    -------
+    dict
+        ``{"testItems", "previous": {"items", "coverage"}, "new": {...}, "gapPoints", "warning"}``;
+        ``warning`` is ``None`` or the text the node logs and the report shows.
+
+    Examples
+    --------
+    >>> cov = prediction_coverage(range(10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [0, 1, 2, 3, 4, 5, 6, 7, 8])
+    >>> cov["previous"]["coverage"], cov["new"]["coverage"], cov["warning"]
+    (1.0, 0.9, None)
+    >>> prediction_coverage(range(10), range(10), range(8))["warning"] is not None
+    True
+    """
+    tests = set(test_item_ids)
+    n = len(tests)
+    counts = {"previous": len(tests.intersection(previous_items)), "new": len(tests.intersection(new_items))}
+    gap = abs(counts["previous"] - counts["new"])
+    out: dict[str, Any] = {"testItems": n}
+    for who, count in counts.items():
+        out[who] = {"items": count, "coverage": count / n if n else 0.0}
+    out["gapPoints"] = 100.0 * gap / n if n else 0.0
+    out["warning"] = None
+    if n and 100 * gap > COVERAGE_WARNING_POINTS * n:
+        out["warning"] = (
+            f"coverage differs by {out['gapPoints']:.1f} percentage points (> {COVERAGE_WARNING_POINTS}): the previous "
+            f"model has predictions on {counts['previous']} of {n} test items, the new model on {counts['new']}; "
+            f"items without predictions count as misses, so check that Evaluate ran on the whole test subset for both"
+        )
+    return out
+
+
 def check_tables(
     tables: dict[str, EvaluationTables],
     previous_label: str,
     new_label: str,
     dataset_label: str,
     n_test_items: int,
+    predicted_items: dict[str, int] | None = None,
 ) -> None:
-    """Refuse to compare when the evaluation cannot be fair; every message says what to do.
+    """Refuse to compare only what cannot be compared; every message says what to do.
 
-    Raises ``ValueError`` when there is no ground truth on the test subset, when a model
-    has no prediction on it ("run Evaluate on <dataset> first"), or when the two models
-    have predictions on different test items (the count that differs is named).
+    Raises ``ValueError`` when the test subset is empty, when it holds no ground truth, or
+    when a model has no prediction on any test item (it was never evaluated: "run Evaluate
+    ... first"). Models with predictions on different test items are compared: a test item
+    without a model's predictions is one where it detected nothing.
+
+    Parameters
+    ----------
+    tables : dict
+        From ``annotation_tables``.
+    previous_label, new_label, dataset_label : str
+        Names for the messages.
+    n_test_items : int
+        Items matched by the test subset.
+    predicted_items : dict, optional
+        ``{"previous": n, "new": n}``: test items holding at least one prediction of each
+        model, of any type and label (``prediction_coverage``). Default: counted from ``tables``.
 
     Examples
     --------
@@ -309,20 +478,33 @@ def check_tables(
             f"annotated items"
         )
     for label, attr in ((previous_label, "previous"), (new_label, "new")):
-        if sum(len(getattr(t, attr)) for t in tables.values()) == 0:
+        if predicted_items is not None:
+            count = predicted_items[attr]
+        else:
+            count = sum(len(getattr(t, attr)) for t in tables.values())
+        if count == 0:
             raise ValueError(
-                f"{label} has no predictions on the {n_test_items} test-subset items of {dataset_label}; "
-                f"run Evaluate on {dataset_label.removeprefix('dataset ')} first"
+                f"{label} has no predictions on any of the {n_test_items} test-subset items of {dataset_label}: "
+                f"it was never evaluated there; run Evaluate on {dataset_label.removeprefix('dataset ')} first "
+                f"(for this model)"
             )
-    prev_items = set().union(*(set(t.previous["item_id"]) for t in tables.values()))
-    new_items = set().union(*(set(t.new["item_id"]) for t in tables.values()))
-    if prev_items != new_items:
-        only_prev, only_new = len(prev_items - new_items), len(new_items - prev_items)
-        raise ValueError(
-            f"the models were evaluated on different items of {dataset_label}: {only_prev} test items have "
-            f"predictions of {previous_label} only and {only_new} of {new_label} only "
-            f"({only_prev + only_new} differ); run Evaluate for both models on the same test subset"
-        )
+
+
+def percentile_interval(delta: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Two-sided percentile interval of bootstrap deltas (NaN entries are left out).
+
+    Examples
+    --------
+    >>> percentile_interval(np.array([1.0, 2.0, 3.0, 4.0, np.nan]), 0.5)
+    (1.75, 3.25)
+    """
+    delta = np.asarray(delta, dtype=float)
+    delta = delta[~np.isnan(delta)]
+    if delta.size == 0:
+        return (math.nan, math.nan)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(delta, [tail, 100.0 - tail])
+    return (float(low), float(high))
 
 
 def paired_bootstrap_interval(previous: np.ndarray, new: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -346,13 +528,41 @@ def paired_bootstrap_interval(previous: np.ndarray, new: np.ndarray, confidence:
     >>> paired_bootstrap_interval(np.zeros(4), np.array([1.0, 2.0, 3.0, 4.0]), 0.5)
     (1.75, 3.25)
     """
-    delta = np.asarray(new, dtype=float) - np.asarray(previous, dtype=float)
-    delta = delta[~np.isnan(delta)]
-    if delta.size == 0:
-        return (math.nan, math.nan)
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(delta, [tail, 100.0 - tail])
-    return (float(low), float(high))
+    return percentile_interval(np.asarray(new, dtype=float) - np.asarray(previous, dtype=float), confidence)
+
+
+#: Weights (resamples x items) generated and scored at once: 2**20 elements, 8 MiB per copy.
+BOOTSTRAP_BLOCK_ELEMENTS = 2**20
+
+
+def bootstrap_block_size(n_items: int, resamples: int) -> int:
+    """Resamples per block so that one block of weights holds at most ``BOOTSTRAP_BLOCK_ELEMENTS``.
+
+    Examples
+    --------
+    >>> bootstrap_block_size(1000, 100_000), bootstrap_block_size(10, 1000)
+    (1048, 1000)
+    """
+    return max(1, min(resamples, BOOTSTRAP_BLOCK_ELEMENTS // max(1, n_items)))
+
+
+def bootstrap_weight_blocks(n_items: int, resamples: int, seed: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first resample, weights)`` blocks of :func:`bootstrap_weights`, ``block`` resamples each.
+
+    One seeded generator draws the resamples in order, one multinomial row per resample, so the
+    rows are the same whatever ``block`` is (memory is bounded by ``block * n_items``).
+
+    Examples
+    --------
+    >>> [w.shape for _, w in bootstrap_weight_blocks(3, 5, 0, block=2)]
+    [(2, 3), (2, 3), (1, 3)]
+    """
+    if block < 1:
+        raise ValueError(f"bootstrap block: {block!r} is not a positive number of resamples")
+    rng = np.random.default_rng(seed)
+    probabilities = np.full(n_items, 1.0 / n_items)
+    for start in range(0, resamples, block):
+        yield start, rng.multinomial(n_items, probabilities, size=min(block, resamples - start))
 
 
 def bootstrap_weights(n_items: int, resamples: int, seed: int) -> np.ndarray:
@@ -363,8 +573,8 @@ def bootstrap_weights(n_items: int, resamples: int, seed: int) -> np.ndarray:
     >>> bootstrap_weights(3, 2, 0).sum(axis=1).tolist()
     [3, 3]
     """
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=resamples)
+    blocks = [w for _, w in bootstrap_weight_blocks(n_items, resamples, seed, max(1, resamples))]
+    return np.concatenate(blocks) if blocks else np.zeros((0, n_items), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -376,24 +586,75 @@ class EvaluationOutcome:
     summary: dict = field(default_factory=dict)  # geometry -> per-label AP of both models (JSON)
 
 
-def _resampled_ap(
-    evaluation: metrics.DetectionEvaluation, universe: pd.Index, weights: np.ndarray, interpolation: str
-) -> pd.DataFrame:
-    """(n_resamples x labels) AP of one model on the paired resamples (columns: label values)."""
-    matches = evaluation.matches
-    columns = universe.get_indexer(pd.Index(matches.item_ids))
-    ap = metrics.average_precision_from_matches(matches, weights[:, columns], interpolation=interpolation)
-    return pd.DataFrame(ap[:, :, 0], columns=pd.Index(matches.labels))
+def _label_positions(evaluation: metrics.DetectionEvaluation, labels: Sequence[Any]) -> np.ndarray:
+    """Column of each label in ``evaluation.matches.labels`` (-1 when absent)."""
+    return pd.Index(evaluation.matches.labels).get_indexer(pd.Index(labels))
 
 
-def evaluation_votes(tables: dict[str, EvaluationTables], config: PrecisionRecallConfig) -> EvaluationOutcome:
+def _bootstrap_deltas(
+    previous_eval: metrics.DetectionEvaluation,
+    new_eval: metrics.DetectionEvaluation,
+    universe: pd.Index,
+    gt_labels: Sequence[Any],
+    targets: Sequence[tuple[str, list]],
+    config: PrecisionRecallConfig,
+    block: int | None = None,
+) -> np.ndarray:
+    """(resamples x votes) paired-bootstrap deltas ``new - previous``, computed block by block.
+
+    Only the deltas are kept (8 bytes x resamples x votes); each block of weights is scored
+    and dropped, so memory does not grow with ``resamples`` beyond the deltas.
+    """
+    resamples = config.resamples
+    block = block or bootstrap_block_size(len(universe), resamples)
+    label_index = {label: j for j, label in enumerate(gt_labels)}
+    target_columns = [np.array([label_index[label] for label in labels]) for _, labels in targets]
+    deltas = np.empty((resamples, len(targets)))
+    models = []
+    for evaluation in (previous_eval, new_eval):
+        columns = universe.get_indexer(pd.Index(evaluation.matches.item_ids))
+        models.append((evaluation.matches, columns, _label_positions(evaluation, gt_labels)))
+    for start, weights in bootstrap_weight_blocks(len(universe), resamples, config.seed, block):
+        per_model = []
+        for matches, columns, positions in models:
+            ap = metrics.average_precision_from_matches(
+                matches, weights[:, columns], interpolation=config.interpolation
+            )[:, :, 0]
+            ap = np.where(positions >= 0, ap[:, np.maximum(positions, 0)], np.nan)  # (B, gt labels)
+            per_model.append(ap)
+        previous_ap, new_ap = per_model
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples of rare labels
+            for j, cols in enumerate(target_columns):
+                prev_r = _mean_over_labels(previous_ap[:, cols], new_ap[:, cols], first=True)
+                new_r = _mean_over_labels(previous_ap[:, cols], new_ap[:, cols], first=False)
+                deltas[start : start + len(weights), j] = new_r - prev_r
+    return deltas
+
+
+def evaluation_votes(
+    tables: dict[str, EvaluationTables],
+    config: PrecisionRecallConfig,
+    item_ids: Iterable[Any] | None = None,
+    bootstrap_block: int | None = None,
+) -> EvaluationOutcome:
     """Precision-recall votes: one per geometry (mean AP), or one per geometry and label.
+
+    Every ground truth on the test items counts for both models: where a model has no
+    prediction, its ground truth is a miss; predictions on items without ground truth are
+    false positives. Classification is scored over the same items for both models.
 
     Parameters
     ----------
     tables : dict
         From ``annotation_tables`` (checked with ``check_tables``).
     config : PrecisionRecallConfig
+    item_ids : iterable, optional
+        The test-subset items: the population the paired bootstrap resamples (items without
+        any annotation included). Default: the items holding ground truth or predictions.
+    bootstrap_block : int, optional
+        Resamples scored at once (default ``bootstrap_block_size``); the result does not
+        depend on it.
 
     Returns
     -------
@@ -410,6 +671,7 @@ def evaluation_votes(tables: dict[str, EvaluationTables], config: PrecisionRecal
     >>> [(v.name, v.previous, v.new, v.won) for v in outcome.votes]
     [('precision_recall.box', 0.0, 1.0, True)]
     """
+    test_items = None if item_ids is None else list(item_ids)
     votes: list[Vote] = []
     evaluations: dict = {}
     summary: dict = {}
@@ -422,7 +684,9 @@ def evaluation_votes(tables: dict[str, EvaluationTables], config: PrecisionRecal
                 len(table.new),
             )
             continue
-        previous_eval, new_eval = _evaluate(table, table.previous, config), _evaluate(table, table.new, config)
+        annotated = set(table.ground_truth["item_id"]) | set(table.previous["item_id"]) | set(table.new["item_id"])
+        previous_eval = _evaluate(table, table.previous, config, annotated)
+        new_eval = _evaluate(table, table.new, config, annotated)
         evaluations[geometry] = (previous_eval, new_eval)
         gt_labels = sorted(table.ground_truth["label"].unique())
         previous_ap = previous_eval.per_label["ap"].reindex(gt_labels)
@@ -435,7 +699,12 @@ def evaluation_votes(tables: dict[str, EvaluationTables], config: PrecisionRecal
             "previous_predictions": int(len(table.previous)),
             "new_predictions": int(len(table.new)),
         }
-        resampled = None
+        name = f"precision_recall.{geometry}"
+        if config.per_label:
+            targets = [(f"{name}[{label}]", [label]) for label in gt_labels]
+        else:
+            targets = [(name, gt_labels)]
+        deltas = None
         if config.confidence is not None:
             if geometry == "class":
                 raise ValueError(
@@ -443,31 +712,14 @@ def evaluation_votes(tables: dict[str, EvaluationTables], config: PrecisionRecal
                     "and mask annotations only, and the test subset holds classification annotations; remove "
                     "'confidence' or compare detections"
                 )
-            universe = pd.Index(
-                sorted(set(table.ground_truth["item_id"]) | set(table.previous["item_id"]) | set(table.new["item_id"]))
-            )
-            weights = bootstrap_weights(len(universe), config.resamples, config.seed)
-            resampled = (
-                _resampled_ap(previous_eval, universe, weights, config.interpolation).reindex(columns=gt_labels),
-                _resampled_ap(new_eval, universe, weights, config.interpolation).reindex(columns=gt_labels),
-            )
-        name = f"precision_recall.{geometry}"
-        if config.per_label:
-            targets = [(f"{name}[{label}]", [label]) for label in gt_labels]
-        else:
-            targets = [(name, gt_labels)]
-        for vote_name, vote_labels in targets:
+            universe = pd.Index(sorted(annotated | set(test_items or ())))
+            deltas = _bootstrap_deltas(previous_eval, new_eval, universe, gt_labels, targets, config, bootstrap_block)
+        for j, (vote_name, vote_labels) in enumerate(targets):
             if config.per_label:
                 prev_value, new_value = float(previous_ap[vote_labels[0]]), float(new_ap[vote_labels[0]])
             else:  # mean over the labels with ground truth, as nodes.metrics defines mean_ap
                 prev_value, new_value = previous_eval.mean_ap, new_eval.mean_ap
-            interval = None
-            if resampled is not None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples of rare labels
-                    prev_r = _mean_over_labels(resampled[0][vote_labels], resampled[1][vote_labels], first=True)
-                    new_r = _mean_over_labels(resampled[0][vote_labels], resampled[1][vote_labels], first=False)
-                interval = paired_bootstrap_interval(prev_r, new_r, config.confidence)
+            interval = None if deltas is None else percentile_interval(deltas[:, j], config.confidence)
             votes.append(
                 judge_vote(
                     vote_name,
@@ -486,13 +738,14 @@ def evaluation_votes(tables: dict[str, EvaluationTables], config: PrecisionRecal
     return EvaluationOutcome(tuple(votes), evaluations, summary)
 
 
-def _mean_over_labels(previous: pd.DataFrame, new: pd.DataFrame, first: bool) -> np.ndarray:
+def _mean_over_labels(previous: np.ndarray, new: np.ndarray, first: bool) -> np.ndarray:
     """Per-resample mean AP over labels that have ground truth in that resample.
 
     In a resample a label either has ground truth (both models' AP defined; a model without
     predictions of it has AP 0) or not (NaN for both); NaN predictions-only APs become 0.
     """
-    has_gt = ~(previous.isna() & new.isna()).to_numpy()
+    previous, new = np.asarray(previous, dtype=float), np.asarray(new, dtype=float)
+    has_gt = ~(np.isnan(previous) & np.isnan(new))
     frame = previous if first else new
-    values = np.where(has_gt, frame.fillna(0.0).to_numpy(), np.nan)
+    values = np.where(has_gt, np.nan_to_num(frame, nan=0.0), np.nan)
     return np.nanmean(values, axis=1)
