@@ -70,11 +70,13 @@ def run(platform, project, item, node_config=CONFIG):
 
 
 def expected_counts(puts: int, patch: bool) -> Counter:
-    counts = Counter({"GET /pipelines/{id}": 1, "POST /datasets/{id}/query": 1})
+    """The node config, the item as it is now, its annotations; a write is read back."""
+    counts = Counter({"GET /pipelines/{id}": 1, "GET /items/{id}": 1, "POST /datasets/{id}/query": 1})
     if puts:
         counts["PUT /annotations/{id}"] = puts
     if patch:
         counts["PATCH /items/{id}"] = 1
+        counts["GET /items/{id}"] += 1
     return counts
 
 
@@ -117,21 +119,21 @@ def test_rerun_is_a_no_op_write_wise(platform, project, dataset):
         assert again.actions == first.actions
         assert platform.write_count() == 0
         assert platform.request_counts == expected_counts(puts=0, patch=False)
-    # a stale entity (tags not yet seen) writes the same tag again: same routing, same server state
+    # a stale entity (tags not yet seen): the node reads the item as it is now, so nothing is written
     _, stale = run(platform, project, item)
     assert stale.actions == first.actions
-    assert platform.request_counts == expected_counts(puts=0, patch=True)
+    assert platform.request_counts == expected_counts(puts=0, patch=False)
     assert server_tags(platform, item.id) == {first.actions[0]: True}
 
 
-def test_sticky_subset_kept_and_predictions_cleaned_in_that_branch_too(platform, project, dataset):  # D1, D4
+def test_sticky_subset_kept_and_its_predictions_stay_predictions(platform, project, dataset):  # D1, D4
     item = new_item(platform, dataset, tags={"test": True, "reviewed": True, "train": False})
     annotate(item, 3, 2)
     out, progress = run(platform, project, item)
     assert progress.actions == ["test"]
-    assert platform.request_counts == expected_counts(puts=2, patch=False)  # tags already right: no item write
+    assert platform.request_counts == expected_counts(puts=0, patch=False)  # nothing to write at all
     assert server_tags(platform, item.id) == {"test": True, "reviewed": True, "train": False}
-    assert model_carriers(platform, dataset) == 0
+    assert model_carriers(platform, dataset) == 2  # an item already in a subset keeps its predictions
 
 
 def test_non_subset_tags_do_not_route_and_are_preserved(platform, project, dataset):  # D1

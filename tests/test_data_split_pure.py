@@ -131,7 +131,7 @@ BAD_CONFIGS = [
     (
         "NaN distribution",
         {"groups": groups(("a", math.nan), ("b", 50))},
-        "customNodeConfig.groups[0].distribution: NaN is not a number from 0 to 100",
+        "customNodeConfig.groups[0].distribution: nan is not a JSON number; use a finite number",
     ),
     (
         "distribution missing",

@@ -8,8 +8,22 @@
   subsets).
 
 An item is *in* subset ``s`` when ``metadata.system.tags[s] is True`` (what the DQL filters in
-``pipeline_configs/`` select). Only these membership tags of the configured subsets are ever
-removed; every other tag (``{"reviewed": true}``, ``{"train": false}``) is kept verbatim.
+``pipeline_configs/`` select); ``1`` or ``"true"`` are not membership. Only these membership tags
+of the configured subsets are ever removed; every other tag (``{"reviewed": true}``,
+``{"train": false}``) is kept verbatim, and a configured name whose value is not exactly ``true``
+becomes ``true`` when the item is routed there (:func:`tags_changed` compares JSON values, so
+``1`` is not ``true``).
+
+Which predictions become ground truth (:func:`ground_truth_metadata`, per annotation): Predict
+and Evaluate write the same ``metadata.user.model`` / ``metadata.system.model`` (dtlpy's
+``BaseModelAdapter.evaluate_model`` runs ``predict_items`` over the evaluated subset), so the
+annotation alone cannot tell them apart. What can: Evaluate only writes on items already in a
+subset (its DQL filter selects the tag), while the pre-annotations of an item entering a subset for
+the first time came from Predict and went through the Labeling / Review task. So a prediction
+becomes ground truth when the item is not yet in a configured subset, or when a reviewer approved
+that very annotation (``metadata.system.status == "approved"``, which neither Predict nor Evaluate
+sets); every other prediction, e.g. each model's Evaluate predictions on a test item that re-enters
+the node, stays a prediction.
 """
 
 from __future__ import annotations
@@ -24,7 +38,7 @@ from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from nodes.data_split.config import SplitConfig
+from nodes.data_split.config import DEFAULT_GROUPS, SplitConfig
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +138,206 @@ def tags_after_assignment(tags: Any, subset: str, config: SplitConfig) -> dict:
     return new
 
 
+def tags_changed(old: Any, new: Mapping[str, Any]) -> bool:
+    """Whether writing ``new`` changes the tags ``old``, comparing JSON values (``1`` is not ``true``).
+
+    Python's ``==`` says ``{"train": 1} == {"train": True}``; the platform's DQL ``= true`` does
+    not select ``1``, so an item tagged ``{"train": 1}`` routed to ``train`` must be written.
+
+    Examples
+    --------
+    >>> tags_changed({"train": 1}, {"train": True}), tags_changed({"train": True}, {"train": True})
+    (True, False)
+    >>> tags_changed(None, {})
+    True
+    """
+    if not isinstance(old, Mapping):
+        return True
+    return json.dumps(dict(old), sort_keys=True, default=repr) != json.dumps(dict(new), sort_keys=True, default=repr)
+
+
+APPROVED = "approved"  # dtlpy AnnotationStatus.APPROVED, in metadata.system.status: a reviewer approved it
+
+
+def carries_model(metadata: Any) -> bool:
+    """Whether an annotation's metadata marks it as a model prediction (``user.model`` or ``system.model``).
+
+    Examples
+    --------
+    >>> carries_model({"system": {"model": {"name": "m"}}}), carries_model({"user": {"k": 1}}), carries_model(None)
+    (True, False, False)
+    """
+    return isinstance(metadata, Mapping) and any(
+        isinstance(metadata.get(space), Mapping) and "model" in metadata[space] for space in ("user", "system")
+    )
+
+
+def ground_truth_metadata(metadata: Any, item_in_subset: bool) -> dict | None:
+    """The metadata that turns a reviewed pre-annotation into ground truth, or ``None`` to leave it.
+
+    The rule, per annotation (see the module docstring for the evidence):
+
+    * not a prediction (no ``user.model`` / ``system.model``): ``None``, nothing to change;
+    * the item is not yet in a configured subset (first routing): every prediction on it is a
+      pre-annotation that went through the Labeling / Review task: it becomes ground truth;
+    * the item is already in a subset (re-entry): a prediction stays a prediction (Evaluate's
+      predictions live there), unless a reviewer approved that annotation
+      (``metadata.system.status == "approved"``).
+
+    Parameters
+    ----------
+    metadata : mapping
+        The annotation's metadata (not modified).
+    item_in_subset : bool
+        The item already has a configured subset tag that is exactly ``true``.
+
+    Returns
+    -------
+    dict or None
+        A copy without ``user.model`` / ``system.model``, or ``None`` (no update).
+
+    Examples
+    --------
+    >>> prediction = {"user": {"model": {"name": "m", "model_id": "1", "confidence": 0.9}}}
+    >>> ground_truth_metadata(prediction, item_in_subset=False)
+    {'user': {}}
+    >>> ground_truth_metadata(prediction, item_in_subset=True) is None
+    True
+    >>> ground_truth_metadata({**prediction, "system": {"status": "approved"}}, item_in_subset=True)
+    {'user': {}, 'system': {'status': 'approved'}}
+    """
+    if not carries_model(metadata):
+        return None
+    if item_in_subset:
+        system = metadata.get("system")
+        if not (isinstance(system, Mapping) and system.get("status") == APPROVED):
+            return None
+    return strip_model_metadata(metadata)
+
+
+PIPELINE_SUBSETS = tuple(name for name, _ in DEFAULT_GROUPS)  # what the packaged DQL filters select
+
+
+def known_subsets(config: SplitConfig) -> tuple[str, ...]:
+    """The subset names whose ``true`` tag is a membership: the configured ones, then the pipeline's.
+
+    ``train`` / ``validation`` / ``test`` are memberships even for a node that does not configure
+    them: the packaged DQL filters (``pipeline_configs/*_subset_filter.json``) select them for
+    Create New Model and Evaluate.
+
+    Examples
+    --------
+    >>> known_subsets(SplitConfig.from_subsets_arg("train=50,holdout=50"))
+    ('train', 'holdout', 'validation', 'test')
+    """
+    return config.subset_names + tuple(n for n in PIPELINE_SUBSETS if n not in config.subset_names)
+
+
+def foreign_subset(tags: Any, config: SplitConfig) -> str | None:
+    """A pipeline subset the item is in (tag exactly ``true``) that this node does not configure, or ``None``.
+
+    Examples
+    --------
+    >>> foreign_subset({"test": True}, SplitConfig.from_subsets_arg("train=80,validation=20"))
+    'test'
+    >>> foreign_subset({"test": 1, "train": True}, SplitConfig.from_subsets_arg("train=80,validation=20")) is None
+    True
+    """
+    if not isinstance(tags, Mapping):
+        return None
+    extra = [n for n in known_subsets(config) if n not in config.subset_names and tags.get(n) is True]
+    return extra[0] if extra else None
+
+
+def tags_patch(tags: Any, subset: str, config: SplitConfig) -> dict:
+    """The merge patch of ``metadata.system.tags`` that puts an item in ``subset`` and no other subset.
+
+    ``{subset: true}`` plus ``None`` (remove) for every other :func:`known_subsets` name, so the
+    write also removes a membership another execution set meanwhile (the platform merges PATCH
+    bodies; ``None`` removes a key). A known name whose value in ``tags`` is present but not
+    ``true`` (``{"train": false}``) is kept. When the item has no tags object yet the patch is
+    ``{subset: true}`` alone (removals would be stored as ``null`` in the new object); a race is
+    then settled by :func:`settle_after_write`.
+
+    Examples
+    --------
+    >>> tags_patch({"train": False, "reviewed": True}, "test", SplitConfig.default())
+    {'test': True, 'validation': None}
+    >>> tags_patch({}, "a", SplitConfig.from_subsets_arg("a=50,b=50"))
+    {'a': True, 'b': None, 'train': None, 'validation': None, 'test': None}
+    >>> tags_patch(None, "a", SplitConfig.from_subsets_arg("a=50,b=50"))
+    {'a': True}
+    """
+    if subset not in config.subset_names:
+        raise ValueError(f"subset: {subset!r} is not one of the configured subsets {list(config.subset_names)}")
+    patch: dict[str, Any] = {subset: True}
+    if not isinstance(tags, Mapping):
+        return patch
+    for name in known_subsets(config):
+        if name != subset and not (name in tags and tags[name] is not True):
+            patch[name] = None
+    return patch
+
+
+CONFLICT_ORDER = ("test", "validation", "train")  # held-out subsets first
+
+
+def conflict_winner(names: Iterable[str]) -> str:
+    """The subset an item keeps when concurrent writes left it in several: the same in every node.
+
+    Independent of any node's configuration order, so two executions with different configs that
+    both see the conflict keep the same subset: ``test``, then ``validation``, then ``train`` (an
+    item two splits claimed at once stays held out rather than being trained on), then other names
+    alphabetically.
+
+    Examples
+    --------
+    >>> conflict_winner(["train", "test"]), conflict_winner(["b", "validation", "a"]), conflict_winner(["b", "a"])
+    ('test', 'validation', 'a')
+    """
+    rank = {name: k for k, name in enumerate(CONFLICT_ORDER)}
+    return min(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def settle_after_write(server_tags: Any, written: str, config: SplitConfig) -> tuple[str, str | None, bool]:
+    """After writing ``written``, the subset the item is in as the platform now has it.
+
+    Two executions (e.g. two Data Split nodes with different configs) may write the same item at
+    once. Reading the item back after writing decides, the same way in every execution, over the
+    :func:`known_subsets` whose tag is exactly ``true``:
+
+    * one: that is the item's subset (``written``, or the one a later writer set: the last write
+      wins, nothing more is written);
+    * several: :func:`conflict_winner` keeps one (the same whatever the node's config) and the
+      others are removed;
+    * none (a writer removed ours without setting its own): ``written`` is written again.
+
+    Returns
+    -------
+    (subset, routable, rewrite)
+        The item's subset; that subset if this node has it, else ``None`` (the caller refuses to
+        route); whether to write again (:func:`tags_patch` of the subset).
+
+    Examples
+    --------
+    >>> cfg = SplitConfig.default()
+    >>> settle_after_write({"train": True}, "train", cfg), settle_after_write({"test": True}, "train", cfg)
+    (('train', 'train', False), ('test', 'test', False))
+    >>> settle_after_write({"test": True, "train": True, "x": 1}, "train", cfg)
+    ('test', 'test', True)
+    >>> settle_after_write({"test": True, "train": True}, "train", SplitConfig.from_subsets_arg("train=50,b=50"))
+    ('test', None, True)
+    >>> settle_after_write({"reviewed": True}, "train", cfg)
+    ('train', 'train', True)
+    """
+    names = known_subsets(config)
+    members = [n for n in names if isinstance(server_tags, Mapping) and server_tags.get(n) is True]
+    if not members:
+        return written, written, True
+    keep = conflict_winner(members)
+    return keep, keep if keep in config.subset_names else None, len(members) > 1
+
+
 def strip_model_metadata(metadata: Any) -> dict | None:
     """A copy of an annotation's metadata without ``user.model`` / ``system.model``, or ``None``.
 
@@ -136,12 +350,7 @@ def strip_model_metadata(metadata: Any) -> dict | None:
     >>> strip_model_metadata({"user": {}}) is None
     True
     """
-    if not isinstance(metadata, Mapping):
-        return None
-    carries = any(
-        isinstance(metadata.get(space), Mapping) and "model" in metadata[space] for space in ("user", "system")
-    )
-    if not carries:
+    if not carries_model(metadata):
         return None
     new = copy.deepcopy(dict(metadata))
     for space in ("user", "system"):

@@ -28,12 +28,13 @@ from nodes.data_split.assign import (
     existing_subset,
     membership_tags,
     tags_after_assignment,
+    tags_changed,
 )
 from nodes.data_split.config import BULK_CHUNK, RUN_MARK_PATH, SplitConfig
 
 logger = logging.getLogger(__name__)
 
-_GROUP_BY_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+_GROUP_BY_RE = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")  # whole string: fullmatch
 
 
 def lookup_field(document: Mapping[str, Any], dotted: str) -> Any:
@@ -90,7 +91,7 @@ def plan_updates(
     for item_id, subset in assignments.items():
         tags = current_tags.get(item_id)
         new = tags_after_assignment(tags, subset, config)
-        if isinstance(tags, Mapping) and new == dict(tags):
+        if not tags_changed(tags, new):  # JSON comparison: {"train": 1} is written as true
             continue
         removed = tuple(n for n in membership_tags(tags, config) if n != subset)
         marked = fingerprint is not None and item_id not in sticky
@@ -398,7 +399,7 @@ def check_batch_options(stratify_by: str | None, group_by: str | None, bulk_size
     """
     if stratify_by not in (None, "label"):
         raise ValueError(f"stratify_by: {stratify_by!r} is not supported; use 'label' or leave it out")
-    if group_by is not None and not _GROUP_BY_RE.match(str(group_by)):
+    if group_by is not None and not _GROUP_BY_RE.fullmatch(str(group_by)):
         raise ValueError(f"group_by: {group_by!r} is not a dotted field name; use e.g. metadata.user.patient_id")
     if group_by is not None and (group_by + ".").startswith("metadata.user." + ".".join(RUN_MARK_PATH[:1]) + "."):
         raise ValueError(

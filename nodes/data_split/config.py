@@ -11,11 +11,14 @@ import copy
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from nodes.common.limits import check_json_value
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +141,7 @@ class SplitConfig:
                 f"{source}: {_short(raw)} is not an object; use e.g. "
                 '{"groups": [{"name": "train", "distribution": 80}, {"name": "test", "distribution": 20}]}'
             )
+        check_json_value(raw, source)  # depth, size, NaN / inf: bounded before anything walks it
         raw = copy.deepcopy(dict(raw))
         _schema_check(raw, source)
         groups_raw = raw["groups"]
@@ -206,6 +210,36 @@ class SplitConfig:
         return cls.from_node_config({"groups": groups, "seed": seed, "itemMetadata": True}, source=source)
 
 
+def ecma_anchored(pattern: str) -> str:
+    r"""A JSON Schema ``pattern`` rewritten so Python's ``re`` reads it as ECMA 262 does.
+
+    JSON Schema patterns are ECMA regular expressions, where a final ``$`` matches only at the end
+    of the string; in Python's ``re`` it also matches before a trailing newline, so
+    ``^[A-Za-z0-9_]+$`` would accept ``"train\n"``. A final unescaped ``$`` becomes ``\Z``.
+
+    Examples
+    --------
+    >>> ecma_anchored("^[A-Za-z0-9_]+$")
+    '^[A-Za-z0-9_]+\\Z'
+    >>> bool(re.search(ecma_anchored("^[a-z]+$"), "train\n")), bool(re.search("^[a-z]+$", "train\n"))
+    (False, True)
+    >>> ecma_anchored(r"^a\$")  # an escaped dollar is a character, not an anchor
+    '^a\\$'
+    """
+    backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+    if pattern.endswith("$") and backslashes % 2 == 0:
+        return pattern[:-1] + r"\Z"
+    return pattern
+
+
+def _ecma_pattern(validator, pattern, instance, schema):
+    """The ``pattern`` keyword with ECMA end anchors (see :func:`ecma_anchored`)."""
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not re.search(ecma_anchored(pattern), instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def _schema_validator():
     import jsonschema
@@ -213,7 +247,8 @@ def _schema_validator():
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema)
+    # whole-string patterns as the panel (ECMA) reads them: "train\n" is not a valid name
+    return jsonschema.validators.extend(cls, {"pattern": _ecma_pattern})(schema)
 
 
 _FIX_BY_FIELD = {
