@@ -185,9 +185,16 @@ def run_load(platform: LocalPlatform, project: Any, dataset: Any, items: list, w
             problems.append(f"item {item.id}: user metadata changed")
     if counts[PATCH_ITEM] != needs_write:
         problems.append(f"{counts[PATCH_ITEM]} item updates for {needs_write} items that needed a tag")
-    carriers = [a for a in platform.annotations_json(dataset.id) if "model" in (a["metadata"].get("user") or {})]
+    # first routing turns the reviewed pre-annotations into ground truth; items already in a subset
+    # keep their (Evaluate) predictions (docs/nodes.md, Model Data Split)
+    first_routed = {item.id for item in items if not any(before[item.id].get(n) is True for n in config.subset_names)}
+    carriers = [
+        a
+        for a in platform.annotations_json(dataset.id)
+        if "model" in (a["metadata"].get("user") or {}) and a["itemId"] in first_routed
+    ]
     if carriers:
-        problems.append(f"{len(carriers)} annotations still carry model metadata")
+        problems.append(f"{len(carriers)} annotations of first-routed items still carry model metadata")
     del problems[20:]
     return result
 

@@ -12,15 +12,6 @@ from nodes.data_split import SplitConfig
 
 N_ITEMS = 400
 WORKERS = 8
-STILL_PREDICTIONS = "annotations still carry model metadata"
-
-
-def other_problems(result) -> list[str]:
-    """``run_load``'s problems except its count of predictions left: that one is checked exactly
-    by :func:`assert_predictions_follow_the_rule` (items already in a subset keep theirs)."""
-    return [p for p in result.problems if STILL_PREDICTIONS not in p]
-
-
 def assert_predictions_follow_the_rule(platform, dataset, before_tags: dict) -> None:
     """Reviewed pre-annotations of items routed for the first time became ground truth; the
     predictions on items that were already in a subset (Evaluate's, on ``test``) stayed predictions."""
@@ -45,7 +36,7 @@ def test_eight_concurrent_executions_tag_every_item_exactly_once(platform, proje
 
     result = run_load(platform, project, dataset, items, workers=WORKERS)
 
-    assert other_problems(result) == []
+    assert result.problems == []
     assert_predictions_follow_the_rule(platform, dataset, before)
     config = SplitConfig.from_node_config(NODE_CONFIG)
     final = [(i["metadata"].get("system") or {}).get("tags") or {} for i in platform.items_json(dataset.id)]
@@ -61,11 +52,11 @@ def test_a_rerun_of_the_whole_load_writes_nothing(platform, project, dataset):
     items = list_items(dataset)
     before = tags_now(platform, dataset)
     first = run_load(platform, project, dataset, items, workers=WORKERS)
-    assert other_problems(first) == []
+    assert first.problems == []
 
     again = run_load(platform, project, dataset, list_items(dataset), workers=WORKERS)
 
-    assert other_problems(again) == []
+    assert again.problems == []
     assert_predictions_follow_the_rule(platform, dataset, before)
     assert again.requests[PATCH_ITEM] == 0
     assert platform.write_count() == 0
@@ -82,7 +73,7 @@ def test_duplicate_executions_racing_on_the_same_items_agree(platform, project, 
 
     # run_load's own checks hold per item; only the write count differs: a racing duplicate may
     # write the same tags a second time (an idempotent overwrite), never different ones
-    assert [p for p in other_problems(result) if "item updates" not in p] == []
+    assert [p for p in result.problems if "item updates" not in p] == []
     assert_predictions_follow_the_rule(platform, dataset, before)
     needing = sum(1 for k in range(40) if k % 7 != 0)
     assert needing <= result.requests[PATCH_ITEM] <= 2 * needing
