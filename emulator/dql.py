@@ -4,23 +4,46 @@ The emulator's query endpoints (``POST /datasets/{id}/query``, ``POST /ml/models
 ``POST /ml/metrics/query``) compile the ``filter`` of the request body with
 :func:`compile_filter` into a predicate over plain JSON documents, then evaluate it lazily.
 No I/O, no globals: everything here works on dicts and is tested on its own
-(``tests/test_dql.py``).
+(``tests/test_dql.py``; the documented behaviours through dtlpy in
+``tests/test_platform_conformance.py``).
 
-Supported: ``$and`` / ``$or`` / ``$nor`` / ``$not`` combinators; ``$eq``, ``$ne``, ``$gt``, ``$gte``,
-``$lt``, ``$lte``, ``$in``, ``$nin``, ``$exists`` and ``$match`` (a regular expression, which
-dtlpy's ``FiltersOperations.MATCH`` sends) on fields; implicit equality (``{"hidden": false}``);
-dotted paths (``"metadata.system.tags.train"``) and nested dict paths
-(``{"metadata": {"system": {"tags": {"train": true}}}}``, as in ``pipeline_configs/*.json``).
-Semantics follow the platform (MongoDB-like): a missing field is ``$ne`` anything and ``$eq``
-only ``None``; on an array field ``$eq`` / ``$in`` / comparisons match if any element does;
-``$exists: false`` matches a missing field; booleans never equal numbers. For the ``filename``
-and ``dir`` fields a string containing ``*`` is a glob (``"/folder/**"``, ``"*.jpg"``), as dtlpy
-sends for recursive directory filters. Any other ``$operator`` raises :class:`DQLError`, which
-the server turns into HTTP 400 so that dtlpy raises ``dl.exceptions.BadRequest``.
+Sources (each rule below names its own):
+
+- DQL operators: https://docs.dataloop.ai/docs/dql-operators (``$eq``/``$ne``, ``$gt``/``$lt``,
+  ``$and``/``$or``, ``$in``, ``join``, wildcards ``*`` and ``?`` "in field value").
+- DQL structure, default sort, page size: https://docs.dataloop.ai/docs/api-dql and
+  https://dataloop.ai/docs/api-dql ("Page size ... blocked by 1000 items per page").
+- The DQL cookbook, dtlpy-documentation
+  ``tutorials/data_management/dataloop_query_language/more_examples/chapter.md``: ``intersect``,
+  ``except``, ``$match`` with an object on ``metadata.system.refs``, an implicit object of
+  conditions on ``metadata.system.refs`` ("keep refs whose id == TASK_ID AND whose status ==
+  completed"), ``filename $match "*.jpg"``, ``name: "foo.bar.*"``, ``metadata.system.size``
+  compared with ``"0"`` / ``"5242880"``, ``annotationStatus`` with a list value.
+- What dtlpy sends: ``dtlpy/entities/filters.py`` (``FiltersOperations``: ``$eq $ne $gt $gte $lt
+  $lte $in $nin $exists $match``, ``$and``/``$or``) and ``dtlpy/repositories/tasks.py`` (``$match``
+  with an object on ``metadata.system.refs``).
+
+Supported: ``$and`` / ``$or`` / ``$nor`` / ``$not`` combinators; the field operators above;
+implicit equality (``{"hidden": false}``); dotted paths (``"metadata.system.tags.train"``) and
+nested objects of conditions (``{"metadata": {"system": {"tags": {"train": true}}}}``, as in
+``pipeline_configs/*.json``). An object of conditions met on an array of objects applies to one
+element (the cookbook's ``metadata.system.refs`` example); dotted paths through an array match
+any element each (MongoDB style, an assumption). ``$match`` with an object is the same element
+match; with a string it is a regular expression searched in the value (refused with
+:class:`DQLError`, i.e. HTTP 400, when its backtracking could be catastrophic: see
+:func:`check_pattern`). A string value containing ``*`` or ``?`` is a wildcard pattern on any
+field. Any other ``$operator`` raises :class:`DQLError`, which the server turns into HTTP 400 so
+that dtlpy raises ``dl.exceptions.BadRequest``.
+
+Assumptions (undocumented; MongoDB's semantics, on which the platform is assumed to sit): a
+missing field is ``$ne`` anything and ``$eq`` only ``null``; on an array ``$eq`` / ``$in`` /
+comparisons match if any element does and a list value equals the whole array; ``$exists: false``
+matches a missing field; booleans never equal or compare with numbers.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import logging
@@ -29,16 +52,31 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+try:  # the stdlib regular-expression parser, to vet $match patterns (Python 3.11+ names)
+    from re import _constants as _sre_constants
+    from re import _parser as _sre_parser
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_constants as _sre_constants  # type: ignore[no-redef]
+    import sre_parse as _sre_parser  # type: ignore[no-redef]
+
 logger = logging.getLogger(__name__)
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
-#: Field operators understood by :func:`compile_filter`.
+#: Field operators understood by :func:`compile_filter` (dtlpy's ``FiltersOperations``).
 FIELD_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$match"})
 #: Logical operators understood by :func:`compile_filter`.
 LOGICAL_OPERATORS = frozenset({"$and", "$or", "$nor", "$not"})
-#: Fields whose string values may be globs.
-GLOB_FIELDS = frozenset({"filename", "dir"})
+#: Wildcard characters of a field value (https://docs.dataloop.ai/docs/dql-operators, "Wildcards").
+WILDCARDS = frozenset("*?")
+#: Longest ``$match`` pattern accepted (assumption: the platform's limit is undocumented).
+MAX_PATTERN_LENGTH = 1000
+#: Most variable-length quantifiers (``*``, ``+``, ``{m,n}``) in one ``$match`` pattern: each one
+#: can multiply the backtracking work by the value's length (assumption, see :func:`check_pattern`).
+MAX_VARIABLE_QUANTIFIERS = 3
+#: The documented default sort of a DQL query (https://docs.dataloop.ai/docs/api-dql: "Sort is set
+#: by default to include the attributes "type": "ascending" and "createdAt": "descending"").
+DEFAULT_SORT = {"type": "ascending", "createdAt": "descending"}
 
 
 class DQLError(ValueError):
@@ -131,39 +169,57 @@ def values_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-@functools.lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern[str]:
-    """Compile a Dataloop path glob: ``**`` spans folders, ``*`` and ``?`` stay within one.
+def is_wildcard(value: Any) -> bool:
+    """Whether a field value is a wildcard pattern (a string holding ``*`` or ``?``).
 
-    ``"/folder/**"`` also matches ``"/folder"`` itself (dtlpy's recursive directory filter).
+    Source: https://docs.dataloop.ai/docs/dql-operators, "Wildcards '*' and '?' are supported in
+    field value: * will match zero or more characters, ? will match one character"; the DQL
+    example of https://docs.dataloop.ai/docs/api-dql filters ``"metadata.system.mimetype":
+    "video*"``. Assumption: there is no escape for a literal ``*`` or ``?``.
+
+    Example
+    -------
+    >>> is_wildcard("video*"), is_wildcard("a?c"), is_wildcard("plain"), is_wildcard(3)
+    (True, True, False, False)
     """
-    suffix = ""
-    if pattern.endswith("/**"):
-        pattern, suffix = pattern[:-3], "(/.*)?"
-    regex = []
-    for part in re.split(r"(\*\*|\*|\?)", pattern):
-        if part == "**":
-            regex.append(".*")
-        elif part == "*":
-            regex.append("[^/]*")
-        elif part == "?":
-            regex.append("[^/]")
-        else:
-            regex.append(re.escape(part))
-    return re.compile("".join(regex) + suffix + r"\Z", re.DOTALL)
+    return isinstance(value, str) and not WILDCARDS.isdisjoint(value)
+
+
+@functools.lru_cache(maxsize=256)
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """The whole-value regular expression of a wildcard pattern.
+
+    ``*`` matches zero or more characters (``/`` included: the cookbook's ``filename: "*.jpg"``
+    finds ``/folder/a.jpg``, and dtlpy's recursive ``"/folder/**"`` finds every file under
+    ``/folder``), ``?`` exactly one; every other character is literal (``[`` too). Built with
+    :func:`fnmatch.translate`, whose atomic groups keep matching linear in the value's length
+    whatever the number of stars.
+
+    Example
+    -------
+    >>> bool(wildcard_regex("video*").match("video/mp4")), bool(wildcard_regex("video*").match("image/png"))
+    (True, False)
+    >>> bool(wildcard_regex("/folder/**").match("/folder/sub/a.jpg")), bool(wildcard_regex("a?c").match("abbc"))
+    (True, False)
+    """
+    return re.compile(fnmatch.translate(pattern.replace("[", "[[]")))
+
+
+def _wildcard_predicate(pattern: str) -> Callable[[Any], bool]:
+    regex = wildcard_regex(pattern)
+
+    def wildcard_match(value: Any) -> bool:
+        if isinstance(value, list):
+            return any(isinstance(v, str) and regex.match(v) is not None for v in value)
+        return isinstance(value, str) and regex.match(value) is not None
+
+    return wildcard_match
 
 
 def _equals_predicate(field: str, expected: Any) -> Callable[[Any], bool]:
     """Test of one resolved value against an equality operand (implicit or ``$eq``)."""
-    if field in GLOB_FIELDS and isinstance(expected, str) and "*" in expected:
-        regex = _glob(expected)
-
-        def glob_match(value: Any) -> bool:
-            if isinstance(value, list):
-                return any(isinstance(v, str) and regex.match(v) for v in value)
-            return isinstance(value, str) and regex.match(value) is not None
-
-        return glob_match
+    if is_wildcard(expected):
+        return _wildcard_predicate(expected)
 
     def equal(value: Any) -> bool:
         if value is MISSING:
@@ -171,19 +227,52 @@ def _equals_predicate(field: str, expected: Any) -> Callable[[Any], bool]:
         if isinstance(value, list) and not isinstance(expected, list):
             return any(values_equal(v, expected) for v in value)
         if isinstance(value, list) and isinstance(expected, list):
+            # the whole array, or an element that is this array (cookbook: annotationStatus
+            # ["completed"] is "only completed", "completed" is "completed, approved included")
             return values_equal(value, expected) or any(values_equal(v, expected) for v in value)
         return values_equal(value, expected)
 
     return equal
 
 
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*\Z")
+
+
+def _as_number(text: str) -> float | None:
+    """The number a numeric string spells (``"5242880"``), else ``None``."""
+    if _NUMBER_TEXT.match(text):
+        number = float(text)
+        return number if math.isfinite(number) else None
+    return None
+
+
 def _compare(op: str, value: Any, operand: Any) -> bool:
+    """``$gt`` / ``$gte`` / ``$lt`` / ``$lte`` of one value.
+
+    Numbers with numbers, strings with strings (ISO dates compare as text, as in the
+    ``createdAt`` examples of https://docs.dataloop.ai/docs/dql-operators), booleans with
+    booleans. A number and a numeric string compare as numbers: the cookbook (dtlpy-documentation
+    ``dataloop_query_language/more_examples``, "Size-Based Sorting") finds files between 0 and
+    5 MB with ``metadata.system.size`` ``gt "0"`` and ``lt "5242880"``. Any other pair of kinds
+    never matches (assumption: MongoDB's type bracketing).
+    """
     if value is MISSING or value is None or operand is None:
         return False
     if isinstance(value, list):
         return any(_compare(op, v, operand) for v in value)
-    if not _same_kind(value, operand) or isinstance(value, (dict, list)):
+    if isinstance(value, (dict, list)):
         return False
+    if not _same_kind(value, operand):
+        number_value = isinstance(value, (int, float)) and not isinstance(value, bool)
+        number_operand = isinstance(operand, (int, float)) and not isinstance(operand, bool)
+        if number_value and isinstance(operand, str):
+            operand = _as_number(operand)
+        elif number_operand and isinstance(value, str):
+            value = _as_number(value)
+        else:
+            return False
+        if value is None or operand is None:
+            return False
     try:
         if op == "$gt":
             return value > operand
@@ -200,8 +289,8 @@ def _in_predicate(field: str, operand: list[Any]) -> Callable[[Any], bool]:
     """``$in``: any candidate equals the value (same meaning as ``$or`` of ``$eq``), with sets.
 
     Strings, numbers and booleans are looked up in one set per kind (so ``True`` never meets
-    ``1``); ``None``, NaN, lists, objects and globs on ``filename``/``dir`` keep the per-candidate
-    test. A 1,000-id bulk-update filter then costs one set lookup per document, not 1,000.
+    ``1``); ``None``, NaN, lists, objects and wildcard patterns keep the per-candidate test. A
+    1,000-id bulk-update filter then costs one set lookup per document, not 1,000.
 
     Example
     -------
@@ -216,7 +305,7 @@ def _in_predicate(field: str, operand: list[Any]) -> Callable[[Any], bool]:
     for candidate in operand:
         if isinstance(candidate, bool):
             booleans.add(candidate)
-        elif isinstance(candidate, str) and not (field in GLOB_FIELDS and "*" in candidate):
+        elif isinstance(candidate, str) and not is_wildcard(candidate):
             strings.add(candidate)
         elif isinstance(candidate, (int, float)) and not (isinstance(candidate, float) and math.isnan(candidate)):
             numbers.add(candidate)
@@ -275,6 +364,136 @@ def id_restriction(query: Mapping[str, Any] | None) -> frozenset[str] | None:
     return found
 
 
+_REPEATS = frozenset(
+    op
+    for op in (
+        getattr(_sre_constants, "MAX_REPEAT", None),
+        getattr(_sre_constants, "MIN_REPEAT", None),
+        getattr(_sre_constants, "POSSESSIVE_REPEAT", None),
+    )
+    if op is not None
+)
+
+
+def check_pattern(pattern: str, where: str = "$match") -> None:
+    """Refuse a ``$match`` regular expression whose backtracking could be catastrophic.
+
+    Python's ``re`` (like the PCRE / JavaScript engines a platform would use) backtracks, holds
+    the GIL while it runs and cannot be interrupted, so a pattern such as ``(a+)+$`` on a long
+    value would stall the whole server. The platform's own limits are undocumented; this is the
+    emulator's assumption, checked on the parsed pattern before any document is read:
+
+    - at most :data:`MAX_PATTERN_LENGTH` characters;
+    - no backreference (``\\1``, ``(?P=name)``, ``(?(1)...)``): matching them is NP-hard;
+    - no variable-length quantifier inside another quantifier (``(a+)+``, ``(a*)*``,
+      ``(.*a){20}``): star height 1;
+    - no alternation of several-character branches inside a quantifier (``(a|aa)+``; ``(a|b)+``
+      is a character class and fine);
+    - at most :data:`MAX_VARIABLE_QUANTIFIERS` variable-length quantifiers in all.
+
+    Raises
+    ------
+    DQLError
+        Naming the field, the pattern and the rule (the server answers 400).
+
+    Example
+    -------
+    >>> check_pattern(r"^img-\\d+\\.jpg$")
+    >>> try:
+    ...     check_pattern("(a+)+$", "name")
+    ... except DQLError as error:
+    ...     print(error)
+    $match at 'name': pattern '(a+)+$' refused: a quantifier inside a quantified group can backtrack catastrophically; use one level of repetition, e.g. 'a+$'
+    """
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise DQLError(
+            f"$match at '{where}': pattern of {len(pattern)} characters refused (at most {MAX_PATTERN_LENGTH})"
+        )
+    tree = _sre_parser.parse(pattern)
+    variable = 0
+
+    def refuse(rule: str) -> DQLError:
+        shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
+        return DQLError(f"$match at '{where}': pattern {shown!r} refused: {rule}")
+
+    def walk(items: Any, in_repeat: bool) -> None:
+        nonlocal variable
+        for op, av in items:
+            if op in _REPEATS:
+                low, high, sub = av
+                if low != high:
+                    if in_repeat:
+                        raise refuse(
+                            "a quantifier inside a quantified group can backtrack catastrophically; "
+                            "use one level of repetition, e.g. 'a+$'"
+                        )
+                    variable += 1
+                walk(sub, in_repeat or high > 1)
+            elif op == _sre_constants.BRANCH:
+                if in_repeat:
+                    raise refuse(
+                        "an alternation inside a quantifier can backtrack catastrophically; use a character class"
+                    )
+                for branch in av[1]:
+                    walk(branch, in_repeat)
+            elif op == _sre_constants.SUBPATTERN:
+                walk(av[-1], in_repeat)
+            elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
+                walk(av[1], in_repeat)
+            elif op == getattr(_sre_constants, "ATOMIC_GROUP", None):
+                walk(av, in_repeat)
+            elif op in (_sre_constants.GROUPREF, _sre_constants.GROUPREF_EXISTS):
+                raise refuse("backreferences are not supported")
+
+    walk(tree, False)
+    if variable > MAX_VARIABLE_QUANTIFIERS:
+        raise refuse(f"more than {MAX_VARIABLE_QUANTIFIERS} variable-length quantifiers")
+
+
+def _pattern_regex(operand: str, where: str) -> re.Pattern[str]:
+    """The regular expression of a ``$match`` string (searched in the value).
+
+    dtlpy sends ``FiltersOperations.MATCH`` as ``$match`` with the caller's string; the cookbook
+    (``more_examples``, "Working with Hidden Items") sends ``filename $match "*.jpg"``, which is
+    not a regular expression: a string that does not parse as one but holds ``*`` / ``?`` is
+    read as a wildcard pattern (assumption: how the platform reads it is undocumented).
+    """
+    try:
+        check_pattern(operand, where)
+        return re.compile(operand)
+    except re.error as error:
+        if is_wildcard(operand):
+            return wildcard_regex(operand)
+        raise DQLError(f"$match at '{where}': invalid pattern {operand!r}: {error}") from None
+
+
+def _element_match(operand: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """``$match`` with an object: an array with one element matching every condition.
+
+    Sources: ``dtlpy/repositories/tasks.py`` (``metadata.system.refs`` ``$match`` ``{"id": task,
+    "type": "task", "metadata": {"status": {"$exists": true}}}``) and the cookbook
+    (``more_examples``, "Check Remaining Items in Task"). Conditions are on the element's fields;
+    an object of only operators (``{"$gt": 1}``) tests scalar elements. A value that is not an
+    array never matches (assumption, as MongoDB's ``$elemMatch``).
+    """
+    if any(isinstance(k, str) and k in FIELD_OPERATORS for k in operand):
+        inner = _compile_field(("element",), operand)
+
+        def test_element(element: Any) -> bool:
+            return inner({"element": element})
+
+    else:
+        sub = compile_filter(operand)
+
+        def test_element(element: Any) -> bool:
+            return isinstance(element, Mapping) and sub(element)
+
+    def element_match(value: Any) -> bool:
+        return isinstance(value, list) and any(test_element(e) for e in value)
+
+    return element_match
+
+
 def _field_operator(field: str, op: str, operand: Any, where: str) -> Callable[[Any], bool]:
     if op == "$eq":
         return _equals_predicate(field, operand)
@@ -296,12 +515,14 @@ def _field_operator(field: str, op: str, operand: Any, where: str) -> Callable[[
         wanted = bool(operand)
         return lambda value: (value is not MISSING) == wanted
     if op == "$match":
+        if isinstance(operand, Mapping):
+            return _element_match(operand)
         if not isinstance(operand, str):
-            raise DQLError(f"$match at '{where}' needs a string pattern, got {json.dumps(operand)}")
-        try:
-            regex = re.compile(operand)
-        except re.error as error:
-            raise DQLError(f"$match at '{where}': invalid pattern {operand!r}: {error}") from None
+            raise DQLError(
+                f"$match at '{where}' needs a pattern string or an object of element conditions, "
+                f"got {json.dumps(operand)[:200]}"
+            )
+        regex = _pattern_regex(operand, where)
 
         def match(value: Any) -> bool:
             if isinstance(value, list):
@@ -310,6 +531,28 @@ def _field_operator(field: str, op: str, operand: Any, where: str) -> Callable[[
 
         return match
     raise DQLError(f"unknown DQL operator '{op}' at '{where}'; supported: {', '.join(sorted(FIELD_OPERATORS))}")
+
+
+def _object_conditions(path: tuple[str, ...], nested: Mapping[str, Any]) -> Predicate:
+    """An object of conditions on the field at ``path`` (``{"refs": {"id": X, "metadata": ...}}``).
+
+    On an object it is the same as the dotted paths; on an array of objects the conditions hold
+    together on one element (the cookbook's ``metadata.system.refs`` "keep refs whose id ==
+    TASK_ID AND whose status == completed"); a missing field or a scalar is tested as an empty
+    object, so that ``$ne`` / ``$exists: false`` below it still match, as on dotted paths.
+    """
+    sub = compile_filter(nested)
+    empty: dict[str, Any] = {}
+
+    def conditions(doc: Mapping[str, Any]) -> bool:
+        value = resolve(doc, path)
+        if isinstance(value, Mapping):
+            return sub(value)
+        if isinstance(value, list):
+            return any(sub(e if isinstance(e, Mapping) else empty) for e in value)
+        return sub(empty)
+
+    return conditions
 
 
 def _compile_field(path: tuple[str, ...], condition: Any) -> Predicate:
@@ -334,8 +577,11 @@ def _compile_field(path: tuple[str, ...], condition: Any) -> Predicate:
                     return all(test(value) for test in tests)
 
                 parts.append(field_test)
-        for key, sub in nested.items():
-            parts.append(_compile_field(path + tuple(str(key).split(".")), sub))
+        if nested:
+            for key in nested:
+                if not isinstance(key, str):
+                    raise DQLError(f"DQL keys must be strings, got {key!r} at '{where}'")
+            parts.append(_object_conditions(path, nested))
         if len(parts) == 1:
             return parts[0]
         return lambda doc: all(part(doc) for part in parts)
@@ -525,3 +771,8 @@ def sort_documents(docs: list[Mapping[str, Any]], keys: list[tuple[tuple[str, ..
     for path, descending in reversed(keys):
         result.sort(key=lambda d, path=path: _sortable(resolve(d, path)), reverse=descending)
     return result
+
+
+#: :data:`DEFAULT_SORT` as sort keys, with ``id`` descending breaking ties between documents
+#: created in the same millisecond (assumption: newest first, as ``createdAt`` descending).
+DEFAULT_SORT_KEYS: list[tuple[tuple[str, ...], bool]] = [(("type",), False), (("createdAt",), True), (("id",), True)]

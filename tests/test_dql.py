@@ -5,6 +5,7 @@ reference evaluator written here."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,17 @@ def test_booleans_are_not_numbers():
     assert not dql.matches({"x": 0}, {"x": False})
     assert dql.matches({"x": 1}, {"x": 1.0})
     assert not dql.matches({"x": True}, {"x": {"$gt": 0}})
-    assert not dql.matches({"x": "5"}, {"x": {"$gt": 1}})
+    assert not dql.matches({"x": "abc"}, {"x": {"$gt": 1}})
+
+
+def test_numeric_strings_compare_with_numbers_only_in_order_operators():
+    # the cookbook's size filter: metadata.system.size gt "0" and lt "5242880"
+    assert dql.matches({"size": 10}, {"size": {"$gt": "0", "$lt": "5242880"}})
+    assert not dql.matches({"size": 0}, {"size": {"$gt": "0"}})
+    assert dql.matches({"x": "5"}, {"x": {"$gt": 1}})
+    assert not dql.matches({"x": "5"}, {"x": 5})  # equality keeps kinds apart
+    assert not dql.matches({"x": True}, {"x": {"$gt": "0"}})
+    assert not dql.matches({"x": 3}, {"x": {"$gt": "nan"}})
 
 
 def test_logical_operators():
@@ -86,22 +97,81 @@ def test_logical_operators():
     assert dql.matches(doc, {}) and dql.matches(doc, None)
 
 
-def test_glob_on_filename_and_dir():
-    doc = _item(filename="/folder/sub/a.jpg", dir="/folder/sub")
-    assert dql.matches(doc, {"filename": "/folder/**"})
-    assert dql.matches(doc, {"dir": "/folder/**"})
-    assert dql.matches(doc, {"filename": "/folder/sub/*.jpg"})
-    assert not dql.matches(doc, {"filename": "/folder/*.jpg"})
+def test_wildcards_in_any_string_field():
+    doc = _item(filename="/folder/sub/a.jpg", dir="/folder/sub", metadata={"system": {"mimetype": "video/mp4"}})
+    assert dql.matches(doc, {"metadata.system.mimetype": "video*"})
+    assert not dql.matches(doc, {"metadata.system.mimetype": "image*"})
+    assert dql.matches(doc, {"filename": "/folder/**"})  # dtlpy's recursive filename filter
+    assert dql.matches(doc, {"filename": "*.jpg"}) and dql.matches(doc, {"filename": "/folder/*.jpg"})
     assert not dql.matches(doc, {"filename": "/fold/**"})
-    assert dql.matches(_item(dir="/folder"), {"dir": "/folder/**"})
-    # outside filename/dir a star is a plain character
-    assert not dql.matches({"name": "abc"}, {"name": "a*"})
+    assert dql.matches(doc, {"dir": "/folder/su?"}) and not dql.matches(doc, {"dir": "/folder/s?"})
+    assert dql.matches({"name": "abc"}, {"name": "a*"}) and dql.matches({"name": "a*c"}, {"name": "a*c"})
+    assert dql.matches({"name": "a[b]"}, {"name": "a[b]*"})  # only * and ? are special
+    assert dql.matches({"tags": ["xa", "yb"]}, {"tags": "y*"})
+    assert dql.matches({"name": "abc"}, {"name": {"$in": ["z", "a?c"]}})
+    assert dql.matches({"name": "abc"}, {"name": {"$ne": "b*"}})
 
 
-def test_match_operator_is_a_regex():
+def test_wildcards_are_linear():
+    text = "a" * 5000
+    started = time.perf_counter()
+    assert not dql.matches({"name": text}, {"name": "*a*a*a*a*a*a*a*a*a*a*b"})
+    assert time.perf_counter() - started < 1.0
+
+
+def test_match_operator_is_a_regex_or_a_wildcard():
     assert dql.matches({"name": "img-001.jpg"}, {"name": {"$match": r"^img-\d+"}})
+    assert dql.matches({"filename": "/a/b.jpg"}, {"filename": {"$match": "*.jpg"}})  # the cookbook's form
     with pytest.raises(dql.DQLError, match=r"invalid pattern"):
         dql.compile_filter({"name": {"$match": "("}})
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["^(a+)+$", "(a*)*b", "(.*a){20}", "(a|aa)+$", r"(\w+)\1", "(?P<x>a)(?P=x)", "a*b*c*d*e", "x" * 1001],
+)
+def test_catastrophic_patterns_are_refused_quickly(pattern):
+    started = time.perf_counter()
+    with pytest.raises(dql.DQLError, match=r"refused"):
+        dql.compile_filter({"name": {"$match": pattern}})
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("pattern", [r"^img-\d+\.jpg$", "(cat|dog)", "(a|b)+", r"\d{4}-\d{2}-\d{2}", "^a.*b.*c$"])
+def test_ordinary_patterns_pass(pattern):
+    dql.compile_filter({"name": {"$match": pattern}})
+
+
+def test_match_object_is_an_element_match():
+    refs = {"refs": [{"id": "t1", "type": "task"}, {"id": "t2", "metadata": {"status": "done"}}]}
+    assert dql.matches(refs, {"refs": {"$match": {"id": "t2", "metadata": {"status": {"$exists": True}}}}})
+    assert not dql.matches(refs, {"refs": {"$match": {"id": "t1", "metadata": {"status": {"$exists": True}}}}})
+    assert dql.matches(refs, {"refs": {"$match": {"id": "t1", "metadata.status": {"$exists": False}}}})
+    assert not dql.matches({"refs": {"id": "t1"}}, {"refs": {"$match": {"id": "t1"}}})  # not an array
+    assert dql.matches({"scores": [1, 5]}, {"scores": {"$match": {"$gt": 2, "$lt": 6}}})
+    assert not dql.matches({"scores": [1, 9]}, {"scores": {"$match": {"$gt": 2, "$lt": 6}}})
+    with pytest.raises(dql.DQLError, match=r"\$match at 'refs'"):
+        dql.compile_filter({"refs": {"$match": 3}})
+
+
+def test_object_of_conditions_on_an_array_holds_on_one_element():
+    doc = {"refs": [{"id": "t1", "status": "discard"}, {"id": "t2", "status": "completed"}]}
+    assert not dql.matches(doc, {"refs": {"id": "t1", "status": "completed"}})
+    assert dql.matches(doc, {"refs": {"id": "t2", "status": "completed"}})
+    # dotted paths stay independent (each may match another element)
+    assert dql.matches(doc, {"refs.id": "t1", "refs.status": "completed"})
+    # on an object or a missing field, the object form is the dotted form
+    assert dql.matches({"m": {}}, {"m": {"x": {"$exists": False}}}) and dql.matches({}, {"m": {"x": {"$ne": 1}}})
+
+
+def test_default_sort_keys():
+    docs = [
+        {"id": "1", "type": "file", "createdAt": "2024-01-01"},
+        {"id": "2", "type": "dir", "createdAt": "2023-01-01"},
+        {"id": "3", "type": "file", "createdAt": "2024-02-01"},
+        {"id": "4", "type": "file", "createdAt": "2024-02-01"},
+    ]
+    assert [d["id"] for d in dql.sort_documents(docs, dql.DEFAULT_SORT_KEYS)] == ["2", "4", "3", "1"]
 
 
 @pytest.mark.parametrize(
@@ -379,7 +449,8 @@ def test_in_fast_path_keeps_kinds_apart_and_globs():
     assert dql.matches({"a": float("nan")}, {"a": {"$in": [float("nan")]}}) is False
     assert dql.matches({}, {"a": {"$in": ["x", None]}}) is True
     assert dql.matches({"filename": "/d/a.jpg"}, {"filename": {"$in": ["/d/*.jpg"]}}) is True
-    assert dql.matches({"a": "/d/a.jpg"}, {"a": {"$in": ["/d/*.jpg"]}}) is False  # globs only on paths
+    assert dql.matches({"a": "/d/a.jpg"}, {"a": {"$in": ["/d/*.jpg"]}}) is True  # wildcards in any field
+    assert dql.matches({"a": "/d/a.png"}, {"a": {"$in": ["/d/*.jpg"]}}) is False
 
 
 @settings(max_examples=100, deadline=None)

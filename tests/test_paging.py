@@ -9,7 +9,7 @@ import copy
 import dtlpy as dl
 import pytest
 
-from nodes.common.paging import json_pages
+from nodes.common.paging import count_matches, json_pages
 
 QUERY = "POST /datasets/{id}/query"
 TEST = {"system": {"tags": {"test": True}}}
@@ -76,16 +76,16 @@ def test_annotations_come_as_raw_json_in_keyset_pages(platform, dataset, seeded,
 
 def test_join_filters_are_sent_on_every_page(platform, dataset, seeded, monkeypatch):
     test_ids, other_ids = seeded
-    # annotations joined with an item filter (what Compare Models sends); the emulator does not
-    # apply annotation -> item joins, so only what is sent is checked here
+    # annotations joined with an item filter (what Compare Models sends): only the dogs on test items
     repository = dataset.annotations
     sent = _spy(repository, monkeypatch)
     filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION)
     filters.add(field="label", values="dog")
     filters.add_join(field="metadata.system.tags.test", values=True)
     docs = [doc for page in json_pages(repository, filters, page_size=2) for doc in page]
-    assert {doc["label"] for doc in docs} == {"dog"} and len(docs) == 5
-    assert len(sent) == 3 == platform.request_counts[QUERY]
+    assert {doc["label"] for doc in docs} == {"dog"} and len(docs) == 3
+    assert {doc["itemId"] for doc in docs} == set(test_ids)
+    assert len(sent) == 2 == platform.request_counts[QUERY]
     assert all(body["join"] == sent[0]["join"] and "metadata.system.tags.test" in str(body["join"]) for body in sent)
     assert all("$gt" not in str(body["join"]) for body in sent)  # the keyset clause goes to the listed resource
 
@@ -115,6 +115,9 @@ def test_custom_filter_is_paged_by_offset_without_entities(platform, dataset, se
     assert sorted(doc["id"] for page in pages for doc in page) == sorted(test_ids)
     assert all(isinstance(doc, dict) for page in pages for doc in page)
     assert [body["page"] for body in sent] == [0, 1] and all(body["pageSize"] == 2 for body in sent)
+    # an explicit order, never the platform's default (type, then newest first)
+    assert all(body["sort"] == {"id": "ascending"} for body in sent)
+    assert [doc["id"] for page in pages for doc in page] == sorted(test_ids)
     assert platform.request_counts[QUERY] == 2
     assert filters.custom_filter == query  # dtlpy's prepare() writes into custom_filter: a copy was paged
 
@@ -162,3 +165,39 @@ def test_or_filters_keep_the_keyset_separable_from_the_filter(platform, dataset,
     split = [dql.split_id_keyset(body["filter"]) for body in sent]
     assert [bounds for _, bounds in split] == [{}, {"$gt": docs[1]["id"]}, {"$gt": docs[3]["id"]}]
     assert split[1][0] == split[2][0] == {"$and": [sent[0]["filter"]]}  # one filter for every page
+
+
+def test_custom_filter_sort_gets_an_id_tie_break(platform, dataset, seeded, monkeypatch):
+    sent = _spy(dataset.items, monkeypatch)
+    query = {"filter": {"type": "file"}, "sort": {"metadata.system.tags.test": "descending"}}
+    docs = [d for page in json_pages(dataset.items, dl.Filters(custom_filter=query), page_size=2) for d in page]
+    assert len(docs) == 5 and len({d["id"] for d in docs}) == 5
+    assert all(body["sort"] == {"metadata.system.tags.test": "descending", "id": "ascending"} for body in sent)
+
+
+@pytest.mark.parametrize("custom", [False, True])
+def test_a_refused_query_is_an_error_naming_it_not_an_empty_listing(platform, dataset, seeded, custom):
+    """dtlpy's paged list logs a 400 and returns an empty page; json_pages raises, naming the query."""
+    condition = {"name": {"$match": "^(a+)+$"}}  # refused by the platform (400)
+    if custom:
+        filters = dl.Filters(custom_filter={"filter": condition})
+    else:
+        filters = dl.Filters()
+        filters.add(field="name", values="^(a+)+$", operator=dl.FiltersOperations.MATCH)
+    assert list(dataset.items.list(filters=filters).all()) == []  # what dtlpy alone would say
+    with pytest.raises(RuntimeError, match=r"the platform refused the items query .*\^\(a\+\)\+\$.*refused"):
+        list(json_pages(dataset.items, filters))
+    with pytest.raises(RuntimeError, match=r"refused the items query"):
+        count_matches(dataset.items, filters)
+    assert platform.requests[-1].status == 400
+
+
+def test_count_matches(platform, dataset, seeded, monkeypatch):
+    test_ids, _ = seeded
+    sent = _spy(dataset.items, monkeypatch)
+    query = {"filter": {"metadata.system.tags.test": True}}
+    filters = dl.Filters(custom_filter=copy.deepcopy(query))
+    assert count_matches(dataset.items, filters) == len(test_ids)
+    assert filters.custom_filter == query  # untouched
+    assert count_matches(dataset.items, dl.Filters()) == 5
+    assert [body["pageSize"] for body in sent] == [1, 1] and platform.request_counts[QUERY] == 2

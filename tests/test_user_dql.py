@@ -44,3 +44,66 @@ def test_both_nodes_use_the_same_check():
         normalize_subset_query({"dir": {"$regexx": "a"}}, "train_subset")
     with pytest.raises(ValueError, match=r"precision_recall\.test_subset\.filter\.dir\.\$regexx"):
         CompareConfig.from_json({"precision_recall": {"test_subset": {"filter": {"dir": {"$regexx": "a"}}}}})
+
+
+DOCUMENTED_QUERIES = [
+    # https://docs.dataloop.ai/docs/api-dql: a wildcard value
+    {"filter": {"$and": [{"hidden": False}, {"type": "file"}, {"metadata.system.mimetype": "video*"}]}},
+    # cookbook (dtlpy-documentation dataloop_query_language/more_examples): intersect
+    {
+        "filter": {"$and": [{"hidden": False}, {"type": "file"}]},
+        "join": {"filter": {"label": "car"}, "on": {"resource": "annotations", "local": "itemId", "forigen": "id"}},
+        "intersect": {"query": {"filter": {"type": "file"}, "join": {"filter": {"label": "person"}}}},
+    },
+    # cookbook: except, its query without a filter
+    {"filter": {"type": "file"}, "except": {"query": {"join": {"filter": {"label": "person"}}}}},
+    # cookbook / dtlpy repositories/tasks.py: $match with an object on refs
+    {
+        "filter": {
+            "metadata.system.refs": {"$match": {"id": {"$in": ["t"]}, "metadata": {"status": {"$exists": False}}}}
+        }
+    },
+    # cookbook: an implicit object of conditions on refs, a list value, an empty list
+    {"filter": {"metadata.system.refs": {"id": {"$in": ["t"]}, "metadata": {"status": {"$in": ["completed"]}}}}},
+    {"filter": {"metadata.system.annotationStatus": ["completed", "approved"]}},
+    {"filter": {"metadata.system.refs": []}},
+    # cookbook: $match with a wildcard string; size compared with numeric strings
+    {"filter": {"filename": {"$match": "*.jpg"}, "metadata.system.size": {"$gt": "0", "$lt": "5242880"}}},
+    # dtlpy FiltersOperations: $eq with a list (dtlpy sends the values as given)
+    {"filter": {"metadata.user.tags": {"$eq": ["a", "b"]}}},
+]
+
+
+@pytest.mark.parametrize("query", DOCUMENTED_QUERIES)
+def test_documented_queries_are_accepted(query):
+    dql.check_dql_query(query, "q")
+    dql.check_dql_condition(query["filter"], "q.filter")
+
+
+@pytest.mark.parametrize("query", DOCUMENTED_QUERIES)
+def test_every_node_accepts_the_documented_queries(query):
+    from nodes.select_for_labeling.config import _pool_query
+
+    normalize_subset_query(query, "train_subset")
+    CompareConfig.from_json({"precision_recall": {"test_subset": query}})
+    _pool_query("selection_config.pool", query)
+
+
+@pytest.mark.parametrize(
+    ("query", "path_in_message"),
+    [
+        ({"filter": {}, "intersect": {"filter": {}}}, "q.intersect"),
+        ({"filter": {}, "except": {"query": {"filter": {"a": {"$regex": "x"}}}}}, "q.except.query.filter.a.$regex"),
+        ({"filter": {}, "join": {"filter": {}, "where": 1}}, "q.join"),
+        ({"filter": {}, "join": {"on": {"table": "x"}}}, "q.join.on"),
+        ({"filter": {"refs": {"$match": 3}}}, "q.filter.refs.$match"),
+        ({"filter": {"refs": {"$match": {"id": {"$where": 1}}}}}, "q.filter.refs.$match.id.$where"),
+        ({"filter": {"a": {"$gt": [1]}}}, "q.filter.a.$gt"),
+        ({"filter": {"a": {"$eq": {"b": 1}}}}, "q.filter.a.$eq"),
+        ({"filter": {}, "union": {}}, "q: unknown query key 'union'"),
+    ],
+)
+def test_undocumented_query_forms_are_refused(query, path_in_message):
+    with pytest.raises(ValueError) as error:
+        dql.check_dql_query(query, "q")
+    assert path_in_message in str(error.value)

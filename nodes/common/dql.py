@@ -3,8 +3,23 @@
 Subsets and filters come from users (pipeline variables, node inputs, compare configs). They are
 data, never code: this module only walks the JSON and checks that every operator is one the
 platform understands, so a typo fails with a message naming the field instead of silently
-matching nothing. Used by Create New Model (train/validation subsets) and Compare Models
-(``test_subset``).
+matching nothing. Used by Create New Model (train/validation subsets), Compare Models
+(``test_subset``) and Select for Labeling (``pool``).
+
+What is accepted is what the Dataloop documentation shows, and nothing it does not:
+
+- operators: dtlpy's ``FiltersOperations`` (``dtlpy/entities/filters.py``: ``$eq $ne $gt $gte $lt
+  $lte $in $nin $exists $match`` and ``$and`` / ``$or``), https://docs.dataloop.ai/docs/dql-operators;
+  ``$nor`` and ``$not`` as before (MongoDB's, which the platform's DQL follows: an assumption);
+- values: plain values, lists (array equality, the cookbook's ``annotationStatus`` example),
+  wildcard strings (``"video*"``, https://docs.dataloop.ai/docs/api-dql), objects of conditions on
+  an array of objects (the cookbook's ``metadata.system.refs`` example);
+- ``$match``: a pattern string, or an object of element conditions (``dtlpy/repositories/tasks.py``
+  and the cookbook's "Check Remaining Items in Task");
+- query parts (:func:`check_dql_query`): ``filter``, ``join`` (``{"filter", "on"}``,
+  https://docs.dataloop.ai/docs/dql-operators) and ``intersect`` / ``except`` (``{"query": {...}}``,
+  the DQL cookbook: dtlpy-documentation
+  ``tutorials/data_management/dataloop_query_language/more_examples/chapter.md``).
 """
 
 from __future__ import annotations
@@ -16,8 +31,21 @@ from typing import Any
 LOGICAL_OPERATORS = frozenset({"$and", "$or", "$nor", "$not"})
 COMPARISON_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$match"})
 DQL_EXAMPLE = '{"filter": {"metadata.system.tags.train": true}}'
+#: The parts of a DQL query that select documents (``page``, ``pageSize``, ``sort`` and
+#: ``resource`` only page and order them).
+QUERY_PARTS = ("filter", "join", "intersect", "except")
+#: Keys of a ``join`` (``dtlpy/entities/filters.py``, ``add_join``) and of its ``on``.
+JOIN_KEYS = frozenset({"filter", "on"})
+JOIN_ON_KEYS = frozenset({"resource", "local", "forigen"})
+_SET_EXAMPLE = '{"except": {"query": {"join": {"filter": {"label": "person"}}}}}'
 
-__all__ = ["COMPARISON_OPERATORS", "LOGICAL_OPERATORS", "check_dql_condition"]
+__all__ = [
+    "COMPARISON_OPERATORS",
+    "LOGICAL_OPERATORS",
+    "QUERY_PARTS",
+    "check_dql_condition",
+    "check_dql_query",
+]
 
 
 def check_dql_condition(condition: Any, path: str) -> None:
@@ -76,10 +104,74 @@ def _check_field_value(value: Any, path: str) -> None:
             raise ValueError(f'{key_path}: {operand!r} is not a list; example: {{"{key}": ["a", "b"]}}')
         elif key == "$exists" and not isinstance(operand, bool):
             raise ValueError(f"{key_path}: {operand!r} is not true or false")
+        elif key == "$match" and isinstance(operand, Mapping):
+            _check_element_conditions(operand, key_path)
         elif key == "$match" and not isinstance(operand, str):
-            raise ValueError(f'{key_path}: {operand!r} is not a regular expression string; example: "^cat"')
-        elif key in ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte") and isinstance(operand, Mapping | list):
+            raise ValueError(
+                f'{key_path}: {operand!r} is not a regular expression string or an object of element conditions; examples: "^cat", '
+                '{"id": "<task id>", "metadata": {"status": {"$exists": true}}}'
+            )
+        elif key in ("$gt", "$gte", "$lt", "$lte") and isinstance(operand, Mapping | list):
             raise ValueError(f"{key_path}: {operand!r} is not a plain value; compare with a string, number or boolean")
+        elif key in ("$eq", "$ne") and isinstance(operand, Mapping):
+            raise ValueError(f"{key_path}: {operand!r} is not a plain value or a list; compare with a value")
+
+
+def _check_element_conditions(operand: Mapping, path: str) -> None:
+    """``$match`` with an object: field conditions on the element, or operators on a scalar element."""
+    if any(isinstance(k, str) and k in COMPARISON_OPERATORS for k in operand):
+        _check_field_value(operand, path)
+    else:
+        check_dql_condition(operand, path)
+
+
+def check_dql_query(query: Any, path: str, allowed: tuple[str, ...] = QUERY_PARTS) -> None:
+    """Check the parts of a DQL query that select documents: ``filter``, ``join``, ``intersect``, ``except``.
+
+    ``allowed`` lists the keys the caller accepts (other keys, e.g. ``page``, are the caller's to
+    check). ``intersect`` / ``except`` hold ``{"query": {...}}``, a query checked the same way
+    (its ``filter`` may be left out, as in the cookbook's ``except`` example).
+
+    Raises
+    ------
+    ValueError
+        Naming the dotted path of the bad part, the bad value and the fix.
+
+    Examples
+    --------
+    >>> check_dql_query({"filter": {"type": "file"}, "except": {"query": {"join": {"filter": {"label": "person"}}}}}, "q")
+    >>> check_dql_query({"filter": {}, "intersect": {"filter": {}}}, "q")
+    Traceback (most recent call last):
+    ...
+    ValueError: q.intersect: {'filter': {}} is not {"query": {...}}; example: {"except": {"query": {"join": {"filter": {"label": "person"}}}}}
+    """
+    if not isinstance(query, Mapping):
+        raise ValueError(f"{path}: {query!r} is not a DQL query object; example: {DQL_EXAMPLE}")
+    for key in query:
+        if key not in allowed:
+            raise ValueError(f"{path}: unknown query key {key!r}; a query has {', '.join(allowed)}")
+    if "filter" in query:
+        check_dql_condition(query["filter"], f"{path}.filter")
+    if "join" in query:
+        join = query["join"]
+        if not isinstance(join, Mapping) or not set(join) <= JOIN_KEYS:
+            raise ValueError(
+                f'{path}.join: {join!r} is not {{"filter": ..., "on": ...}}; example: {{"filter": {{"label": "cat"}}}}'
+            )
+        if "filter" in join:
+            check_dql_condition(join["filter"], f"{path}.join.filter")
+        on = join.get("on")
+        if on is not None and (not isinstance(on, Mapping) or not set(on) <= JOIN_ON_KEYS):
+            raise ValueError(
+                f'{path}.join.on: {on!r} is not {{"resource", "local", "forigen"}}; '
+                'example: {"resource": "annotations", "local": "itemId", "forigen": "id"}'
+            )
+    for key in ("intersect", "except"):
+        if key in query:
+            part = query[key]
+            if not isinstance(part, Mapping) or set(part) != {"query"}:
+                raise ValueError(f'{path}.{key}: {part!r} is not {{"query": {{...}}}}; example: {_SET_EXAMPLE}')
+            check_dql_query(part["query"], f"{path}.{key}.query", QUERY_PARTS)
 
 
 def _operator_error(path: str, operator: str, allowed: frozenset[str]) -> str:

@@ -5,11 +5,18 @@ costs ~1.5 ms each and dominates the time of listing a large dataset. :func:`jso
 same ``POST /datasets/{id}/query`` requests, one per page, and yields the documents as the server
 returned them. It uses the repository's private ``_list`` (dtlpy 1.126.5 is pinned in
 requirements.txt; re-check this module when upgrading).
+
+Nothing here depends on the platform's default order (type, then newest first:
+https://docs.dataloop.ai/docs/api-dql): every request carries an explicit sort. And a query the
+platform refuses (HTTP 400) is an error naming the query: dtlpy's own paged ``list`` logs a
+``BadRequest`` and returns an empty page (``dtlpy/entities/paged_entities.py``, ``get_page``),
+which a caller would read as "no items match".
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +26,10 @@ logger = logging.getLogger(__name__)
 #: Largest page the platform serves for items and annotations (dtlpy's own limit).
 MAX_PAGE_SIZE = 1000
 
-__all__ = ["MAX_PAGE_SIZE", "json_pages"]
+#: Explicit order of offset-paged (``custom_filter``) requests, and their tie-break.
+ID_ORDER = {"id": "ascending"}
+
+__all__ = ["ID_ORDER", "MAX_PAGE_SIZE", "count_matches", "json_pages"]
 
 
 def _check_page_size(page_size: Any) -> int:
@@ -55,7 +65,8 @@ def json_pages(repository: Any, filters: Any, page_size: int | None = MAX_PAGE_S
     ValueError
         ``page_size`` out of range.
     RuntimeError
-        dtlpy answered ``None`` (it logs the HTTP error itself and swallows it).
+        The platform refused the query (HTTP 400; the message names the query), or dtlpy
+        answered ``None`` (an error it was configured to suppress).
 
     Notes
     -----
@@ -64,7 +75,8 @@ def json_pages(repository: Any, filters: Any, page_size: int | None = MAX_PAGE_S
     nested whole, see ``_after``), so documents added or changed while paging are neither skipped
     nor repeated. A ``custom_filter`` (a raw DQL dict)
     cannot take that clause; it is paged by offset as dtlpy pages it (``page`` 0, 1, ... while
-    ``hasNextPage``), still one request per page and without entities. Either way there is one
+    ``hasNextPage``), sorted by the query's own ``sort`` with ``id`` ascending added as the last
+    key (never the platform's default order), still one request per page and without entities. Either way there is one
     request per page, plus one when a page boundary falls on the last document.
 
     Examples
@@ -117,6 +129,7 @@ def _offset_pages(repository: Any, base: Any) -> Iterator[list[dict]]:
     custom = copy.deepcopy(base.custom_filter)
     query = copy.deepcopy(custom) if "filter" in custom else {"filter": custom}
     query.setdefault("pageSize", base.page_size)  # dtlpy keeps a pageSize written in the query
+    query["sort"] = _explicit_sort(query.get("sort"))
     page = 0
     while True:
         request = copy.deepcopy(base)
@@ -130,9 +143,73 @@ def _offset_pages(repository: Any, base: Any) -> Iterator[list[dict]]:
         page += 1
 
 
+def _explicit_sort(sort: Any) -> dict:
+    """The query's sort with ``id`` ascending as its last key (a total, explicit order).
+
+    Examples
+    --------
+    >>> _explicit_sort(None), _explicit_sort({"filename": "descending"})
+    ({'id': 'ascending'}, {'filename': 'descending', 'id': 'ascending'})
+    """
+    explicit = dict(sort) if isinstance(sort, dict) else {}
+    explicit.setdefault("id", "ascending")
+    return explicit
+
+
+def describe_query(body: dict) -> str:
+    """The query part of a request body (``filter``, ``join``, ``intersect``, ``except``) as short JSON.
+
+    Examples
+    --------
+    >>> describe_query({"filter": {"dir": "/a"}, "page": 3, "resource": "items"})
+    '{"filter": {"dir": "/a"}}'
+    """
+    query = {k: body[k] for k in ("filter", "join", "intersect", "except") if body.get(k) is not None}
+    text = json.dumps(query, default=str, sort_keys=False)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def _request_page(repository: Any, request: Any) -> tuple[list[dict], bool]:
     """EDGE. One ``POST /datasets/{id}/query``: the documents and whether more pages follow."""
-    answer = repository._list(filters=request)
-    if answer is None:
-        raise RuntimeError(f"listing {request.resource} failed (dtlpy logged the error above)")
+    answer = _send(repository, request)
     return list(answer.get("items") or []), bool(answer.get("hasNextPage"))
+
+
+def _send(repository: Any, request: Any) -> dict:
+    """EDGE. One query request through dtlpy's ``_list``, whose refusals are errors naming the query."""
+    import dtlpy as dl
+
+    body = request.prepare()
+    try:
+        answer = repository._list(filters=request)
+    except dl.exceptions.BadRequest as error:
+        raise RuntimeError(
+            f"the platform refused the {request.resource} query {describe_query(body)}: "
+            f"{getattr(error, 'message', None) or error}"
+        ) from error
+    if answer is None:
+        raise RuntimeError(
+            f"listing {request.resource} failed for the query {describe_query(body)} (dtlpy logged the error above)"
+        )
+    return answer
+
+
+def count_matches(repository: Any, filters: Any) -> int:
+    """EDGE. How many documents ``filters`` matches (one request, ``totalItemsCount``).
+
+    Unlike ``repository.list(filters).items_count``, which reads a refused query as 0 (dtlpy
+    swallows the ``BadRequest`` of a paged list), a refused query raises ``RuntimeError`` naming
+    it. ``filters`` is not modified.
+
+    Examples
+    --------
+    >>> # count_matches(dataset.items, dl.Filters(custom_filter={"filter": {"dir": "/train"}}))
+    """
+    request = copy.deepcopy(filters)
+    request.page = 0
+    request.page_size = 1
+    if request.custom_filter is not None:
+        custom = copy.deepcopy(request.custom_filter)
+        request.custom_filter = custom if "filter" in custom else {"filter": custom}
+        request.custom_filter.update(page=0, pageSize=1)
+    return int(_send(repository, request).get("totalItemsCount") or 0)

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from nodes.common.defaults import load_subset_filter
-from nodes.common.dql import check_dql_condition
+from nodes.common.dql import QUERY_PARTS, check_dql_condition, check_dql_query
 from nodes.common.limits import MAX_BYTES, MAX_DEPTH, check_json_value, shorten
 from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, parse_name_template, render_model_name
 
@@ -29,7 +29,8 @@ from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, par
 CLONEABLE_STATUSES = ("trained", "deployed", "pre-trained")
 
 #: Top-level keys of a full query (``{"filter": ...}`` form).
-QUERY_KEYS = frozenset({"filter", "resource", "page", "pageSize", "sort", "join"})
+#: Keys of a subset query: the DQL parts (nodes.common.dql.QUERY_PARTS) and paging / order.
+QUERY_KEYS = frozenset({*QUERY_PARTS, "resource", "page", "pageSize", "sort"})
 SUBSET_SOURCES = ("input", "base model", "packaged default")
 _DQL_EXAMPLE = '{"filter": {"metadata.system.tags.train": true}}'
 
@@ -211,8 +212,7 @@ def normalize_subset_query(value: Any, field: str) -> dict[str, Any]:
             raise ValueError(
                 f'{field}.join: {shorten(join)} is not an object; example: {{"filter": {{"label": "cat"}}}}'
             )
-        if "filter" in join:
-            check_dql_condition(join["filter"], f"{field}.join.filter")
+    check_dql_query({k: v for k, v in query.items() if k in QUERY_PARTS}, field)
     return query
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from nodes.common.limits import shorten
+from nodes.common.paging import count_matches
 from nodes.create_new_model.config import (
     CreateModelConfig,
     ResolvedSubsets,
@@ -212,7 +213,8 @@ def _check_train_subset_has_items(dataset: Any, query: dict[str, Any]) -> None:
     count_query["page"] = 0
     count_query["pageSize"] = 1
     try:
-        count = dataset.items.list(filters=dl.Filters(custom_filter=count_query)).items_count
+        # not items.list(...).items_count: dtlpy reads a refused (400) query as 0 items
+        count = count_matches(dataset.items, dl.Filters(custom_filter=count_query))
     except Exception as error:
         raise RuntimeError(
             f"counting the train subset items of dataset {dataset.name!r} failed: {_error_text(error)}"
