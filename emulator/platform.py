@@ -7,8 +7,10 @@ accepts (it only decodes tokens locally) and disables progress bars. Leaving it 
 dtlpy's previous cookie, environment, token and verbosity, and stops the server.
 
 Besides the dtlpy-facing server, the object offers what tests need: request counts by route
-template, fault injection, helpers that create server-side entities dtlpy cannot create on its
-own (models without packages, pipelines for ``dl.Context``) and read-only JSON snapshots.
+template, fault injection, helpers that build state through the REST API's own rules (a model
+from a package, a pipeline and its execution for ``dl.Context``) and read-only JSON snapshots.
+Every API request must carry ``Authorization: Bearer <platform.token>`` (401 otherwise);
+dtlpy is given that token.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import copy
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -29,6 +32,8 @@ from typing import Any
 import dtlpy as dl
 from dtlpy.services.cookie import CookieIO
 
+from emulator.responses import Request
+from emulator.routes import Router
 from emulator.server import EmulatorServer, LoggedRequest, RequestLog
 from emulator.store import ApiError, IdFactory, Store
 
@@ -68,7 +73,14 @@ def unsigned_token(email: str = "emulator@localhost", lifetime_s: int = 10 * 365
     def part(obj: Mapping[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
-    payload = {"email": email, "sub": email, "exp": int(time.time()) + lifetime_s, "iat": int(time.time())}
+    # ``jti``: a random id, so each LocalPlatform issues its own token (another one answers 401)
+    payload = {
+        "email": email,
+        "sub": email,
+        "exp": int(time.time()) + lifetime_s,
+        "iat": int(time.time()),
+        "jti": secrets.token_hex(8),
+    }
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
 
 
@@ -147,8 +159,12 @@ class LocalPlatform:
     alias : str, optional
         dtlpy environment alias to register (default ``"emulator-<port>"``).
     clone_polls : int
-        How many ``GET /ml/models/{id}`` answers say ``"cloning"`` after a clone (dtlpy then
-        polls, sleeping >= 2 s per poll; the default 0 answers the final status at once).
+        How many ``GET /ml/models/{id}`` answers still say ``"cloning"`` after a clone; the next
+        one has the final status (dtlpy polls while ``cloning``, sleeping ~2.2 s per poll).
+    clone_async : bool
+        ``True`` (the platform's behaviour): ``POST /ml/models/{id}/clone`` answers ``cloning``
+        and dtlpy's ``model.clone()`` polls once at least. ``False``: the clone answers the final
+        status (no poll, ~2.2 s faster; a divergence kept for speed).
 
     Example
     -------
@@ -160,7 +176,9 @@ class LocalPlatform:
     1
     """
 
-    def __init__(self, alias: str | None = None, clone_polls: int = 0, id_prefix: str | None = None) -> None:
+    def __init__(
+        self, alias: str | None = None, clone_polls: int = 0, id_prefix: str | None = None, clone_async: bool = True
+    ) -> None:
         self.store = Store()
         if id_prefix is not None:  # reproducible ids (8 hex digits + a counter), e.g. for the demo
             self.store.ids = IdFactory(id_prefix)
@@ -169,9 +187,11 @@ class LocalPlatform:
         self._alias = alias
         self.alias: str | None = None
         self.store.clone_polls = clone_polls
+        self.store.clone_async = clone_async
         self._saved: dict[str, Any] | None = None
         self._tmpdir: str | None = None
         self.token = unsigned_token()
+        self._router = Router()
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalPlatform:
@@ -185,7 +205,7 @@ class LocalPlatform:
         if self.server is not None:
             raise RuntimeError("LocalPlatform already started")
         try:
-            self.server = EmulatorServer(self.store, self.log).start()
+            self.server = EmulatorServer(self.store, self.log, token=self.token).start()
             self._point_dtlpy()
         except BaseException:
             if self.server is not None:
@@ -317,6 +337,16 @@ class LocalPlatform:
         self.log.clear_failures()
 
     @property
+    def clone_async(self) -> bool:
+        """Clones answer ``cloning`` and finish later, as on the platform (default ``True``);
+        ``False`` finishes them in the clone request (dtlpy then does not poll)."""
+        return self.store.clone_async
+
+    @clone_async.setter
+    def clone_async(self, value: bool) -> None:
+        self.store.clone_async = bool(value)
+
+    @property
     def clone_polls(self) -> int:
         return self.store.clone_polls
 
@@ -335,7 +365,14 @@ class LocalPlatform:
         status: str = "trained",
         **fields: Any,
     ) -> dl.Model:
-        """Create a model server-side (dtlpy's own creation needs a package) and get it with dtlpy.
+        """Create a model the way the REST API allows (from a package) and get it with dtlpy.
+
+        The platform only creates a model from a package (``POST /ml/models`` needs an existing
+        ``packageId``; dtlpy's ``project.models.create`` sends its app's DPK id). This helper makes
+        the project's package ``emulator-model-adapter`` once (``POST /packages``, as
+        ``project.packages.push`` does) and then the model (``POST /ml/models``), both through the
+        emulator's route table in-process: the same handlers and rules as over HTTP, not counted
+        in ``request_counts``. A ``status`` outside the documented enum is refused (400).
 
         Parameters
         ----------
@@ -350,9 +387,10 @@ class LocalPlatform:
         configuration : dict, optional
             Model configuration (copied).
         status : str
-            Model status, e.g. ``"trained"`` or ``"created"``.
+            Model status, one of dtlpy's ``ModelStatus``, e.g. ``"trained"`` or ``"created"``.
         **fields
-            Other model JSON fields (``metadata``, ``packageId``, ``outputType``, ``artifacts``...).
+            Other model JSON fields (``metadata``, ``packageId`` of an existing package,
+            ``outputType``, ``artifacts``...).
 
         Returns
         -------
@@ -367,6 +405,7 @@ class LocalPlatform:
         dataset_id = dataset if isinstance(dataset, str) or dataset is None else dataset.id
         if labels is None and dataset_id is not None:
             labels = self.store.dataset_labels(dataset_id)
+        package_id = fields.pop("packageId", None) or self._model_package(project_id)
         body = {
             "name": name,
             "projectId": project_id,
@@ -374,11 +413,48 @@ class LocalPlatform:
             "labels": list(labels or []),
             "configuration": copy.deepcopy(dict(configuration or {})),
             "status": status,
-            "packageId": fields.pop("packageId", "emulator-package"),
+            "packageId": package_id,
         }
         body.update(copy.deepcopy(fields))
-        model = self.store.create_model(body)
+        model = self.call("POST", "/ml/models", body)
         return dl.models.get(model_id=model["id"])
+
+    def _model_package(self, project_id: str) -> str:
+        """The project's ``emulator-model-adapter`` package id, created on first use."""
+        with self.store.lock:
+            for package in self.store.tables["packages"].values():
+                if package["name"] == "emulator-model-adapter" and package["projectId"] == project_id:
+                    return package["id"]
+            package = self.call(
+                "POST",
+                "/packages",
+                {
+                    "name": "emulator-model-adapter",
+                    "projectId": project_id,
+                    "type": "ml",
+                    "modules": [{"name": "model-adapter", "entryPoint": "adapter.py", "className": "Adapter"}],
+                },
+            )
+            return package["id"]
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Serve one REST request in-process through the route table (same handlers and rules as
+        over HTTP; not counted, no fault injection) and return its JSON answer.
+
+        Raises
+        ------
+        emulator.store.ApiError
+            The error answer (status and message) the platform would send.
+
+        Example
+        -------
+        >>> platform.call("GET", f"/projects/{project.id}")["name"]  # doctest: +SKIP
+        'p'
+        """
+        route, params, _ = self._router.resolve(method.upper(), path)
+        if route is None:
+            raise ApiError(404, f"no route for {method.upper()} {path}")
+        return route.handler(self.store, Request(params, {}, body)).body
 
     def create_dataset(self, project: dl.Project, name: str, labels: Iterable[str] = ()) -> dl.Dataset:
         """``project.datasets.create(name, labels=...)`` through dtlpy, with label names as strings.
@@ -455,7 +531,8 @@ class LocalPlatform:
             "config": {},
         }
         pipeline = self.create_pipeline(project_id, [node], name=f"pipeline-{node_id}", variables=pipeline_variables)
-        execution_id = execution_id or f"exec-{self.store.ids.new()}"
+        execution_id = execution_id or self.store.ids.new()
+        self.store.record_execution(execution_id, project_id, pipeline, node)
         execution = {
             "id": execution_id,
             "pipeline": {"id": pipeline["id"], "nodeId": node_id, "executionId": f"pexec-{execution_id}"},

@@ -158,6 +158,10 @@ def upload_item(store: Store, request: Request) -> Answer:
     """``POST /datasets/{id}/items?mode=skip|overwrite``: multipart ``file``, ``path``,
     optional ``metadata`` (JSON) and ``description``; the ``x-item-op`` header says what happened."""
     body = request.body
+    if isinstance(body, dict) and "__form__" not in body and body.get("type") == "dir":
+        # dtlpy/repositories/items.py make_dir: form-urlencoded {"type": "dir", "path": directory}
+        item, op = store.upload_item(request.id, str(body.get("path") or ""), b"", mode="skip", item_type="dir")
+        return Answer(body=item, headers={"x-item-op": op}, wrote=op != "skip")
     if not isinstance(body, dict) or "__form__" not in body:
         raise ApiError(400, "item upload must be multipart/form-data with 'file' and 'path' fields")
     form = body["__form__"]
@@ -167,7 +171,7 @@ def upload_item(store: Store, request: Request) -> Answer:
     if "metadata" in form:
         try:
             metadata = json.loads(form["metadata"][1].decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(400, "upload 'metadata' field is not valid JSON") from None
     path = form.get("path", (None, b""))[1].decode("utf-8")
     if not path:
@@ -196,6 +200,48 @@ def publish_metrics(store: Store, request: Request) -> Answer:
     if not isinstance(request.body, (list, dict)):
         raise ApiError(400, "metrics publish body must be a JSON list of samples")
     return Answer(body=store.publish_metrics(request.body), wrote=True)
+
+
+def command(action: Action) -> Handler:
+    """``POST /<resource>/{id}/<verb>`` answered with a command (a write): dtlpy polls
+    ``GET /commands/{id}`` and reads the result from the command's ``spec``."""
+
+    def handler(store: Store, request: Request) -> Answer:
+        return Answer(body=action(store, request.id, request.object()), wrote=True)
+
+    return handler
+
+
+def create_command(action: Action) -> Handler:
+    """``POST /<resource>`` answered with a command (a write), e.g. ``POST /annotationtasks``."""
+
+    def handler(store: Store, request: Request) -> Answer:
+        return Answer(body=action(store, request.object()), wrote=True)
+
+    return handler
+
+
+def create_many(action: Action) -> Handler:
+    """``POST /<resource>`` with a JSON list (or one object) of new entities, answered as a list."""
+
+    def handler(store: Store, request: Request) -> Answer:
+        if not isinstance(request.body, (list, dict)) or (
+            isinstance(request.body, dict) and "__form__" in request.body
+        ):
+            raise ApiError(400, "body must be a JSON list of objects")
+        return Answer(body=action(store, request.body), wrote=True)
+
+    return handler
+
+
+def dpk_by_name(store: Store, request: Request) -> Answer:
+    return Answer(body=store.dpk_by_name(unquote(request.id), request.arg("version")))
+
+
+def not_implemented(store: Store, request: Request) -> Answer:
+    """A documented Dataloop route the emulator does not serve: 501 naming it (never a guess).
+    The server adds the method and path to the message."""
+    raise ApiError(501, "not implemented by the emulator")
 
 
 def me(store: Store, request: Request) -> Answer:

@@ -7,12 +7,15 @@ Each request is routed by the table of ``emulator/routes.py`` to a handler of
 known path with another method 405, both naming the route), counted as ``"METHOD /route/{id}/template"`` (see :class:`RequestLog`) and may be failed or
 delayed on purpose by fault-injection rules (:meth:`RequestLog.fail_next`). Errors are JSON
 ``{"message": ..., "status": ...}`` bodies with the platform's status codes (400 bad body or
-DQL, 404 unknown id or route, 409 name conflict), which dtlpy turns into its own
+DQL, 401 without the bearer token the platform issued, 404 unknown id or route, 405 known
+route with another method, 409 name conflict, 501 a documented route the emulator does not
+implement), which dtlpy turns into its own
 ``BadRequest`` / ``NotFound`` / ... exceptions.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -166,6 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
     router: Router
     store: Store
     log: RequestLog
+    #: the bearer token the platform issued; every API request must carry it
+    token: str | None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("%s - %s", self.address_string(), format % args)
@@ -198,6 +203,14 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(split.query)
         route, params, path_known = self.router.resolve(method, path)
         template = route.template if route else _template_of(path)
+        if not self._authorized():
+            # Dataloop's REST API authenticates every request with "Authorization: Bearer <JWT>"
+            # (developers.dataloop.ai, "Authentication"; dtlpy services/api_client.py auth header)
+            # and answers 401 without a valid one.
+            error = ApiError(401, f"unauthorized: {method} {path} needs 'Authorization: Bearer <token>'")
+            self.log.record(LoggedRequest(method, template, 401, False, path))
+            self._send(Answer(status=401, body={"message": error.message, "status": 401}))
+            return
         rule = self.log.take_failure(method, path + (f"?{split.query}" if split.query else ""))
         if rule is not None:
             if rule.delay_s:
@@ -214,12 +227,22 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._decode(raw)
             answer = route.handler(self.store, Request(params, query, body))
         except ApiError as error:
-            answer = Answer(status=error.status, body={"message": error.message, "status": error.status})
+            message = error.message
+            if error.status == 501:  # a known route the emulator does not serve: name it
+                message = f"{method} {template}: {message}"
+            answer = Answer(status=error.status, body={"message": message, "status": error.status})
         except Exception as error:  # a bug in the emulator: answer 500 (not retried by dtlpy) and log it
             logger.exception("emulator error on %s %s", method, path)
             answer = Answer(status=500, body={"message": f"emulator error: {error!r}", "status": 500})
         self.log.record(LoggedRequest(method, template, answer.status, answer.wrote, path))
         self._send(answer)
+
+    def _authorized(self) -> bool:
+        if self.token is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credential.strip(), self.token)
 
     def _decode(self, raw: bytes) -> Any:
         content_type = self.headers.get("Content-Type", "")
@@ -233,6 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
             return json.loads(raw)
         except ValueError:
             raise ApiError(400, "request body is not valid JSON") from None
+        except RecursionError:  # assumption: the platform's answer to absurd nesting is undocumented
+            raise ApiError(400, "request body is nested too deeply to read") from None
 
     def _send(self, answer: Answer) -> None:
         if answer.raw is not None:
@@ -274,10 +299,11 @@ class EmulatorServer:
     >>> server.stop()
     """
 
-    def __init__(self, store: Store, log: RequestLog | None = None) -> None:
+    def __init__(self, store: Store, log: RequestLog | None = None, token: str | None = None) -> None:
         self.store = store
         self.log = log or RequestLog()
-        handler = type("Handler", (_Handler,), {"router": Router(), "store": store, "log": self.log})
+        self.token = token
+        handler = type("Handler", (_Handler,), {"router": Router(), "store": store, "log": self.log, "token": token})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]

@@ -2,7 +2,11 @@
 and dataset per test. Integration tests talk to it through the real dtlpy client.
 
 - ``platform``: the session's :class:`emulator.LocalPlatform`; before each test that uses it,
-  its request counts and pending fault-injection rules are cleared and ``clone_polls`` is 0.
+  its request counts and pending fault-injection rules are cleared, ``clone_polls`` is 0 and
+  ``clone_async`` is off: a clone answers its final status at once, so dtlpy's polling (which sleeps
+  about 2 s per poll) does not slow every test. The platform's asynchronous clone is the
+  default of ``LocalPlatform`` (the demo runs with it) and is checked where a test sets
+  ``platform.clone_async = True``.
 - ``project``: a new ``dl.Project`` (unique name) per test.
 - ``dataset``: a new ``dl.Dataset`` in ``project`` with labels ``["cat", "dog", "bird"]``.
 
@@ -52,6 +56,7 @@ def _platform_session():
 def platform(_platform_session: LocalPlatform) -> LocalPlatform:
     _platform_session.clear_failures()
     _platform_session.clone_polls = 0
+    _platform_session.clone_async = False
     _platform_session.reset_counts()
     return _platform_session
 

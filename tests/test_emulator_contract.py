@@ -155,7 +155,8 @@ def test_items_list_offset_pages_with_custom_filter(platform: LocalPlatform, dat
     custom = dl.Filters(custom_filter={"filter": {"$and": [{"metadata.user.index": {"$gte": 1}}]}, "pageSize": 2})
     pages = dataset.items.list(filters=custom)
     indexes = [item.metadata["user"]["index"] for page in pages for item in page]
-    assert indexes == [1, 2, 3, 4]
+    # no sort sent: the documented default, type then newest first (https://docs.dataloop.ai/docs/api-dql)
+    assert indexes == [4, 3, 2, 1]
 
 
 def test_item_update_system_metadata(platform: LocalPlatform, dataset: dl.Dataset):
@@ -372,6 +373,7 @@ def test_clone_honours_arguments(platform: LocalPlatform, project: dl.Project, d
 
 
 def test_clone_waits_while_cloning(platform: LocalPlatform, project: dl.Project):
+    platform.clone_async = True
     platform.clone_polls = 1
     source = platform.create_model(project, name="slow")
     clone = source.clone(model_name="slow-copy")

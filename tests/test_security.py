@@ -264,3 +264,27 @@ def test_a_second_platform_also_binds_loopback_only():
     with LocalPlatform() as other:
         assert other.server.httpd.socket.getsockname()[0] == "127.0.0.1"
         assert other.server.httpd.server_address[0] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("header", "what"),
+    [(None, "no header"), ("Bearer wrong", "another token"), ("Basic x", "another scheme"), ("Bearer", "empty")],
+)
+def test_a_request_without_the_issued_token_is_refused_and_writes_nothing(platform, header, what):
+    """The local platform requires the bearer token it issued: 401 and no state change otherwise."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    before = len(platform.store.tables["projects"])
+    request = urllib.request.Request(
+        platform.url + "/projects", data=json.dumps({"name": f"intruder-{what}"}).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    if header is not None:
+        request.add_header("Authorization", header)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 401
+    assert len(platform.store.tables["projects"]) == before
+    assert platform.requests[-1].status == 401 and platform.write_count() == 0

@@ -1,6 +1,7 @@
 """In-memory state of the local platform, one module per resource, as the JSON documents the
 Dataloop REST API returns: projects, datasets, recipes and ontologies, items (and their bytes),
-annotations, models, metrics and pipelines, plus the DQL queries over them (``queries``).
+annotations, models, metrics, pipelines and executions, apps (DPKs, installed apps, packages,
+commands), annotation tasks and feature sets / vectors, plus the DQL queries over them (``queries``).
 
 :class:`Store` composes the resource mixins over the shared state of :mod:`.base`. One
 re-entrant lock guards everything, so the threaded HTTP server (``emulator/server.py``) can
@@ -9,8 +10,11 @@ status and message), raised before anything is changed.
 """
 
 from emulator.store.annotations import AnnotationsMixin
+from emulator.store.apps import AppsMixin
 from emulator.store.base import ApiError, IdFactory, clone, deep_merge, guess_mimetype, now_iso
+from emulator.store.clones import ClonesMixin
 from emulator.store.datasets import DatasetsMixin
+from emulator.store.features import FeaturesMixin
 from emulator.store.items import ItemsMixin
 from emulator.store.metrics import MetricsMixin
 from emulator.store.models import ModelsMixin
@@ -18,6 +22,7 @@ from emulator.store.pipelines import PipelinesMixin
 from emulator.store.projects import ProjectsMixin
 from emulator.store.queries import QueriesMixin
 from emulator.store.recipes import RecipesMixin
+from emulator.store.tasks import TasksMixin
 
 
 class Store(
@@ -29,6 +34,10 @@ class Store(
     ModelsMixin,
     MetricsMixin,
     PipelinesMixin,
+    AppsMixin,
+    TasksMixin,
+    FeaturesMixin,
+    ClonesMixin,
     QueriesMixin,
 ):
     """All entities of one local platform, behind one lock.

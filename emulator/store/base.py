@@ -1,5 +1,5 @@
 """What every resource of the local platform shares: the tables behind one re-entrant lock,
-24-hex ids that sort in creation order, the :class:`ApiError` answer, the common fields of an
+24-hex ids laid out as MongoDB ObjectIds (creation time first) that sort in creation order, the :class:`ApiError` answer, the common fields of an
 entity, and the JSON copy / merge helpers PATCH and PUT bodies go through.
 
 Ids sort in creation order because dtlpy's keyset paging (``{"id": {"$gt": last_id}}``) relies
@@ -131,27 +131,50 @@ def deep_merge(target: dict, patch: Mapping[str, Any], *, none_deletes: bool = T
 
 
 class IdFactory:
-    """24-hex ids that sort in creation order (8 hex of start time + 16 hex of a counter).
+    """24-hex ids laid out as MongoDB ObjectIds: 4 bytes of creation time in seconds, 5 bytes
+    of a per-factory random value, 3 bytes of an increasing counter.
+
+    Source: the MongoDB ObjectId specification (https://www.mongodb.com/docs/manual/reference/method/ObjectId/);
+    Dataloop entity ids are ObjectIds (24 hex, e.g. ``5f4d3b2a...``, dtlpy ``entities/*.py``).
+    Creation time (clamped to never go back) leads, then the counter, so ids sort in creation
+    order, which dtlpy's keyset paging (``{"id": {"$gt": last_id}}``) relies on. The counter
+    starts at 0 rather than at a random value (an assumption: only its order matters) and
+    carries into the random part instead of wrapping, so the order holds past 2**24 ids.
+
+    With a fixed ``prefix`` (8 hex digits, e.g. for the reproducible demo) the time part is the
+    prefix and the rest a plain 16-hex counter.
 
     Example
     -------
     >>> ids = IdFactory()
     >>> a, b = ids.new(), ids.new()
-    >>> len(a), a < b
-    (24, True)
+    >>> len(a), a < b, abs(IdFactory.created_at(a) - time.time()) < 5
+    (24, True, True)
     """
 
     def __init__(self, prefix: str | None = None) -> None:
-        # a fixed ``prefix`` (8 hex digits) makes ids reproducible run to run, e.g. for the demo
         if prefix is not None and (len(prefix) != 8 or any(c not in "0123456789abcdef" for c in prefix)):
             raise ValueError(f"id prefix: {prefix!r} is not 8 lowercase hex digits; example: '00000000'")
-        self._prefix = prefix if prefix is not None else f"{int(time.time()) & 0xFFFFFFFF:08x}"
+        self._prefix = prefix
+        self._random = int.from_bytes(os.urandom(5), "big") >> 1  # room for the counter's carry
         self._counter = itertools.count(1)
+        self._last_seconds = 0
         self._lock = threading.Lock()
 
     def new(self) -> str:
         with self._lock:
-            return f"{self._prefix}{next(self._counter):016x}"
+            count = next(self._counter)
+            if self._prefix is not None:
+                return f"{self._prefix}{count:016x}"
+            seconds = max(self._last_seconds, int(time.time()) & 0xFFFFFFFF)
+            self._last_seconds = seconds
+            tail = (self._random << 24) + count
+            return f"{seconds:08x}{tail:016x}"
+
+    @staticmethod
+    def created_at(entity_id: str) -> int:
+        """The creation time (Unix seconds) an ObjectId carries in its first 4 bytes."""
+        return int(entity_id[:8], 16)
 
 
 class DatasetIndex:
@@ -218,15 +241,26 @@ class StoreBase:
             "models": {},
             "pipelines": {},
             "metrics": {},
+            "commands": {},
+            "dpks": {},
+            "apps": {},
+            "packages": {},
+            "executions": {},
+            "tasks": {},
+            "feature_sets": {},
+            "features": {},
         }
         self.blobs: dict[str, bytes] = {}
         self.indexes: dict[str, DatasetIndex] = {}
         self.item_annotations: dict[str, list[str]] = {}
         self.model_ids: list[str] = []
         self.metric_ids: list[str] = []
-        #: GET /ml/models/{id} answers with status "cloning" this many times after a clone.
+        #: a clone answers "cloning" and finishes later, as on the platform (dtlpy then polls);
+        #: False finishes it in the clone request (faster tests; not the platform's behaviour)
+        self.clone_async = True
+        #: GET /ml/models/{id} answers with status "cloning" this many times before the copy ends
         self.clone_polls = 0
-        self._cloning: dict[str, int] = {}
+        self._cloning: dict[str, dict] = {}
 
     def get(self, table: str, entity_id: str) -> dict:
         """Deep copy of one entity; :class:`ApiError` 404 when unknown."""

@@ -5,6 +5,7 @@ image width/height), patches, moves and deletes (with their annotations)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,7 +35,9 @@ class ItemsMixin(StoreBase):
     ) -> tuple[dict, str]:
         """Create (or skip / overwrite) the item ``remote_path`` holding ``data``.
 
-        Returns the item JSON and the operation (``"create"``, ``"skip"`` or ``"overwrite"``).
+        Returns the item JSON and the operation, the ``x-item-op`` answer header: ``"created"``,
+        ``"skip"`` or ``"overwrite"`` (dtlpy ``repositories/uploader.py`` uploads an item's
+        annotations file only when the header is ``created`` or ``overwrite``).
         """
         with self.lock:
             item, op = self._put_item(dataset_id, remote_path, data, metadata, mode, description, item_type)
@@ -72,6 +75,9 @@ class ItemsMixin(StoreBase):
                 "isBinary": True,
             }
             system.update(_image_size(data, system["mimetype"]))
+            shebang = _shebang(data, system["mimetype"])
+            if shebang is not None:
+                system["shebang"] = shebang
             item_metadata: dict[str, Any] = clone(dict(metadata)) if metadata else {}
             user_system = item_metadata.get("system")
             item_metadata["system"] = {**(user_system if isinstance(user_system, Mapping) else {}), **system}
@@ -111,7 +117,7 @@ class ItemsMixin(StoreBase):
             insert_sorted(index.item_ids, item_id)
             index.by_filename[filename] = item_id
             index.touch()
-            return item, "create"
+            return item, "created"
 
     def bulk_create_items(self, dataset_id: str, entries: Iterable[Mapping[str, Any]]) -> list[str]:
         """Create many items at once without HTTP (for benchmarks and fixtures).
@@ -191,6 +197,24 @@ class ItemsMixin(StoreBase):
         with self.lock:
             index = self._index(dataset_id)
             return [clone(self.tables["items"][i]) for i in index.item_ids]
+
+
+def _shebang(data: bytes, mimetype: str) -> dict | None:
+    """The ``metadata`` of a Dataloop JSON item (``{"shebang": "dataloop", "metadata": {...}}``):
+    link items (``dl.UrlLink``: ``dltype: link`` with ``linkInfo`` ``{type, ref, mimetype}``),
+    prompt items... The platform keeps it as ``metadata.system.shebang``, where dtlpy reads a
+    link item's URL (``entities/item.py``: ``system.shebang.linkInfo.ref`` is its stream;
+    ``repositories/uploader.py`` ``link`` builds the file)."""
+    if mimetype != "application/json" or not data.lstrip().startswith(b"{") or b"dataloop" not in data[:4096]:
+        return None
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("shebang") != "dataloop":
+        return None
+    metadata = document.get("metadata")
+    return clone(metadata) if isinstance(metadata, dict) else None
 
 
 def _image_size(data: bytes, mimetype: str) -> dict[str, int]:

@@ -1,5 +1,22 @@
-"""Models (``/ml/models``): created in a project (name unique per project), read (a fresh
-clone answers ``cloning`` for ``clone_polls`` reads), cloned, patched, deleted and queried."""
+"""Models (``/ml/models``): created in a project from a package (name unique per project),
+read, cloned (asynchronously), patched, deleted and queried.
+
+Sources: dtlpy 1.126.5 ``repositories/models.py`` (``create`` always sends ``packageId``, the
+DPK's id, so a model comes from a package; ``clone``: ``POST /ml/models/{id}/clone`` then, with
+``wait=True``, ``wait_for_model_ready`` polls ``GET /ml/models/{id}`` while the status is
+``cloning``), ``entities/model.py`` (``ModelStatus``: the status enum below).
+
+Clone, what is documented (dtlpy ``models.clone`` docstring): ``configuration`` "if passed
+replaces the current configuration" (dtlpy sends the source's configuration updated with it),
+``status`` / ``scope`` / ``labels`` / ``description`` / ``tags`` / ``projectId`` / ``datasetId``
+set the new model's, and the train / validation filters go to ``metadata.system.subsets``.
+Assumptions (undocumented, in emulator/README.md): the answer says ``cloning`` and the copy
+ends when read ``clone_polls + 1`` times (or listed after that); the clone keeps the source's
+other metadata (deep-merged with what is sent; each ``metadata.system`` key sent replaces the
+source's), its artifacts (as references, not copied files), ``packageId``, ``app``,
+``moduleName``; ``metadata.system.clonedFrom`` names the source; the status sent, else
+``created``.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +35,15 @@ from emulator.store.base import (
     remove_sorted,
 )
 
+#: dtlpy 1.126.5 entities/model.py ``ModelStatus`` (the platform's documented model statuses).
+MODEL_STATUSES = ("created", "pre-trained", "pending", "training", "trained", "deployed", "failed", "cloning")
+
+
+def check_status(status: Any, what: str) -> str:
+    if status not in MODEL_STATUSES:
+        raise ApiError(400, f"{what} 'status': {status!r} is not one of {list(MODEL_STATUSES)}")
+    return status
+
 
 class ModelsMixin(StoreBase):
     def create_model(self, body: Mapping[str, Any]) -> dict:
@@ -25,8 +51,10 @@ class ModelsMixin(StoreBase):
         project_id = body.get("projectId")
         if not isinstance(name, str) or not name:
             raise ApiError(400, "model 'name' is required")
+        status = check_status(body.get("status", "created"), "model")
         with self.lock:
             self._get("projects", project_id)
+            self._require_package(body.get("packageId"))
             if body.get("datasetId") is not None:
                 self._get("datasets", body["datasetId"])
             self._check_model_name_free(name, project_id)
@@ -41,7 +69,7 @@ class ModelsMixin(StoreBase):
                     "datasetId": body.get("datasetId"),
                     "labels": list(body.get("labels") or []),
                     "configuration": clone(body.get("configuration") or {}),
-                    "status": body.get("status", "created"),
+                    "status": status,
                     "description": body.get("description"),
                     "tags": list(body.get("tags") or []),
                     "metadata": clone(body.get("metadata") or {}),
@@ -67,16 +95,26 @@ class ModelsMixin(StoreBase):
 
     def get_model(self, model_id: str) -> dict:
         with self.lock:
-            model = clone(self._get("models", model_id))
-            remaining = self._cloning.get(model_id, 0)
-            if remaining > 0:
-                self._cloning[model_id] = remaining - 1
-                model["status"] = "cloning"
-            return model
+            pending = self._cloning.get(model_id)
+            if pending is not None:
+                if pending["polls"] > 0:
+                    pending["polls"] -= 1
+                else:
+                    self._finish_clone(model_id)
+            return clone(self._get("models", model_id))
+
+    def _finish_clone(self, model_id: str) -> None:
+        """The asynchronous copy is done: the model takes its final status (take the lock first)."""
+        pending = self._cloning.pop(model_id, None)
+        model = self.tables["models"].get(model_id)
+        if pending is not None and model is not None and model["status"] == "cloning":
+            model["status"] = pending["status"]
+            model["updatedAt"] = now_iso()
 
     def clone_model(self, source_id: str, body: Mapping[str, Any]) -> dict:
         if not isinstance(body, Mapping):
             raise ApiError(400, "clone body must be a JSON object")
+        final_status = check_status(body.get("status", "created"), "clone")
         with self.lock:
             source = self._get("models", source_id)
             name = body.get("name")
@@ -86,7 +124,7 @@ class ModelsMixin(StoreBase):
             metadata = clone(source.get("metadata") or {})
             sent = body.get("metadata")
             if isinstance(sent, Mapping):
-                # like the platform: each metadata.system key sent (subsets, annotationsSubsets...)
+                # assumption: each metadata.system key sent (subsets, annotationsSubsets...)
                 # replaces the source's value for that key; other metadata is deep-merged
                 deep_merge(metadata, {k: v for k, v in sent.items() if k != "system"}, none_deletes=False)
                 if isinstance(sent.get("system"), Mapping):
@@ -104,7 +142,7 @@ class ModelsMixin(StoreBase):
                 "datasetId": body.get("datasetId", source.get("datasetId")),
                 "labels": body.get("labels", source.get("labels")),
                 "configuration": configuration,
-                "status": body.get("status", "created"),
+                "status": final_status,
                 "description": body.get("description", source.get("description")),
                 "tags": body.get("tags", source.get("tags")),
                 "metadata": metadata,
@@ -115,13 +153,12 @@ class ModelsMixin(StoreBase):
                 "scope": body.get("scope", source.get("scope")),
                 "app": source.get("app"),
             }
-            model = self.create_model(new_body)
-            self.tables["models"][model["id"]]["metadata"].setdefault("system", {})["clonedFrom"] = source_id
-            model = clone(self.tables["models"][model["id"]])
-            if self.clone_polls > 0:
-                self._cloning[model["id"]] = self.clone_polls
+            model = self.tables["models"][self.create_model(new_body)["id"]]
+            model["metadata"].setdefault("system", {})["clonedFrom"] = source_id
+            if self.clone_async:
                 model["status"] = "cloning"
-            return model
+                self._cloning[model["id"]] = {"polls": self.clone_polls, "status": final_status}
+            return clone(model)
 
     def patch_model(self, model_id: str, body: Mapping[str, Any], system: bool) -> dict:
         patch = patch_of(body, ("id", "url", "createdAt", "creator", "context", "projectId"), "model patch")
@@ -130,6 +167,9 @@ class ModelsMixin(StoreBase):
             metadata = patch.pop("metadata", None)
             if "name" in patch and patch["name"] != model["name"]:
                 self._check_model_name_free(patch["name"], model["context"]["project"])
+            if "status" in patch:
+                check_status(patch["status"], "model patch")
+                self._cloning.pop(model_id, None)
             for key, value in patch.items():
                 model[key] = value
             if isinstance(metadata, Mapping):
@@ -147,7 +187,11 @@ class ModelsMixin(StoreBase):
         with self.lock:
             self._get("models", model_id)
             del self.tables["models"][model_id]
+            self._cloning.pop(model_id, None)
             remove_sorted(self.model_ids, model_id)
 
     def query_models(self, body: Mapping[str, Any], encoded: bool = False) -> dict | bytes:
+        with self.lock:  # copies whose polls are over are finished when listed, too
+            for model_id in [i for i, p in self._cloning.items() if p["polls"] <= 0]:
+                self._finish_clone(model_id)
         return self._query_table(body, self.model_ids, self.tables["models"], encoded)

@@ -1,23 +1,200 @@
-"""Pipelines: JSON documents made server-side (``LocalPlatform.make_context`` /
-``create_pipeline``) and served by id, which is what ``dl.Context.pipeline`` / ``node`` read."""
+"""Pipelines (``/pipelines``) and their executions (``/executions``, ``/query/faas``).
+
+A pipeline is created from its JSON (``project.pipelines.create(pipeline_json=...)``), checked
+the way it must be to run (nodes with unique ids, connections and start nodes that name existing
+nodes and ports, variables with unique names), queried, read, updated, installed / paused and
+deleted. Executions are what the platform records when a node runs; here only
+``LocalPlatform.make_context`` makes them (there is no runtime), and they are read and listed.
+
+Sources: dtlpy 1.126.5 ``repositories/pipelines.py`` (``create``: ``POST /pipelines``;
+``install``: ``POST /pipelines/{id}/install``; ``pause``: ``/uninstall``; ``list``:
+``POST /pipelines/query``; ``update``: ``PATCH /pipelines/{id}``), ``entities/pipeline.py``
+(``CompositionStatus``: Created, Installed, ...; ``from_json`` reads ``nodes``, ``connections``
+``{src, tgt: {nodeId, portId}}``, ``startNodes``, ``variables``), ``entities/node.py`` (ports
+``portId``), ``repositories/executions.py`` (``get``: ``GET /executions/{id}``; ``list``:
+``POST /query/faas`` with ``resource: executions``) and ``entities/execution.py``; the Dataloop
+docs on pipelines (https://developers.dataloop.ai/tutorials/pipelines/).
+Assumptions (undocumented): install checks only the graph (it does not deploy or check the
+services or apps that nodes name, and triggers never fire); a pipeline name is unique in a
+project (409); the exact error texts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.store.base import StoreBase, clone
+from emulator.store.base import CREATOR, ApiError, StoreBase, clone, now_iso, patch_of
+
+#: dtlpy entities/execution.py ExecutionStatus values.
+EXECUTION_STATUSES = ("created", "in-progress", "success", "failed", "aborted", "rerun", "terminated")
+
+
+def _ports(node: Mapping[str, Any], side: str) -> set[str]:
+    return {p.get("portId") for p in node.get(side) or [] if isinstance(p, Mapping)}
+
+
+def check_pipeline_graph(pipeline: Mapping[str, Any]) -> None:
+    """Refuse (400 naming the field) a pipeline whose graph does not hold together.
+
+    Example
+    -------
+    >>> check_pipeline_graph({"nodes": [{"id": "a", "inputs": [], "outputs": []}], "connections": []})
+    >>> check_pipeline_graph({"nodes": [], "connections": [{"src": {"nodeId": "x"}, "tgt": {"nodeId": "y"}}]})
+    Traceback (most recent call last):
+    ...
+    emulator.store.base.ApiError: pipeline connections[0].src.nodeId: 'x' is not a node id
+    """
+    nodes = pipeline.get("nodes") or []
+    if not isinstance(nodes, list):
+        raise ApiError(400, "pipeline nodes: must be a list")
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for position, node in enumerate(nodes):
+        if not isinstance(node, Mapping) or not isinstance(node.get("id"), str) or not node["id"]:
+            raise ApiError(400, f"pipeline nodes[{position}]: needs an 'id'")
+        if node["id"] in by_id:
+            raise ApiError(400, f"pipeline nodes[{position}].id: {node['id']!r} is repeated")
+        by_id[node["id"]] = node
+    connections = pipeline.get("connections") or []
+    if not isinstance(connections, list):
+        raise ApiError(400, "pipeline connections: must be a list")
+    for position, connection in enumerate(connections):
+        for end, side in (("src", "outputs"), ("tgt", "inputs")):
+            ref = connection.get(end) if isinstance(connection, Mapping) else None
+            field = f"pipeline connections[{position}].{end}"
+            if not isinstance(ref, Mapping):
+                raise ApiError(400, f"{field}: needs {{'nodeId', 'portId'}}")
+            node = by_id.get(ref.get("nodeId"))
+            if node is None:
+                raise ApiError(400, f"{field}.nodeId: {ref.get('nodeId')!r} is not a node id")
+            if "portId" in ref and ref["portId"] not in _ports(node, side):
+                raise ApiError(400, f"{field}.portId: {ref['portId']!r} is not an {side[:-1]} port of that node")
+    for position, start in enumerate(pipeline.get("startNodes") or []):
+        node_id = start.get("nodeId") if isinstance(start, Mapping) else None
+        if node_id not in by_id:
+            raise ApiError(400, f"pipeline startNodes[{position}].nodeId: {node_id!r} is not a node id")
+    names: set[str] = set()
+    for position, variable in enumerate(pipeline.get("variables") or []):
+        name = variable.get("name") if isinstance(variable, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ApiError(400, f"pipeline variables[{position}]: needs a 'name'")
+        if name in names:
+            raise ApiError(400, f"pipeline variables[{position}].name: {name!r} is repeated")
+        names.add(name)
 
 
 class PipelinesMixin(StoreBase):
+    # ------------------------------------------------------------------ pipelines
     def create_pipeline(self, body: Mapping[str, Any]) -> dict:
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "pipeline body must be a JSON object")
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise ApiError(400, "pipeline 'name' is required")
+        check_pipeline_graph(body)
         with self.lock:
+            project_id = body.get("projectId")
+            self._get("projects", project_id)
+            for other in self.tables["pipelines"].values():
+                if other["name"] == name and other.get("projectId") == project_id:
+                    raise ApiError(409, f"a pipeline named {name!r} already exists in the project")
             pipeline_id = self.ids.new()
             pipeline = self._base("pipelines", pipeline_id)
-            pipeline.update(clone(dict(body)))
-            pipeline["id"] = pipeline_id
+            pipeline.update(
+                {
+                    "connections": [],
+                    "startNodes": [],
+                    "variables": [],
+                    "settings": {},
+                    "orgId": "emulator-org",
+                    "status": "Created",  # dtlpy entities/pipeline.py CompositionStatus.CREATED
+                }
+            )
+            pipeline.update(patch_of(body, ("id", "url", "createdAt", "creator", "compositionId"), "pipeline"))
+            pipeline["compositionId"] = None
             self.tables["pipelines"][pipeline_id] = pipeline
             return clone(pipeline)
 
     def get_pipeline(self, pipeline_id: str) -> dict:
         return self.get("pipelines", pipeline_id)
+
+    def query_pipelines(self, body: Mapping[str, Any], encoded: bool = False) -> dict | bytes:
+        table = self.tables["pipelines"]
+        return self._query_table(body, list(table), table, encoded)
+
+    def patch_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
+        patch = patch_of(body, ("id", "url", "createdAt", "creator", "projectId", "status"), "pipeline patch")
+        with self.lock:
+            pipeline = self._get("pipelines", pipeline_id)
+            check_pipeline_graph({**pipeline, **patch})
+            pipeline.update(patch)
+            pipeline["updatedAt"] = now_iso()
+            return clone(pipeline)
+
+    def install_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
+        with self.lock:
+            pipeline = self._get("pipelines", pipeline_id)
+            check_pipeline_graph(pipeline)
+            if not pipeline.get("nodes"):
+                raise ApiError(400, f"pipeline {pipeline['name']!r} has no nodes to install")
+            pipeline["status"] = "Installed"  # CompositionStatus.INSTALLED
+            pipeline["compositionId"] = pipeline.get("compositionId") or self.ids.new()
+            pipeline["updatedAt"] = now_iso()
+            return clone(pipeline)
+
+    def uninstall_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
+        with self.lock:
+            pipeline = self._get("pipelines", pipeline_id)
+            pipeline["status"] = "Uninstalled"  # CompositionStatus.UNINSTALLED (dtlpy pipelines.pause)
+            pipeline["updatedAt"] = now_iso()
+            return clone(pipeline)
+
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        with self.lock:
+            self._get("pipelines", pipeline_id)
+            del self.tables["pipelines"][pipeline_id]
+
+    # ------------------------------------------------------------------ executions
+    def record_execution(
+        self, execution_id: str, project_id: str, pipeline: Mapping[str, Any], node: Mapping[str, Any]
+    ) -> dict:
+        """The execution the platform records when ``node`` of ``pipeline`` runs (for ``make_context``)."""
+        with self.lock:
+            execution = self._base("executions", execution_id)
+            namespace = node.get("namespace") or {}
+            execution.update(
+                {
+                    "projectId": project_id,
+                    "serviceId": namespace.get("serviceName"),
+                    "serviceName": namespace.get("serviceName"),
+                    "functionName": namespace.get("functionName"),
+                    "packageName": namespace.get("packageName"),
+                    "pipeline": {"id": pipeline["id"], "nodeId": node["id"], "executionId": f"pexec-{execution_id}"},
+                    "input": {},
+                    "output": None,
+                    "status": [{"status": "in-progress", "timestamp": now_iso(), "percentComplete": 0}],
+                    "latestStatus": {"status": "in-progress", "timestamp": now_iso(), "percentComplete": 0},
+                    "attempts": 1,
+                    "maxAttempts": 3,
+                    "creator": CREATOR,
+                }
+            )
+            self.tables["executions"][execution_id] = execution
+            return clone(execution)
+
+    def get_execution(self, execution_id: str) -> dict:
+        return self.get("executions", execution_id)
+
+    def query_faas(self, body: Mapping[str, Any], encoded: bool = False) -> dict | bytes:
+        """``POST /query/faas``: executions and packages by ``resource`` (dtlpy executions.list /
+        packages.list); the other FaaS resources (services, triggers...) are not implemented."""
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "query body must be a JSON object")
+        resource = body.get("resource")
+        if resource == "executions":
+            table = self.tables["executions"]
+        elif resource == "packages":
+            table = self.tables["packages"]
+        else:
+            raise ApiError(501, f"POST /query/faas with resource {resource!r} is not implemented by the emulator")
+        return self._query_table(body, sorted(table), table, encoded)

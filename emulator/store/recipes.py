@@ -40,6 +40,48 @@ class RecipesMixin(StoreBase):
             ontology["updatedAt"] = now_iso()
             return clone(ontology)
 
+    def upsert_labels(self, ontology_id: str, body: Mapping[str, Any], add_only: bool = False) -> dict:
+        """``PATCH /ontologies/{id}/labels`` (``upsert`` true adds missing labels, false only
+        updates existing ones: 404 otherwise) and ``PATCH /ontologies/{id}/addLabels`` (adds;
+        409 when the label exists). Body ``{"labelsNode": [{"tag": "parent.child", "color":
+        "#rrggbb", "attributes", "displayLabel", "displayData"}]}``; answers the ontology.
+
+        Source: dtlpy 1.126.5 ``entities/ontology.py`` ``_base_labels_handler`` /
+        ``_labels_handler_update_mode`` / ``_labels_handler_add_mode`` (children are sent as
+        their own nodes with dotted tags; the answer's ``roots`` replace the labels).
+        """
+        nodes = body.get("labelsNode")
+        if not isinstance(nodes, list) or not all(isinstance(n, Mapping) and n.get("tag") for n in nodes):
+            raise ApiError(400, "labels update needs 'labelsNode': a list of {'tag': ...}")
+        upsert = bool(body.get("upsert", False)) or add_only
+        with self.lock:
+            ontology = self._get("ontologies", ontology_id)
+            roots = clone(ontology.get("roots") or [])
+            for node in nodes:
+                parts = str(node["tag"]).split(".")
+                siblings, found = roots, None
+                for depth, part in enumerate(parts):
+                    found = next((r for r in siblings if r.get("value", {}).get("tag") == part), None)
+                    if found is None:
+                        if not upsert or depth < len(parts) - 1:
+                            raise ApiError(404, f"label not found: {node['tag']!r}")
+                        found = {"value": {"tag": part, "displayLabel": part, "color": "#000000",
+                                           "attributes": []}, "children": []}  # fmt: skip
+                        siblings.append(found)
+                    elif add_only and depth == len(parts) - 1:
+                        raise ApiError(409, f"label {node['tag']!r} already exists")
+                    siblings = found.setdefault("children", [])
+                value = found["value"]
+                for key in ("color", "attributes", "displayLabel", "displayData"):
+                    if node.get(key) is not None:
+                        value[key] = clone(node[key])
+            ontology["roots"] = roots
+            ontology["updatedAt"] = now_iso()
+            return clone(ontology)
+
+    def add_labels(self, ontology_id: str, body: Mapping[str, Any]) -> dict:
+        return self.upsert_labels(ontology_id, body, add_only=True)
+
     def create_recipe(self, body: Mapping[str, Any]) -> dict:
         ontology_ids = body.get("ontologyIds") or []
         with self.lock:
