@@ -8,6 +8,7 @@ from datetime import datetime
 import dtlpy as dl
 import pytest
 
+from emulator import make_labels as platform_labels
 from main import ServiceRunner
 from nodes import create_new_model as cnm
 from nodes.common.defaults import load_subset_filter
@@ -302,6 +303,76 @@ def test_missing_base_model_or_dataset(platform, project, items):
         _run(None, items)
     with pytest.raises(ValueError, match=r"^dataset: None"):
         _run(base_model, None)
+
+
+@pytest.mark.parametrize(
+    ("which", "build", "message"),
+    [
+        ("base_model", lambda base, ds: base.id, r"^base_model: '[^']+' is a str, not a model; connect the model"),
+        ("base_model", lambda base, ds: {"id": base.id}, r"^base_model: \{'id': .* is a dict, not a model"),
+        ("base_model", lambda base, ds: ds, r"^base_model: .* is a Dataset, not a model; .*dl\.models\.get"),
+        ("dataset", lambda base, ds: ds.id, r"^dataset: '[^']+' is a str, not a dataset; connect the dataset"),
+        ("dataset", lambda base, ds: base, r"^dataset: .* is a Model, not a dataset; .*dl\.datasets\.get"),
+    ],
+)
+def test_inputs_of_the_wrong_kind_are_refused_before_any_request(platform, project, items, which, build, message):
+    base_model = _base_model(platform, project, items)
+    wrong = build(base_model, items)
+    context = platform.make_context({"modelName": "{base_model.name}-next"}, "exec-kind", project)
+    platform.reset_counts()
+    inputs = {"base_model": base_model, "dataset": items, which: wrong}
+    with pytest.raises(ValueError, match=message) as error:
+        _run(context=context, **inputs)
+    assert len(str(error.value)) <= 1024
+    assert sum(platform.request_counts.values()) == 0
+
+
+def test_a_base_model_of_another_project_is_cloned_into_the_datasets_project(platform, project, items):
+    """dtlpy's Models.clone makes the clone in the dataset's project (e.g. from a public pre-trained model)."""
+    other = dl.projects.create(project_name="other-project")
+    other_dataset = other.datasets.create(dataset_name="other", labels=platform_labels(["cat", "dog"]))
+    base_model = _base_model(platform, other, other_dataset)
+    stored_before = platform.get_json("models", base_model.id)
+    context = platform.make_context({"modelName": "{base_model.name}-next"}, "exec-cross", project)
+    new_model, returned = _run(base_model, items, context)
+    assert returned.id == base_model.id
+    stored = platform.get_json("models", new_model.id)
+    assert (stored["projectId"], stored["datasetId"], stored["name"]) == (project.id, items.id, "base-next")
+    assert platform.get_json("models", base_model.id) == stored_before
+
+
+def test_a_base_whose_tags_are_a_string_is_refused_before_any_write(platform, project, items):
+    base_model = _base_model(platform, project, items)
+    base_model.tags = "update model"  # what a caller's entity can hold; never split into characters
+    platform.reset_counts()
+    with pytest.raises(ValueError, match=r"^base_model.tags: 'update model' is not a list of strings"):
+        _run(base_model, items, None)
+    assert platform.write_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("node_config", "message"),
+    [
+        ({"modelName": "model\n"}, r"^customNodeConfig.modelName: 'model\\n' has the control character"),
+        ({"modelName": "mo\x00del"}, r"^customNodeConfig.modelName: 'mo\\x00del' has the control character"),
+        ({"modelName": "x", "pad": "x" * 2_000_000}, r"^customNodeConfig: .* bytes of JSON is over"),
+    ],
+)
+def test_a_bad_node_config_is_refused_before_any_write(platform, project, items, node_config, message):
+    base_model = _base_model(platform, project, items)
+    context = platform.make_context(node_config, "exec-config", project)
+    platform.reset_counts()
+    with pytest.raises(ValueError, match=message):
+        _run(base_model, items, context)
+    assert platform.write_count() == 0
+
+
+def test_a_train_subset_whose_filter_is_a_list_is_refused(platform, project, items):
+    base_model = _base_model(platform, project, items)
+    platform.reset_counts()
+    with pytest.raises(ValueError, match=r"^train_subset.filter: \[\] is not an object of conditions; example: "):
+        _run(base_model, items, None, train_subset={"filter": []})
+    assert platform.write_count() == 0
 
 
 def test_without_context_the_default_template_is_used(platform, project, items):

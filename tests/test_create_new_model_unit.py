@@ -6,6 +6,7 @@ import builtins
 import copy
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -177,11 +178,31 @@ _NO_BRACES = st.text(alphabet=st.characters(blacklist_characters="{}/", blacklis
 def test_literal_text_and_any_entity_name_render_verbatim(text, name):
     values = cnm.NameValues(name, "id", "d", "did", "p")
     expected = f"{text}{name}"
-    if expected.strip() and "/" not in expected and len(expected) <= 256:
+    printable = not any(unicodedata.category(char) in cnm.FORBIDDEN_NAME_CATEGORIES for char in expected)
+    if expected.strip() and "/" not in expected and len(expected) <= 256 and printable:
         assert cnm.render_model_name(text + "{base_model.name}", values, NOW) == expected
     else:
         with pytest.raises(ValueError):
             cnm.render_model_name(text + "{base_model.name}", values, NOW)
+
+
+@pytest.mark.parametrize(
+    "template", ["model\n", "mo\x00del", "a\tb", "\rname", "x\x7f", "x\x85", "a\u2028b", "{base_model.name}\n"]
+)
+def test_a_template_with_a_control_character_is_refused_on_the_whole_string(template):
+    with pytest.raises(ValueError, match=r"^customNodeConfig.modelName: .* has the control character") as error:
+        cnm.CreateModelConfig.from_json({"modelName": template})
+    assert "remove it" in str(error.value)
+
+
+def test_an_entity_name_with_a_control_character_is_refused_after_rendering():
+    values = cnm.NameValues("yolo\nv8", "m1", "images", "d1", "proj")
+    with pytest.raises(ValueError, match=r"^customNodeConfig.modelName rendered: 'yolo\\nv8-x' has the control"):
+        cnm.render_model_name("{base_model.name}-x", values, NOW)
+
+
+def test_unicode_names_that_are_printable_render():
+    assert cnm.render_model_name("модель-✓ {dataset.name}", VALUES, NOW) == "модель-✓ images"
 
 
 def test_numbered_names_are_bounded():
@@ -352,6 +373,10 @@ def test_packaged_nested_field_objects_are_valid():
         ({"filter": {"dir": "/a"}, "update": {"x": 1}}, r"^train_subset: unknown query key 'update'"),
         ({"filter": {"dir": "/a"}, "resource": "annotations"}, r"^train_subset.resource: 'annotations' is not 'items'"),
         ({"filter": [1]}, r"^train_subset.filter: \[1\] is not an object"),
+        ({"filter": []}, r"^train_subset.filter: \[\] is not an object of conditions; example: "),
+        ({"filter": ""}, r"^train_subset.filter: '' is not an object of conditions; example: "),
+        ({"filter": 0}, r"^train_subset.filter: 0 is not an object of conditions; example: "),
+        ({"$and": "x"}, r'^train_subset.filter.\$and: .*; example: \{"\$and": \['),
         ({"$and": {"dir": "/a"}}, r"^train_subset.filter.\$and: .* is not a non-empty list"),
         ({"$or": []}, r"^train_subset.filter.\$or: \[\] is not a non-empty list"),
         ({"$and": [{"dir": "/a"}, 3]}, r"^train_subset.filter.\$and\[1\]: 3 is not an object"),
@@ -423,6 +448,20 @@ def _context(metadata):
 def test_node_config_from_context(context, expected):
     config = cnm.CreateModelConfig.from_json(cnm.node_config_from_context(context))
     assert config.name_template == expected
+
+
+def test_node_config_is_bounded_and_keeps_the_platform_keys():
+    config = {"name": "Create New Model", "validation": {"valid": True, "errors": []}, "modelName": "{now:%Y}"}
+    assert cnm.CreateModelConfig.from_json(config).name_template == "{now:%Y}"
+    deep: dict = {}
+    for _ in range(200):
+        deep = {"d": deep}
+    with pytest.raises(ValueError, match=r"^customNodeConfig.deep.d.d.*nested deeper than 64 levels; flatten"):
+        cnm.CreateModelConfig.from_json({"modelName": "x", "deep": deep})
+    with pytest.raises(ValueError, match=r"^customNodeConfig: 2,097,\d{3} bytes of JSON is over the 1,000,000-byte"):
+        cnm.CreateModelConfig.from_json({"modelName": "x", "pad": "x" * (2 * 1024 * 1024)})
+    with pytest.raises(ValueError, match=r"^customNodeConfig.lr: nan is not a JSON number"):
+        cnm.CreateModelConfig.from_json({"modelName": "x", "lr": float("nan")})
 
 
 def test_node_config_is_validated_and_frozen():

@@ -12,6 +12,8 @@ from nodes.data_split import SplitConfig
 
 N_ITEMS = 400
 WORKERS = 8
+
+
 def assert_predictions_follow_the_rule(platform, dataset, before_tags: dict) -> None:
     """Reviewed pre-annotations of items routed for the first time became ground truth; the
     predictions on items that were already in a subset (Evaluate's, on ``test``) stayed predictions."""

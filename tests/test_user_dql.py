@@ -107,3 +107,58 @@ def test_undocumented_query_forms_are_refused(query, path_in_message):
     with pytest.raises(ValueError) as error:
         dql.check_dql_query(query, "q")
     assert path_in_message in str(error.value)
+
+
+#: Words that say what to do instead (the messages give an example or the allowed values).
+_FIX = ("example", "use one of", "use a ", "compare with", "remove")
+
+
+@pytest.mark.parametrize(
+    ("condition", "query"),
+    [
+        ("x", None),
+        ({"": 1}, None),
+        ({"$and": "x"}, None),
+        ({"$or": []}, None),
+        ({"$nor": {"a": 1}}, None),
+        ({"$xor": [{"a": 1}]}, None),
+        ({"a": {"": 1}}, None),
+        ({"a": {"$regexx": 1}}, None),
+        ({"a": {"$in": "x"}}, None),
+        ({"a": {"$exists": "yes"}}, None),
+        ({"a": {"$match": 3}}, None),
+        ({"a": {"$gt": [1]}}, None),
+        ({"a": {"$eq": {"b": 1}}}, None),
+        (None, [1]),
+        (None, {"filter": {}, "union": {}}),
+        (None, {"filter": {}, "join": [1]}),
+        (None, {"filter": {}, "join": {"on": {"table": "x"}}}),
+        (None, {"filter": {}, "intersect": {"filter": {}}}),
+    ],
+)
+def test_every_message_names_the_fix_and_stays_short(condition, query):
+    with pytest.raises(ValueError) as error:
+        if query is None:
+            dql.check_dql_condition(condition, "f")
+        else:
+            dql.check_dql_query(query, "q")
+    message = str(error.value)
+    assert any(word in message for word in _FIX), message
+    assert len(message) <= 1024
+
+
+def test_a_logical_operator_without_a_list_shows_a_list_example():
+    with pytest.raises(ValueError) as error:
+        dql.check_dql_condition({"$and": "x"}, "train_subset.filter")
+    assert str(error.value) == (
+        "train_subset.filter.$and: 'x' is not a non-empty list of conditions; "
+        'example: {"$and": [{"hidden": false}, {"metadata.system.tags.train": true}]}'
+    )
+    with pytest.raises(ValueError, match=r'example: \{"\$or": \['):
+        dql.check_dql_condition({"$or": []}, "f")
+
+
+def test_huge_values_are_cut_in_messages():
+    with pytest.raises(ValueError) as error:
+        dql.check_dql_condition({"a": {"$in": "x" * 100_000}}, "f")
+    assert len(str(error.value)) <= 1024 and "..." in str(error.value)

@@ -55,6 +55,8 @@ class ModelsMixin(StoreBase):
         with self.lock:
             self._get("projects", project_id)
             self._require_package(body.get("packageId"))
+            for field in ("tags", "labels"):
+                _check_string_list(body.get(field), field)
             if body.get("datasetId") is not None:
                 self._get("datasets", body["datasetId"])
             self._check_model_name_free(name, project_id)
@@ -162,6 +164,9 @@ class ModelsMixin(StoreBase):
 
     def patch_model(self, model_id: str, body: Mapping[str, Any], system: bool) -> dict:
         patch = patch_of(body, ("id", "url", "createdAt", "creator", "context", "projectId"), "model patch")
+        for field in ("tags", "labels"):
+            if field in patch:
+                _check_string_list(patch[field], field)
         with self.lock:
             model = self._get("models", model_id)
             metadata = patch.pop("metadata", None)
@@ -195,3 +200,10 @@ class ModelsMixin(StoreBase):
             for model_id in [i for i, p in self._cloning.items() if p["polls"] <= 0]:
                 self._finish_clone(model_id)
         return self._query_table(body, self.model_ids, self.tables["models"], encoded)
+
+
+def _check_string_list(value: Any, field: str) -> None:
+    """``tags`` and ``labels`` are lists of strings (dtlpy ``repositories/models.py`` ``create``:
+    ":param list tags: `list` of `str`"; ``labels`` likewise); anything else is a 400."""
+    if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ApiError(400, f"{field} must be a list of strings")

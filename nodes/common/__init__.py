@@ -1,2 +1,3 @@
 """What every node shares: user DQL validation (``dql``), raw-JSON paging over dtlpy listings
-(``paging``) and the packaged defaults under ``pipeline_configs/`` (``defaults``)."""
+(``paging``), the packaged defaults under ``pipeline_configs/`` (``defaults``), bounds on user
+JSON and messages (``limits``) and the kind check of entity inputs (``entities``)."""

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nodes.common.limits import shorten
+
 #: DQL operators the platform understands (logical ones combine conditions).
 LOGICAL_OPERATORS = frozenset({"$and", "$or", "$nor", "$not"})
 COMPARISON_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$match"})
@@ -38,6 +40,8 @@ QUERY_PARTS = ("filter", "join", "intersect", "except")
 JOIN_KEYS = frozenset({"filter", "on"})
 JOIN_ON_KEYS = frozenset({"resource", "local", "forigen"})
 _SET_EXAMPLE = '{"except": {"query": {"join": {"filter": {"label": "person"}}}}}'
+_LOGICAL_EXAMPLE = '{"$and": [{"hidden": false}, {"metadata.system.tags.train": true}]}'
+_FIELD_NAME_FIX = 'use a non-empty field name; example: {"metadata.system.tags.train": true}'
 
 __all__ = [
     "COMPARISON_OPERATORS",
@@ -63,15 +67,18 @@ def check_dql_condition(condition: Any, path: str) -> None:
     ValueError: test_subset.filter.name.$regexx: '$regexx' is not a supported operator here; use one of $eq, $exists, $gt, $gte, $in, $lt, $lte, $match, $ne, $nin, $not
     """
     if not isinstance(condition, Mapping):
-        raise ValueError(f"{path}: {condition!r} is not an object of conditions; example: {DQL_EXAMPLE}")
+        raise ValueError(f"{path}: {shorten(condition)} is not an object of conditions; example: {DQL_EXAMPLE}")
     for key, value in condition.items():
         key_path = f"{path}.{key}"
         if not isinstance(key, str) or not key:
-            raise ValueError(f"{path}: {key!r} is not a field name")
+            raise ValueError(f"{path}: {shorten(key)} is not a field name; {_FIELD_NAME_FIX}")
         if key.startswith("$"):
             if key in ("$and", "$or", "$nor"):
                 if not isinstance(value, list) or not value:
-                    raise ValueError(f"{key_path}: {value!r} is not a non-empty list of conditions")
+                    raise ValueError(
+                        f"{key_path}: {shorten(value)} is not a non-empty list of conditions; "
+                        f"example: {_LOGICAL_EXAMPLE.replace('$and', key)}"
+                    )
                 for index, sub in enumerate(value):
                     check_dql_condition(sub, f"{key_path}[{index}]")
             elif key == "$not":
@@ -93,7 +100,7 @@ def _check_field_value(value: Any, path: str) -> None:
     for key, operand in value.items():
         key_path = f"{path}.{key}"
         if not isinstance(key, str) or not key:
-            raise ValueError(f"{path}: {key!r} is not a field name")
+            raise ValueError(f"{path}: {shorten(key)} is not a field name; {_FIELD_NAME_FIX}")
         if not key.startswith("$"):
             _check_field_value(operand, key_path)  # nested field, e.g. {"metadata": {"system": ...}}
         elif key == "$not":
@@ -101,20 +108,26 @@ def _check_field_value(value: Any, path: str) -> None:
         elif key not in COMPARISON_OPERATORS:
             raise ValueError(_operator_error(key_path, key, COMPARISON_OPERATORS | {"$not"}))
         elif key in ("$in", "$nin") and not isinstance(operand, list):
-            raise ValueError(f'{key_path}: {operand!r} is not a list; example: {{"{key}": ["a", "b"]}}')
+            raise ValueError(f'{key_path}: {shorten(operand)} is not a list; example: {{"{key}": ["a", "b"]}}')
         elif key == "$exists" and not isinstance(operand, bool):
-            raise ValueError(f"{key_path}: {operand!r} is not true or false")
+            raise ValueError(f'{key_path}: {shorten(operand)} is not true or false; example: {{"$exists": true}}')
         elif key == "$match" and isinstance(operand, Mapping):
             _check_element_conditions(operand, key_path)
         elif key == "$match" and not isinstance(operand, str):
             raise ValueError(
-                f'{key_path}: {operand!r} is not a regular expression string or an object of element conditions; examples: "^cat", '
+                f'{key_path}: {shorten(operand)} is not a regular expression string or an object of element conditions; examples: "^cat", '
                 '{"id": "<task id>", "metadata": {"status": {"$exists": true}}}'
             )
         elif key in ("$gt", "$gte", "$lt", "$lte") and isinstance(operand, Mapping | list):
-            raise ValueError(f"{key_path}: {operand!r} is not a plain value; compare with a string, number or boolean")
+            raise ValueError(
+                f"{key_path}: {shorten(operand)} is not a plain value; compare with a string, number or boolean; "
+                f'example: {{"{key}": 10}}'
+            )
         elif key in ("$eq", "$ne") and isinstance(operand, Mapping):
-            raise ValueError(f"{key_path}: {operand!r} is not a plain value or a list; compare with a value")
+            raise ValueError(
+                f"{key_path}: {shorten(operand)} is not a plain value or a list; compare with a value; "
+                f'example: {{"{key}": "cat"}}'
+            )
 
 
 def _check_element_conditions(operand: Mapping, path: str) -> None:
@@ -146,33 +159,36 @@ def check_dql_query(query: Any, path: str, allowed: tuple[str, ...] = QUERY_PART
     ValueError: q.intersect: {'filter': {}} is not {"query": {...}}; example: {"except": {"query": {"join": {"filter": {"label": "person"}}}}}
     """
     if not isinstance(query, Mapping):
-        raise ValueError(f"{path}: {query!r} is not a DQL query object; example: {DQL_EXAMPLE}")
+        raise ValueError(f"{path}: {shorten(query)} is not a DQL query object; example: {DQL_EXAMPLE}")
     for key in query:
         if key not in allowed:
-            raise ValueError(f"{path}: unknown query key {key!r}; a query has {', '.join(allowed)}")
+            raise ValueError(
+                f"{path}: unknown query key {shorten(key)}; a query has {', '.join(allowed)}: remove or rename it; "
+                f"example: {DQL_EXAMPLE}"
+            )
     if "filter" in query:
         check_dql_condition(query["filter"], f"{path}.filter")
     if "join" in query:
         join = query["join"]
         if not isinstance(join, Mapping) or not set(join) <= JOIN_KEYS:
             raise ValueError(
-                f'{path}.join: {join!r} is not {{"filter": ..., "on": ...}}; example: {{"filter": {{"label": "cat"}}}}'
+                f'{path}.join: {shorten(join)} is not {{"filter": ..., "on": ...}}; example: {{"filter": {{"label": "cat"}}}}'
             )
         if "filter" in join:
             check_dql_condition(join["filter"], f"{path}.join.filter")
         on = join.get("on")
         if on is not None and (not isinstance(on, Mapping) or not set(on) <= JOIN_ON_KEYS):
             raise ValueError(
-                f'{path}.join.on: {on!r} is not {{"resource", "local", "forigen"}}; '
+                f'{path}.join.on: {shorten(on)} is not {{"resource", "local", "forigen"}}; '
                 'example: {"resource": "annotations", "local": "itemId", "forigen": "id"}'
             )
     for key in ("intersect", "except"):
         if key in query:
             part = query[key]
             if not isinstance(part, Mapping) or set(part) != {"query"}:
-                raise ValueError(f'{path}.{key}: {part!r} is not {{"query": {{...}}}}; example: {_SET_EXAMPLE}')
+                raise ValueError(f'{path}.{key}: {shorten(part)} is not {{"query": {{...}}}}; example: {_SET_EXAMPLE}')
             check_dql_query(part["query"], f"{path}.{key}.query", QUERY_PARTS)
 
 
 def _operator_error(path: str, operator: str, allowed: frozenset[str]) -> str:
-    return f"{path}: {operator!r} is not a supported operator here; use one of {', '.join(sorted(allowed))}"
+    return f"{path}: {shorten(operator)} is not a supported operator here; use one of {', '.join(sorted(allowed))}"

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
 from nodes.common.paging import json_pages
 from nodes.compare_models.config import CompareConfig
@@ -247,21 +248,10 @@ def store_report(new_model: Any, report: ComparisonReport, tag_decision: bool) -
 
 def _check_inputs(previous_model: Any, new_model: Any, config: CompareConfig, dataset: Any) -> None:
     """EDGE. The node's inputs are entities of the right kind, before any request."""
-    import dtlpy as dl
-
     for name, value in (("previous_model", previous_model), ("new_model", new_model)):
-        if value is None:
-            raise ValueError(f"{name}: None; connect a model to the Compare Models node's {name} input")
-        if not isinstance(value, dl.Model):
-            raise ValueError(
-                f"{name}: {shorten(value, 80)} is a {type(value).__name__}, not a model; connect a Model to the "
-                f"Compare Models node's {name} input (in code: dl.models.get(model_id=...))"
-            )
-    if dataset is not None and not isinstance(dataset, dl.Dataset):
-        raise ValueError(
-            f"dataset: {shorten(dataset, 80)} is a {type(dataset).__name__}, not a dataset; connect the Dataset both "
-            f"models were evaluated on (in code: dl.datasets.get(dataset_id=...))"
-        )
+        check_entity_input(value, name, "model", "Compare Models", "a model")
+    if dataset is not None:
+        check_entity_input(dataset, "dataset", "dataset", "Compare Models", "the dataset both models were evaluated on")
     if previous_model.id == new_model.id:
         raise ValueError(
             f"new_model: {shorten(new_model.id, 80)} is the same model as previous_model; connect the newly trained model"

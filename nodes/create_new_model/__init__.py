@@ -25,6 +25,7 @@ from nodes.create_new_model.config import (
 from nodes.create_new_model.naming import (
     ALLOWED_PLACEHOLDERS,
     DEFAULT_NAME_TEMPLATE,
+    FORBIDDEN_NAME_CATEGORIES,
     MAX_NAME_LENGTH,
     MAX_NAME_TRIES,
     NAME_TEMPLATE_FIELD,
@@ -61,6 +62,7 @@ __all__ = [
     "DECISION_TAGS",
     "DEFAULT_NAME_TEMPLATE",
     "EXECUTION_TAG_PREFIX",
+    "FORBIDDEN_NAME_CATEGORIES",
     "LABEL_MAP_KEYS",
     "MAX_NAME_LENGTH",
     "MAX_NAME_TRIES",

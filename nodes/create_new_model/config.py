@@ -40,7 +40,11 @@ class CreateModelConfig:
     """The node config of Create New Model (``customNodeConfig``), validated.
 
     Only ``modelName`` matters here (``createModel`` is the node's display name); a missing
-    or ``null`` ``modelName`` means the manifest default :data:`DEFAULT_NAME_TEMPLATE`.
+    or ``null`` ``modelName`` means the manifest default :data:`DEFAULT_NAME_TEMPLATE`. Other
+    keys (the platform writes ``name`` and ``validation`` on every custom node; saved
+    pipelines may carry older keys) are ignored, but the whole config is bounded like every
+    user JSON value (:func:`nodes.common.limits.check_json_value`: at most 64 levels deep,
+    1 MB, no NaN / ±inf).
 
     Examples
     --------
@@ -63,6 +67,7 @@ class CreateModelConfig:
                 f"customNodeConfig: {shorten(node_config)} is not an object; "
                 f'example: {{"modelName": "{DEFAULT_NAME_TEMPLATE}"}}'
             )
+        check_json_value(node_config, "customNodeConfig")
         template = node_config.get("modelName")
         if template is None:
             return cls()
@@ -147,16 +152,22 @@ def _parse_json_text(value: Any, field: str) -> Any:
 def is_empty_subset(value: Any) -> bool:
     """``True`` for a missing subset: ``None``, ``""``, ``{}``, ``{"filter": {}}`` or ``{"filter": None}``.
 
+    Only an empty object or ``null`` filter counts as missing: ``{"filter": []}`` or
+    ``{"filter": ""}`` is a filter of the wrong type, refused by :func:`normalize_subset_query`.
+
     Examples
     --------
-    >>> is_empty_subset({"filter": {}}), is_empty_subset({"dir": "/a"})
-    (True, False)
+    >>> is_empty_subset({"filter": {}}), is_empty_subset({"dir": "/a"}), is_empty_subset({"filter": []})
+    (True, False, False)
     """
     if value is None or (isinstance(value, str | Mapping | list) and len(value) == 0):
         return True
     if isinstance(value, str):
         return not value.strip()
-    return isinstance(value, Mapping) and set(value) == {"filter"} and not value["filter"]
+    if not (isinstance(value, Mapping) and set(value) == {"filter"}):
+        return False
+    condition = value["filter"]
+    return condition is None or (isinstance(condition, Mapping) and not condition)
 
 
 def normalize_subset_query(value: Any, field: str) -> dict[str, Any]:

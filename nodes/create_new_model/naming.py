@@ -11,6 +11,7 @@ execution renders the same name. Pure: no platform calls.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,8 +23,13 @@ from nodes.common.limits import shorten
 DEFAULT_NAME_TEMPLATE = "{base_model.name}_{datetime.datetime.now().strftime('%Y_%m_%d-T%H_%M_%S')}"
 #: Where the template comes from, for error messages.
 NAME_TEMPLATE_FIELD = "customNodeConfig.modelName"
-#: The platform's rule for entity names, checked on the rendered name.
+#: Longest model name, checked on the rendered name. dtlpy and the Dataloop docs state no limit
+#: for model names; this is our documented bound (docs/failure-behaviour.md), long enough for
+#: any template and its ``-N`` suffix, short enough for the UI and file names of artifacts.
 MAX_NAME_LENGTH = 256
+#: Unicode categories no name may hold: control characters (C0 such as newline, tab and NUL,
+#: DEL, C1), surrogates, and the line / paragraph separators U+2028 / U+2029.
+FORBIDDEN_NAME_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 #: A taken name gets ``-2``, ``-3``, ... up to ``-MAX_NAME_TRIES``.
 MAX_NAME_TRIES = 100
 
@@ -102,6 +108,20 @@ def _template_error(template: str, problem: str) -> ValueError:
     )
 
 
+def _control_character(text: str) -> int | None:
+    """The position of the first character of :data:`FORBIDDEN_NAME_CATEGORIES` in ``text``, else ``None``.
+
+    Examples
+    --------
+    >>> _control_character("model\\n"), _control_character("модель-✓")
+    (5, None)
+    """
+    for position, char in enumerate(text):
+        if unicodedata.category(char) in FORBIDDEN_NAME_CATEGORIES:
+            return position
+    return None
+
+
 def _placeholder_at(template: str, start: int) -> str:
     """The text of the (bad) placeholder that opens at ``start``, for error messages."""
     end = template.find("}", start)
@@ -138,6 +158,13 @@ def parse_name_template(template: str) -> tuple[_Token, ...]:
     if not isinstance(template, str):
         raise ValueError(
             f'{NAME_TEMPLATE_FIELD}: {shorten(template)} is not a string; example: "modelName": "{DEFAULT_NAME_TEMPLATE}"'
+        )
+    bad = _control_character(template)
+    if bad is not None:
+        raise _template_error(
+            template,
+            f"has the control character {template[bad]!r} at position {bad}; remove it "
+            "(a name is one line of printable text)",
         )
     tokens: list[_Token] = []
     literal: list[str] = []
@@ -197,7 +224,9 @@ def _format_time(moment: datetime, token: _Time, template: str) -> str:
 
 
 def check_model_name(name: str, field: str = "model name") -> str:
-    """Check a rendered name against the platform's name rules and return it.
+    """Check a rendered name and return it: not blank, no ``/``, at most
+    :data:`MAX_NAME_LENGTH` characters, no control character (:data:`FORBIDDEN_NAME_CATEGORIES`),
+    all checked on the whole string.
 
     Examples
     --------
@@ -213,6 +242,12 @@ def check_model_name(name: str, field: str = "model name") -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise ValueError(
             f"{field}: {name[:40]!r}... is {len(name)} characters long, more than {MAX_NAME_LENGTH}; shorten the template"
+        )
+    bad = _control_character(name)
+    if bad is not None:
+        raise ValueError(
+            f"{field}: {shorten(name)} has the control character {name[bad]!r} at position {bad}; remove it from "
+            f"the template, or rename the entity whose name brings it (a name is one line of printable text)"
         )
     return name
 

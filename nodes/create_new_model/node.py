@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
 from nodes.common.paging import count_matches
 from nodes.create_new_model.config import (
@@ -42,6 +43,8 @@ from nodes.create_new_model.plan import (
 )
 
 logger = logging.getLogger(__name__)
+#: The node's display name (``dataloop.json``), for messages.
+NODE_NAME = "Create New Model"
 #: Longest platform error quoted in a message.
 _ERROR_CHARS = 300
 
@@ -81,8 +84,9 @@ def run_node(
 ) -> tuple[Any, Any]:
     """Clone ``base_model`` into a new model version on ``dataset`` (the node's edge).
 
-    Order: validate every input (template, base status, every base model field read,
-    subsets, configuration bounds); return the model a previous run of the same execution
+    Order: validate every input (``base_model`` a ``dl.Model`` and ``dataset`` a
+    ``dl.Dataset``, template, base status, every base model field read, subsets,
+    configuration bounds); return the model a previous run of the same execution
     created, if any (one models query); check that the train subset selects items (one count
     query); pick a free name (one models query; a name held by this execution's model returns
     that model); clone (status ``created``, the dataset's project, merged configuration, the
@@ -94,9 +98,11 @@ def run_node(
     Parameters
     ----------
     base_model : dl.Model
-        A trained, deployed or pre-trained model; never modified.
+        A trained, deployed or pre-trained model; never modified. It may belong to another
+        project (a public pre-trained model): like dtlpy's ``Models.clone``, the new model is
+        made in the dataset's project.
     dataset : dl.Dataset
-        The dataset the new model trains on.
+        The dataset the new model trains on; its project holds the new model.
     train_subset, validation_subset : dict, optional
         DQL of the subsets; see :func:`resolve_subsets` for the fallbacks.
     model_configuration : dict, optional
@@ -119,10 +125,8 @@ def run_node(
     >>> new_model, base = run_node(base_model=model, dataset=dataset,
     ...                            context=context)  # doctest: +SKIP
     """
-    if base_model is None:
-        raise ValueError("base_model: None is not a model; connect the model to clone to the node's base_model input")
-    if dataset is None:
-        raise ValueError("dataset: None is not a dataset; connect the dataset to train on to the node's dataset input")
+    check_entity_input(base_model, "base_model", "model", NODE_NAME, "the model to clone")
+    check_entity_input(dataset, "dataset", "dataset", NODE_NAME, "the dataset to train on")
     # Checks that need no request come first: a bad value is refused before the node reads anything.
     check_base_model_status(base_model.status)
     base = check_base_model(base_model.metadata, base_model.configuration, getattr(base_model, "tags", None))
