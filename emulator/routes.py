@@ -87,7 +87,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/pipelines/{id}/execute", not_implemented),  # no runtime: nodes never run here
     ("POST", "/pipelines/{id}/reset", not_implemented),
     ("GET", "/pipelines/{id}/statistics", not_implemented),
-    ("PATCH", "/pipelines/{id}/variables", not_implemented),
+    ("PATCH", "/pipelines/{id}/variables", write(Store.patch_pipeline_variables)),
     ("GET", "/executions/{id}", read(Store.get_execution)),
     ("POST", "/query/faas", query(Store.query_faas)),
     ("POST", "/executions/rerun", not_implemented),

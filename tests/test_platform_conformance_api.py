@@ -232,6 +232,19 @@ def test_the_active_learning_template_creates_and_installs(platform: LocalPlatfo
     assert pipeline.name in names
 
 
+def test_a_pipeline_variable_update_is_stored(platform: LocalPlatform, project: dl.Project):
+    """Changing a variable and ``pipeline.update()`` sends the whole list to ``PATCH
+    /pipelines/{id}/variables`` and reads the pipeline back (dtlpy ``repositories/pipelines.py``
+    ``update`` / ``__update_variables``); how Update Variables sets the Best Model."""
+    pipeline = project.pipelines.create(pipeline_json=_template(project))
+    best = next(v for v in pipeline.variables if v.name == "Best Model")
+    best.value = "000000000000000000000abc"
+    pipeline.update()
+    stored = {v.name: v.value for v in project.pipelines.get(pipeline_id=pipeline.id).variables}
+    assert stored["Best Model"] == "000000000000000000000abc"
+    assert platform.request_counts["PATCH /pipelines/{id}/variables"] == 1
+
+
 def test_a_pipeline_with_a_dangling_connection_is_refused(platform: LocalPlatform, project: dl.Project):
     """Connections name existing nodes and ports (dtlpy ``entities/pipeline.py``
     ``PipelineConnection``: ``src`` / ``tgt`` ``{nodeId, portId}``); otherwise 400."""

@@ -131,6 +131,25 @@ class PipelinesMixin(StoreBase):
             pipeline["updatedAt"] = now_iso()
             return clone(pipeline)
 
+    def patch_pipeline_variables(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
+        """``PATCH /pipelines/{id}/variables``: dtlpy ``repositories/pipelines.py``
+        ``__update_variables`` sends the whole list ``{"variables": [...]}`` (each with its
+        ``reference``) and reads the updated pipeline back."""
+        variables = body.get("variables") if isinstance(body, Mapping) else None
+        if not isinstance(variables, list) or not all(
+            isinstance(v, Mapping) and isinstance(v.get("name"), str) and isinstance(v.get("type"), str)
+            for v in variables
+        ):
+            raise ApiError(400, "variables must be a list of objects with a 'name' and a 'type'")
+        names = [v["name"] for v in variables]
+        if len(set(names)) != len(names):
+            raise ApiError(400, "variable names must be unique in a pipeline")
+        with self.lock:
+            pipeline = self._get("pipelines", pipeline_id)
+            pipeline["variables"] = clone(variables)
+            pipeline["updatedAt"] = now_iso()
+            return clone(pipeline)
+
     def install_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
         with self.lock:
             pipeline = self._get("pipelines", pipeline_id)
