@@ -53,7 +53,6 @@ def test_gate_defaults_and_values():
         ({"threshold": math.inf}, "customNodeConfig.threshold: inf"),
         ({"aggregation": "median"}, "customNodeConfig.aggregation: 'median'"),
         ({"modelId": 5}, "customNodeConfig.modelId: 5"),
-        ({"modelId": ""}, "customNodeConfig.modelId: ''"),
         ({"emptyScore": 2}, "customNodeConfig.emptyScore: 2"),
         ({"seed": 1.5}, "customNodeConfig.seed: 1.5 is not an integer"),
         ({"seed": False}, "customNodeConfig.seed: False"),
@@ -64,6 +63,23 @@ def test_gate_defaults_and_values():
 def test_gate_bad_fields(raw, message):
     with pytest.raises(ValueError, match=message):
         GateConfig.from_node_config(raw)
+
+
+def test_gate_accepts_what_the_platform_stores():
+    """The platform writes ``name`` and ``validation`` on every custom node; the UI's empty modelId is ""."""
+    stored = {
+        "name": "Uncertainty Gate",
+        "validation": {"valid": True, "errors": []},
+        "nodeName": "Uncertainty Gate",
+        "strategy": "entropy",
+        "threshold": 0.4,
+        "aggregation": "max",
+        "modelId": "",
+    }
+    config = GateConfig.from_node_config(stored)
+    assert (config.strategy, config.threshold, config.model_id) == ("entropy", 0.4, None)
+    assert GateConfig.from_node_config({"modelId": "   "}).model_id is None
+    assert "validation" in stored and stored["modelId"] == ""  # the caller's dict is untouched
 
 
 def test_unknown_key_message_lists_every_known_key():

@@ -3,8 +3,9 @@
 Read in the order the data flows: :mod:`~nodes.select_for_labeling.config` (the Uncertainty
 Gate node config and ``selection_config``, validated), :mod:`~nodes.select_for_labeling.scores`
 (prediction records → an uncertainty per item), :mod:`~nodes.select_for_labeling.diversity`
-(k-means / k-center over feature vectors) and :mod:`~nodes.select_for_labeling.select` (the
-batch choice and the gate's route). Everything here is pure; the platform edge calls it.
+(k-means / k-center over feature vectors), :mod:`~nodes.select_for_labeling.select` (the
+batch choice and the gate's route) — all pure — and :mod:`~nodes.select_for_labeling.node`, the
+platform edge (``run_gate``, ``run_selection``).
 """
 
 from nodes.select_for_labeling.config import (
@@ -17,6 +18,22 @@ from nodes.select_for_labeling.config import (
     default_pool_filter,
 )
 from nodes.select_for_labeling.diversity import check_features, cluster_round_robin, kcenter_greedy, kmeans_labels
+from nodes.select_for_labeling.node import (
+    batch_ranking,
+    chosen_items,
+    feature_matrix,
+    gate_record,
+    item_record,
+    list_feature_vectors,
+    list_item_annotations,
+    list_pool_annotations,
+    list_pool_items,
+    node_config_from_context,
+    read_annotation_page,
+    run_gate,
+    run_selection,
+    same_gate_record,
+)
 from nodes.select_for_labeling.scores import (
     ItemScores,
     class_score_matrix,
@@ -34,7 +51,7 @@ from nodes.select_for_labeling.scores import (
     tie_break_keys,
     uncertainty_scores,
 )
-from nodes.select_for_labeling.select import Selection, choose_items, route_item, selection_record
+from nodes.select_for_labeling.select import Selection, choose_items, route_item, select_pool, selection_record
 
 __all__ = [
     "AGGREGATIONS",
@@ -63,7 +80,22 @@ __all__ = [
     "route_item",
     "score_items",
     "select_most_uncertain",
+    "select_pool",
     "select_random",
+    "batch_ranking",
+    "chosen_items",
+    "feature_matrix",
+    "gate_record",
+    "item_record",
+    "list_feature_vectors",
+    "list_item_annotations",
+    "list_pool_annotations",
+    "list_pool_items",
+    "node_config_from_context",
+    "read_annotation_page",
+    "run_gate",
+    "run_selection",
+    "same_gate_record",
     "selection_record",
     "tie_break_keys",
     "uncertainty_scores",

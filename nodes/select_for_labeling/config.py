@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from nodes.common.dql import check_dql_condition
+from nodes.common.dql import QUERY_PARTS, check_dql_query
 
 #: Scoring strategies; ``random`` is the baseline that ignores predictions.
 STRATEGIES = ("least_confidence", "margin", "entropy", "random")
@@ -35,6 +35,10 @@ GATE_ROOT = "customNodeConfig"
 SELECTION_ROOT = "selection_config"
 #: Keys of the Uncertainty Gate node config (``nodeName`` is the node's display name field).
 GATE_KEYS = ("nodeName", "strategy", "threshold", "aggregation", "modelId", "emptyScore", "seed")
+#: Keys the platform writes into every custom node's ``customNodeConfig`` (the node's name and the
+#: config panel's ``validation`` state; the published Active Learning template and the Data Split panel's
+#: node state ``{name, ..., validation: {valid, errors}}``): accepted and ignored.
+PLATFORM_NODE_KEYS = ("name", "validation")
 SELECTION_KEYS = (
     "budget",
     "strategy",
@@ -50,7 +54,7 @@ SELECTION_KEYS = (
     "emptyScore",
 )
 TASK_KEYS = ("name", "assignees", "dueDate")
-QUERY_KEYS = ("filter", "join")
+QUERY_KEYS = QUERY_PARTS  # filter, join, intersect, except (nodes.common.dql)
 
 _TAG_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -161,6 +165,8 @@ class GateConfig:
     --------
     >>> GateConfig.from_node_config({"strategy": "entropy", "threshold": 0.3}).threshold
     0.3
+    >>> GateConfig.from_node_config({"name": "gate", "validation": {"valid": True}, "modelId": ""}).model_id is None
+    True
     >>> GateConfig.from_node_config({"threshold": 1.5})
     Traceback (most recent call last):
     ...
@@ -179,6 +185,9 @@ class GateConfig:
     def from_node_config(cls, raw: Mapping[str, Any] | None, source: str = GATE_ROOT) -> GateConfig:
         """Validate the node's ``customNodeConfig``; ``None`` or ``{}`` gives the defaults.
 
+        The keys the platform writes on every custom node (``name``, ``validation``) are ignored,
+        and ``modelId: ""`` (the config field's empty default in the UI) means "not set".
+
         Raises
         ------
         ValueError
@@ -187,8 +196,12 @@ class GateConfig:
         if raw is None:
             return cls()
         raw = copy.deepcopy(dict(_as_mapping(source, raw, '{"strategy": "margin", "threshold": 0.5}')))
+        for key in PLATFORM_NODE_KEYS:
+            raw.pop(key, None)
         _reject_unknown(source, raw, GATE_KEYS)
         _no_nan(source, raw)
+        if isinstance(raw.get("modelId"), str) and not raw["modelId"].strip():
+            raw["modelId"] = None  # the UI stores the empty default of an optional text field as ""
         defaults = cls()
         return cls(
             strategy=_choice(f"{source}.strategy", raw.get("strategy", defaults.strategy), STRATEGIES),
@@ -306,15 +319,13 @@ def _pool_query(path: str, value: Any) -> dict[str, Any] | None:
     if extra:
         raise ValueError(
             f"{path}: unknown query key(s) {', '.join(map(repr, extra))}; a pool has 'filter' (and optionally "
-            f"'join'); paging and sorting are set by the node; example: {_POOL_EXAMPLE}"
+            f"'join', 'intersect', 'except'); paging and sorting are set by the node; example: {_POOL_EXAMPLE}"
         )
     if not isinstance(query["filter"], Mapping) or not query["filter"]:
         raise _fail(f"{path}.filter", query["filter"], "is not a non-empty DQL object", _POOL_EXAMPLE)
-    check_dql_condition(query["filter"], f"{path}.filter")
     if "join" in query:
-        join = _as_mapping(f"{path}.join", query["join"], '"join": {"filter": {"label": "cat"}}')
-        if "filter" in join:
-            check_dql_condition(join["filter"], f"{path}.join.filter")
+        _as_mapping(f"{path}.join", query["join"], '"join": {"filter": {"label": "cat"}}')
+    check_dql_query(query, path)
     return query
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from nodes.select_for_labeling.config import DIVERSITIES
+from nodes.select_for_labeling.config import DIVERSITIES, SelectionConfig
 from nodes.select_for_labeling.diversity import (
     DEFAULT_SAMPLE_SIZE,
     check_features,
@@ -24,7 +25,7 @@ from nodes.select_for_labeling.diversity import (
     kcenter_greedy,
     kmeans_labels,
 )
-from nodes.select_for_labeling.scores import tie_break_keys
+from nodes.select_for_labeling.scores import ItemScores, class_score_matrix, score_items, tie_break_keys
 
 logger = logging.getLogger(__name__)
 
@@ -284,3 +285,56 @@ def selection_record(
         "selectedAt": selected_at,
         "fallback": bool(fallback),
     }
+
+
+def select_pool(
+    predictions: pd.DataFrame,
+    pool_ids: Sequence[Any],
+    config: SelectionConfig,
+    features: np.ndarray | None = None,
+) -> tuple[Selection, ItemScores | None]:
+    """Score a pool from the model's prediction records and choose ``config.budget`` items.
+
+    The whole batch decision of Select for Labeling over plain data. Without predictions and
+    with a strategy that needs them (a cold start), ``features`` are required and the batch is
+    k-center over them. Diversity without ``features`` clusters the predicted class-score
+    vectors (:func:`~nodes.select_for_labeling.scores.class_score_matrix`).
+
+    Returns
+    -------
+    selection : Selection
+    scores : ItemScores or None
+        ``None`` on a cold start.
+
+    Examples
+    --------
+    >>> from nodes.select_for_labeling.scores import predictions_frame
+    >>> p = predictions_frame({"a": [{"label": "cat", "confidence": 0.9, "type": "class"}],
+    ...                        "b": [{"label": "cat", "confidence": 0.6, "type": "class"}]})
+    >>> select_pool(p, ["a", "b"], SelectionConfig(budget=1, strategy="least_confidence"))[0].item_ids
+    ('b',)
+    """
+    cold = len(predictions) == 0 and config.strategy != "random"
+    if cold and features is None:
+        raise ValueError("predictions: none on the pool; a cold start needs feature vectors (or strategy 'random')")
+    scored = (
+        None
+        if cold
+        else score_items(predictions, pool_ids, config.strategy, config.aggregation, config.empty_score, config.seed)
+    )
+    if features is None and config.diversity != "none":
+        features, _ = class_score_matrix(predictions, pool_ids)
+        if features.shape[1] == 0:
+            features = np.zeros((len(pool_ids), 1))
+    quota = config.per_label_quota if scored is not None else None
+    selection = choose_items(
+        None if scored is None else scored.scores,
+        pool_ids,
+        config.budget,
+        diversity="kcenter" if cold else config.diversity,
+        features=features,
+        per_label_quota=quota,
+        labels_of_item=scored.top_label if quota is not None else None,
+        seed=config.seed,
+    )
+    return selection, scored
