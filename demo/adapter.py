@@ -4,7 +4,8 @@
 are written: it implements ``load`` / ``save`` / ``train`` / ``predict`` and lets dtlpy's
 own machinery (``train_model``, ``evaluate_model``, ``predict_items``,
 ``save_to_model`` / ``load_from_model`` with model artifacts) do the platform work.
-The classifier is a multinomial ``LogisticRegression`` on 8×8 block-averaged pixels.
+The classifier is a multinomial ``LogisticRegression`` on 8×8 block-averaged pixels; ``predict``
+uploads its three most likely labels per image as class annotations with their probabilities.
 
 Two documented departures from the base class, both at the platform edge:
 
@@ -37,6 +38,19 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "weights.npz"
 DEFAULT_CONFIGURATION = {"C": 1.0, "max_iter": 300, "batch_size": 256}
+TOP_K = 3  # class annotations uploaded per predicted item
+
+
+def top_k_indices(row: np.ndarray, k: int = TOP_K) -> list[int]:
+    """Column indices of the ``k`` largest probabilities, largest first (ties: lower index first).
+
+    Examples
+    --------
+    >>> top_k_indices(np.array([0.1, 0.5, 0.3, 0.1]), 3)
+    [1, 2, 0]
+    """
+    order = np.argsort(-np.asarray(row, dtype=float), kind="stable")
+    return [int(i) for i in order[: min(k, len(order))]]
 
 
 def fit_classifier(features: np.ndarray, labels: list[str] | np.ndarray, c: float = 1.0, max_iter: int = 300):
@@ -116,7 +130,7 @@ class DigitsAdapter(dl.BaseModelAdapter):
     model_entity : dl.Model, optional
         Loaded with ``load_from_model`` (artifacts downloaded) when given.
     image_cache : dict, optional
-        ``item id -> uint8 image`` shared between adapters of one run, so each item's
+        ``file name -> uint8 image`` shared between adapters of one run, so each item's
         file is downloaded once per run, not once per model.
     replace_predictions : bool
         ``True`` (dtlpy's behaviour): before uploading an item's predictions, delete that
@@ -188,21 +202,26 @@ class DigitsAdapter(dl.BaseModelAdapter):
         )
 
     def predict(self, batch: list[np.ndarray], **kwargs) -> list[dl.AnnotationCollection]:
-        """One classification per image: the top label, with the model's identity and confidence."""
+        """The ``TOP_K`` most likely labels per image as class annotations, each with its probability.
+
+        Several class annotations per item make the uncertainty scores real (margin and entropy
+        need the second and third probabilities) and give Compare Models a score for every
+        item-label pair it ranks, so its precision-recall curves have real shape.
+        """
         probabilities = self.predict_proba(batch)
         labels = list(self.model_entity.labels)
         collections = []
         for row in probabilities:
-            best = int(np.argmax(row))
             collection = dl.AnnotationCollection()
-            collection.add(
-                annotation_definition=dl.Classification(label=labels[best]),
-                model_info={
-                    "name": self.model_entity.name,
-                    "model_id": self.model_entity.id,
-                    "confidence": float(np.clip(row[best], 0.0, 1.0)),
-                },
-            )
+            for best in top_k_indices(row, TOP_K):
+                collection.add(
+                    annotation_definition=dl.Classification(label=labels[best]),
+                    model_info={
+                        "name": self.model_entity.name,
+                        "model_id": self.model_entity.id,
+                        "confidence": float(np.clip(row[best], 0.0, 1.0)),
+                    },
+                )
             collections.append(collection)
         return collections
 
@@ -214,12 +233,14 @@ class DigitsAdapter(dl.BaseModelAdapter):
         return class_probabilities(self.model, image_features(batch), list(self.model_entity.labels))
 
     def prepare_item_func(self, item: dl.Item) -> np.ndarray:
-        """The item's image as a uint8 array; downloaded once per run (``image_cache``)."""
-        image = self.image_cache.get(item.id)
+        """The item's image as a uint8 array; downloaded once per run (``image_cache``, by file name:
+        the demo's file names are unique, and a clone in the Ground Truth dataset is the same image)."""
+        key = image_key(item)
+        image = self.image_cache.get(key)
         if image is None:
             buffer = item.download(save_locally=False)
             image = decode_png(buffer.getvalue() if hasattr(buffer, "getvalue") else buffer.read())
-            self.image_cache[item.id] = image
+            self.image_cache[key] = image
         return image
 
     def _upload_model_annotations(self, item: dl.Item, predictions):
@@ -267,6 +288,11 @@ class DigitsAdapter(dl.BaseModelAdapter):
             np.savez(os.path.join(data_path, f"{subset}.npz"), features=features, labels=labels)
             logger.debug("subset %s: %d labelled items of %d", subset, len(labelled), len(items))
         return root_path, data_path, output_path
+
+
+def image_key(item) -> str:
+    """The image cache key of an item: its file name (unique in the demo; kept by a clone)."""
+    return item.name
 
 
 def list_items(dataset: dl.Dataset, dql: dict) -> list[dl.Item]:

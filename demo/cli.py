@@ -1,6 +1,5 @@
 """The demo's command line: ``python -m demo`` / ``python main.py demo`` options and entry."""
 
-
 from __future__ import annotations
 
 import argparse
@@ -27,10 +26,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--initial", type=int, default=100, help="size of the initial labelled pool (default: %(default)s)"
     )
     parser.add_argument(
-        "--method",
-        choices=("margin", "entropy", "least_confidence"),
-        default="margin",
-        help="uncertainty measure (default: %(default)s)",
+        "--study-seeds",
+        type=int,
+        default=10,
+        help="seeds of the in-memory multi-seed study in the report (0 skips it; default: %(default)s)",
     )
 
 

@@ -37,12 +37,15 @@ class LabelRow:
 
 
 @dataclass(frozen=True)
-class StrategyCurve:
-    """Test mAP after each round for one selection strategy (round 0 is the base model)."""
+class RoundResult:
+    """One round of one arm of the full-platform run (round 0 is the base model)."""
 
-    name: str
-    labelled: tuple[int, ...]
-    mean_ap: tuple[float, ...]
+    round: int
+    labelled: int
+    accuracy: float
+    mean_ap: float
+    model: str
+    decision: str  # Compare Models' action, or "base"
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,14 @@ class DemoSummary:
     rows: tuple[LabelRow, ...]
     previous_map: float
     new_map: float
-    curves: tuple[StrategyCurve, ...]
-    decisions: tuple[tuple[int, str, str, str], ...] = ()  # (round, strategy, new model, decision)
-    method: str = "margin"
+    runs: Mapping[str, tuple[RoundResult, ...]] = field(default_factory=dict)  # arm -> rounds
+    study: object = None  # demo.study.StudySummary, or None when no study ran
+    template: str = ""
+    node_lines: tuple[str, ...] = ()
     budget: int = 0
     n_items: int = 0
     n_test: int = 0
+    seed: int = 0
     elapsed_s: float = 0.0
     comparison_votes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -83,29 +88,43 @@ def _label_key(label: str) -> tuple[int, object]:
     return (0, int(label)) if str(label).isdigit() else (1, str(label))
 
 
-def uncertainty_verdict(curves: Sequence[StrategyCurve]) -> str:
-    """One honest sentence comparing the last round of the uncertainty and random curves.
+def uncertainty_verdict(runs: Mapping[str, Sequence[RoundResult]], study=None) -> str:
+    """Honest sentences: did margin selection beat random in this run, and over the study's seeds?
 
     Examples
     --------
-    >>> u = StrategyCurve("uncertainty", (100, 200), (0.8, 0.93))
-    >>> r = StrategyCurve("random", (100, 200), (0.8, 0.90))
-    >>> uncertainty_verdict([u, r])
-    'Uncertainty sampling beat random selection with the same label budget: test mAP 0.930 vs 0.900 (+0.030).'
+    >>> m = (RoundResult(0, 100, .8, .9, "b", "base"), RoundResult(1, 200, .85, .93, "n", "update model"))
+    >>> r = (RoundResult(0, 100, .8, .9, "b", "base"), RoundResult(1, 200, .86, .92, "n", "update model"))
+    >>> uncertainty_verdict({"margin": m, "random": r})
+    'This run: margin selection did NOT beat random selection with the same label budget: test accuracy 0.850 vs 0.860 (-0.010).'
     """
-    by_name = {c.name: c for c in curves}
-    if "uncertainty" not in by_name or "random" not in by_name:
-        return "No random-selection baseline was run."
-    u, r = by_name["uncertainty"].mean_ap[-1], by_name["random"].mean_ap[-1]
-    if u > r:
-        return (
-            "Uncertainty sampling beat random selection with the same label budget: "
-            f"test mAP {u:.3f} vs {r:.3f} ({u - r:+.3f})."
+    sentences = []
+    if "margin" in runs and "random" in runs and runs["margin"] and runs["random"]:
+        u, r = runs["margin"][-1].accuracy, runs["random"][-1].accuracy
+        verb = "beat" if u > r else "did NOT beat"
+        sentences.append(
+            f"This run: margin selection {verb} random selection with the same label budget: "
+            f"test accuracy {u:.3f} vs {r:.3f} ({u - r:+.3f})."
         )
-    return (
-        "Uncertainty sampling did NOT beat random selection with the same label budget this time: "
-        f"test mAP {u:.3f} vs {r:.3f} ({u - r:+.3f})."
-    )
+    else:
+        sentences.append("No random-selection baseline was run.")
+    if study is not None:
+        for stats in study.strategies:
+            if stats.wins is None:
+                continue
+            if stats.wins > stats.losses:
+                verdict = "beat random"
+            elif stats.wins == stats.losses:
+                verdict = "did NOT beat random (as many wins as losses)"
+            else:
+                verdict = "did NOT beat random (more losses than wins)"
+            sentences.append(
+                f"Over {study.seeds} seeds, {stats.name} {verdict}: it won {stats.wins}, tied {stats.ties} and lost "
+                f"{stats.losses} at {stats.labelled[-1]} labels (test accuracy {stats.accuracy_mean[-1]:.3f} ± "
+                f"{stats.accuracy_std[-1]:.3f} vs random {study.strategy('random').accuracy_mean[-1]:.3f} ± "
+                f"{study.strategy('random').accuracy_std[-1]:.3f})."
+            )
+    return " ".join(sentences)
 
 
 def _fmt(value: float) -> str:
@@ -141,18 +160,23 @@ def format_table(summary: DemoSummary) -> str:
 
 
 def render_markdown(summary: DemoSummary) -> str:
-    """``report.md``: decision, per-label table, strategy comparison, links to the plots."""
+    """``report.md``: the template run, the decision, the per-label table, this run's rounds, the
+    multi-seed summary, links to the plots."""
+    kept = summary.new_model if summary.decision == "update model" else summary.previous_model
     out = [
         "# Active learning demo report",
         "",
-        f"**Decision: `{summary.decision}`** — Compare Models kept "
-        f"`{summary.new_model if summary.decision == 'update model' else summary.previous_model}` "
+        f"Pipeline template run: `{summary.template}` (installed on the local platform once per arm, "
+        "its nodes called in the order of its connections and actions).",
+        "",
+        f"**Decision of the last margin round: `{summary.decision}`** — Compare Models kept `{kept}` "
         f"(previous `{summary.previous_model}`, new `{summary.new_model}`).",
         "",
-        f"{summary.n_items} digit images, fixed test subset of {summary.n_test} items shared by every model; "
-        f"{summary.budget} labels per round chosen by {summary.method} uncertainty or at random.",
+        f"{summary.n_items} digit images (seed {summary.seed}); a fixed test subset of {summary.n_test} items "
+        f"shared by every model; {summary.budget} labels per round chosen by Select for Labeling with margin "
+        "uncertainty or at random.",
         "",
-        "## Previous vs new model (test subset, per-label AP)",
+        "## Previous vs new model (test subset, per-label AP from the top-3 class predictions)",
         "",
         "| label | previous AP | new AP | delta | wins |",
         "|---|---:|---:|---:|---|",
@@ -168,22 +192,55 @@ def render_markdown(summary: DemoSummary) -> str:
     )
     if summary.comparison_votes:
         out += ["", "Compare Models votes:", ""] + [f"- {v}" for v in summary.comparison_votes]
-    out += ["", "## Uncertainty vs random selection (same label budget)", "", uncertainty_verdict(summary.curves), ""]
-    if summary.curves:
-        header = "| round | labelled | " + " | ".join(f"{c.name} mAP" for c in summary.curves) + " |"
-        out += [header, "|---:|---:|" + "---:|" * len(summary.curves)]
-        for i, labelled in enumerate(summary.curves[0].labelled):
-            cells = " | ".join(_fmt(c.mean_ap[i]) for c in summary.curves)
-            out.append(f"| {i} | {labelled} | {cells} |")
-    if summary.decisions:
+    out += [
+        "",
+        "## Margin vs random selection",
+        "",
+        uncertainty_verdict(summary.runs, summary.study),
+        "",
+        f"### This run: the full platform, seed {summary.seed}",
+        "",
+        "Each round: the new model's accuracy and mean AP on the fixed test subset, and Compare Models' decision.",
+        "",
+    ]
+    if summary.runs:
+        names = list(summary.runs)
+        out.append(
+            "| round | " + " | ".join(f"{n} labelled | {n} accuracy | {n} mAP | {n} decision" for n in names) + " |"
+        )
+        out.append("|---:|" + "---:|---:|---:|---|" * len(names))
+        for i in range(max(len(r) for r in summary.runs.values())):
+            cells = []
+            for n in names:
+                r = summary.runs[n][i] if i < len(summary.runs[n]) else None
+                cells.append(
+                    "| | | " if r is None else f"{r.labelled} | {r.accuracy:.3f} | {r.mean_ap:.3f} | `{r.decision}`"
+                )
+            out.append(f"| {i} | " + " | ".join(cells) + " |")
+    study = summary.study
+    if study is not None:
         out += [
             "",
-            "## Compare Models decisions",
+            f"### Over {study.seeds} seeds: `benchmarks/bench_al_digits.py`'s study, in memory",
             "",
-            "| round | strategy | new model | decision |",
-            "|---:|---|---|---|",
+            f"scikit-learn digits, logistic regression, a fixed test split of {study.test_size}, {study.initial} random "
+            f"initial labels + {study.rounds} rounds × {study.batch}, selection through `nodes/select_for_labeling` "
+            "(no platform). Mean ± std over seeds.",
+            "",
+            "| strategy | labels | accuracy | mean AP | wins / ties / losses vs random (last round) |",
+            "|---|---:|---:|---:|---|",
         ]
-        out += [f"| {r} | {s} | `{m}` | `{d}` |" for r, s, m, d in summary.decisions]
+        for stats in study.strategies:
+            for i, n in enumerate(stats.labelled):
+                record = ""
+                if i == len(stats.labelled) - 1 and stats.wins is not None:
+                    record = f"{stats.wins} / {stats.ties} / {stats.losses} of {study.seeds}"
+                out.append(
+                    f"| {stats.name} | {n} | {stats.accuracy_mean[i]:.3f} ± {stats.accuracy_std[i]:.3f} | "
+                    f"{stats.ap_mean[i]:.3f} ± {stats.ap_std[i]:.3f} | {record} |"
+                )
+    if summary.node_lines:
+        out += ["", "## Node executions, in the order they ran", "", "```"] + list(summary.node_lines) + ["```"]
     out += [
         "",
         "![PR curves](pr_curves.png)",
@@ -196,43 +253,50 @@ def render_markdown(summary: DemoSummary) -> str:
     return "\n".join(out)
 
 
-def plot_learning_curve(curves: Sequence[StrategyCurve], path: Path | str, title: str = "") -> Path:
-    """Test mAP against number of labelled items, one line per strategy."""
+def plot_learning_curve(
+    runs: Mapping[str, Sequence[RoundResult]], study, path: Path | str, seed: int = 0, title: str = ""
+) -> Path:
+    """Test accuracy and mean AP against labelled items: this run's arms (lines) and, when a study ran,
+    its mean ± std per strategy (shaded bands)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {"uncertainty": ("tab:blue", "o"), "random": ("tab:gray", "s")}
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for curve in curves:
-        color, marker = styles.get(curve.name, (None, "^"))
-        ax.plot(
-            curve.labelled, curve.mean_ap, marker=marker, color=color, linewidth=2.2, label=f"{curve.name} selection"
-        )
-        ax.annotate(
-            f"{curve.mean_ap[-1]:.3f}",
-            (curve.labelled[-1], curve.mean_ap[-1]),
-            textcoords="offset points",
-            xytext=(6, 0),
-            va="center",
-            color=color,
-            fontsize=10,
-            fontweight="bold",
-        )
-    all_ap = [v for c in curves for v in c.mean_ap]
-    if all_ap:
-        low = min(all_ap)
-        ax.set_ylim(max(0.0, low - 0.05), min(1.0, max(all_ap) + 0.03))
-    if curves:
-        ax.set_xticks(list(curves[0].labelled))
-        xs = curves[0].labelled
-        ax.set_xlim(xs[0] - 0.05 * max(1, xs[-1] - xs[0]), xs[-1] + 0.15 * max(1, xs[-1] - xs[0]))
-    ax.set_xlabel("labelled items (round 0 = base model)")
-    ax.set_ylabel("test mAP")
-    ax.set_title(title or "Test mAP per round: uncertainty vs random selection")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    colors = {"margin": "tab:blue", "margin+cluster": "tab:green", "random": "tab:gray"}
+    panels = [("accuracy", "test accuracy"), ("mean_ap", "test mean AP")]
+    columns = 2 if study is None else 4
+    fig, axes = plt.subplots(1, columns, figsize=(4.3 * columns, 4.2), dpi=110, squeeze=False)
+    axes = axes[0]
+    for k, (attr, label) in enumerate(panels):
+        ax = axes[k]
+        for name, rounds in runs.items():
+            xs = [r.labelled for r in rounds]
+            ys = [getattr(r, attr) for r in rounds]
+            ax.plot(xs, ys, marker="o", color=colors.get(name), linewidth=2, label=f"{name} (this run)")
+            ax.annotate(f"{ys[-1]:.3f}", (xs[-1], ys[-1]), textcoords="offset points", xytext=(5, 0), fontsize=9)
+        ax.set_title(f"Full platform, seed {seed}: {label}", fontsize=10)
+        ax.set_xlabel("labelled items")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    if study is not None:
+        for k, (attr, label) in enumerate((("accuracy", "test accuracy"), ("ap", "test mean AP"))):
+            ax = axes[2 + k]
+            for stats in study.strategies:
+                xs = np.asarray(stats.labelled, dtype=float)
+                mean = np.asarray(getattr(stats, f"{attr}_mean"))
+                std = np.asarray(getattr(stats, f"{attr}_std"))
+                color = colors.get(stats.name)
+                record = "" if stats.wins is None else f", beat random {stats.wins}/{study.seeds}"
+                ax.plot(xs, mean, marker="o", color=color, linewidth=2, label=f"{stats.name}{record}")
+                ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.18)
+            ax.set_title(f"{study.seeds} seeds, mean ± std: {label}", fontsize=10)
+            ax.set_xlabel("labelled items")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title or "Margin vs random selection: this run on the platform, and over many seeds")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
@@ -287,15 +351,15 @@ def plot_pr_curves(
         ax.set_ylabel("precision")
         ax.grid(alpha=0.3)
         if ax.get_lines():
-            ax.legend(loc="center left", fontsize=8, framealpha=0.95)
+            ax.legend(loc="lower left", fontsize=8, framealpha=0.95)
     for k in range(len(labels), rows * cols):
         axes[k // cols][k % cols].axis("off")
     fig.suptitle(title or "Precision-recall on the test subset: previous vs new model")
     fig.text(
         0.5,
         0.01,
-        "Each model gives one label per image; the flat tail at low precision is the recall it can only "
-        "reach by also taking the images it labelled otherwise. Higher and further right is better.",
+        "Each model uploads its three most likely labels per image with their probabilities; the curve ranks "
+        "every image-label pair by probability. Higher and further right is better.",
         ha="center",
         fontsize=8.5,
         color="dimgray",

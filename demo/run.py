@@ -1,28 +1,33 @@
-"""The demo's edge: one active-learning run on the embedded local platform.
+"""The demo's edge: the Active Learning pipeline template, installed and run on the embedded local platform.
 
-Everything here talks to the platform through the real dtlpy client, and the three nodes
-are called exactly as a pipeline calls them: ``main.ServiceRunner().data_split(item=...,
-progress=..., context=...)``, ``.create_new_model(...)``, ``.compare_models(...)``, each with a
-pipeline context from ``LocalPlatform.make_context`` and a recording progress object.
+``python main.py demo`` reads ``pipeline_configs/active_learning_pipeline.json``, creates it on
+the local platform with dtlpy and installs it, then runs its two branches round after round with
+:class:`demo.pipeline_runner.PipelineRunner`, which calls each node in the order the template's
+connections and actions give (custom nodes through ``main.ServiceRunner``, ml nodes through the
+demo's model adapter, task nodes by a simulated annotator, dataset nodes by item clone, Update
+Variables by updating the pipeline variable).
 
-Design (so that models are compared fairly):
+Design (so that strategies and models are compared fairly):
 
-- A **fixed test subset** (20% of the items) is tagged ``test`` once, before any model
-  exists, and never routed again; every model is evaluated on it.
-- The **initial labelled pool** (100 items) is tagged ``train``/``validation`` (80/20);
-  the base model trains on ``train``.
-- The **unlabelled pool** has no annotations on the platform: its ground truth lives only
-  in the demo's memory until an item is "labelled" (revealed as a classification
-  annotation), as a Labeling/Review task would do.
-- Two strategies run side by side on the same dataset with the same label budget per
-  round: **uncertainty** (margin sampling, ``nodes/uncertainty.py``) routes newly labelled
-  items with a Data Split config whose groups are ``train``/``validation`` (the packaged
-  subset filters); **random** uses groups ``random_train``/``random_validation`` and its
-  own subset DQL, so the two never see each other's labels.
+- Two **arms**, each the same template installed as its own pipeline with its own Raw Dataset
+  (the unlabelled pool), Ground Truth Dataset and Best Model variable: **margin** (the template
+  as shipped; Select for Labeling with ``strategy: margin``) and **random** (the baseline: Select
+  for Labeling with ``strategy: random``, and the Uncertainty Gate set to ``strategy: random,
+  threshold: 0`` so that it passes every item, otherwise the gate would turn random selection
+  into uncertainty selection).
+- Each round labels a **budget**: the demo's Select for Labeling node (``select_items``, of this
+  app's manifest; the template has no budget) sits on the Predict -> Uncertainty Gate connection
+  and lets ``budget`` of the predicted pool items go on.
+- A **fixed test subset** (20 % of the digits) is in both Ground Truth datasets from the start,
+  tagged ``test``; the learning curve scores every model on exactly these items. Items that Model
+  Data Split routes to ``test`` later join what Compare Models compares on.
+- The **initial labelled pool** (100 digits, tagged ``train``/``validation`` 80/20) trains the
+  base model, which is the first Best Model of both arms.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import io
@@ -33,8 +38,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +49,7 @@ import pandas as pd
 from demo.data import LABELS, N_DIGITS, encode_png, load_digits_images, plan_pools
 from demo.report import (
     DemoSummary,
-    StrategyCurve,
+    RoundResult,
     format_table,
     label_rows,
     labels_to_plot,
@@ -53,13 +58,15 @@ from demo.report import (
     render_markdown,
     uncertainty_verdict,
 )
+from demo.template_graph import TEMPLATE_PATH, fill_variables, load_template, set_node_config
 
 logger = logging.getLogger(__name__)
 
-UNCERTAINTY, RANDOM = "uncertainty", "random"
-STRATEGY_GROUPS = {UNCERTAINTY: ("train", "validation"), RANDOM: ("random_train", "random_validation")}
+MARGIN, RANDOM = "margin", "random"
+#: arm -> (Select for Labeling strategy, Uncertainty Gate config changes)
+ARMS = {MARGIN: ("margin", {}), RANDOM: ("random", {"strategy": "random", "threshold": 0.0})}
 MODEL_CONFIGURATION = {"C": 1.0, "max_iter": 300, "batch_size": 256}
-THREADS = 8
+STUDY_SEEDS = 10
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,9 @@ class DemoOptions:
     items: int = N_DIGITS
     budget: int = 100
     initial: int = 100
-    method: str = "margin"
+    study_seeds: int = STUDY_SEEDS
     test_fraction: float = 0.2
+    template: Path = TEMPLATE_PATH
 
     @classmethod
     def from_args(cls, args) -> DemoOptions:
@@ -94,8 +102,9 @@ class DemoOptions:
             if name in values:
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                    flag = name.replace("_", "-")
                     raise ValueError(
-                        f"--{name}: {value!r} is not an integer in [{low}, {high}]; example: --{name} {example}"
+                        f"--{flag}: {value!r} is not an integer in [{low}, {high}]; example: --{flag} {example}"
                     )
 
         integer("seed", 0, 2**32 - 1, "0")
@@ -103,25 +112,27 @@ class DemoOptions:
         integer("items", 50, N_DIGITS, "300")
         integer("budget", 1, N_DIGITS, "100")
         integer("initial", 10, N_DIGITS, "100")
-        if values.get("method", "margin") not in ("margin", "entropy", "least_confidence"):
-            raise ValueError(
-                f"--method: {values['method']!r} is not margin, entropy or least_confidence; example: --method margin"
-            )
-        if "out" in values:
-            values["out"] = Path(values["out"])
+        integer("study_seeds", 0, 100, "10")
+        for name in ("out", "template"):
+            if name in values:
+                values[name] = Path(values[name])
         return cls(**values)
 
 
 @dataclass
 class Arm:
-    """The state of one selection strategy."""
+    """One installed copy of the template and what happened to it."""
 
     name: str
-    model: object  # dl.Model currently kept
-    labelled: list[str] = field(default_factory=list)
-    unlabelled: list[str] = field(default_factory=list)
-    labelled_counts: list[int] = field(default_factory=list)
-    mean_ap: list[float] = field(default_factory=list)
+    strategy: str
+    raw: object  # dl.Dataset
+    ground_truth: object  # dl.Dataset
+    pool: list = field(default_factory=list)  # raw items not labelled yet
+    labelled: int = 0
+    pipeline: object = None  # InstalledPipeline
+    runner: object = None  # PipelineRunner
+    rounds: list[RoundResult] = field(default_factory=list)
+    last_compare: tuple | None = None  # (previous model, new model as stored, decision)
 
 
 @dataclass(frozen=True)
@@ -135,27 +146,8 @@ class DemoResult:
     learning_curve_path: Path
     elapsed_s: float
     request_counts: dict
-
-
-def split_node_config(strategy: str) -> dict:
-    """The Data Split node config of a strategy (as the panel would save it).
-
-    Examples
-    --------
-    >>> [g["name"] for g in split_node_config("random")["groups"]]
-    ['random_train', 'random_validation']
-    """
-    train, validation = STRATEGY_GROUPS[strategy]
-    return {
-        "name": "Model Data Split",
-        "distributeEqually": False,
-        "groups": [
-            {"id": f"{strategy}-train", "name": train, "distribution": 80},
-            {"id": f"{strategy}-validation", "name": validation, "distribution": 20},
-        ],
-        "itemMetadata": True,
-        "validation": {"valid": True, "errors": []},
-    }
+    node_runs: tuple = ()  # demo.pipeline_runner.NodeRun of every execution group, in order
+    best_models: dict = field(default_factory=dict)  # arm -> Best Model variable at the end
 
 
 def subset_filter(tag: str) -> dict:
@@ -163,14 +155,12 @@ def subset_filter(tag: str) -> dict:
 
     Examples
     --------
-    >>> subset_filter("random_train")["filter"]["$and"][1]
-    {'metadata.system.tags.random_train': True}
+    >>> subset_filter("test")["filter"]["$and"][0]
+    {'hidden': False}
     """
-    from nodes.common.defaults import SUBSET_NAMES, load_subset_filter
+    from nodes.common.defaults import load_subset_filter
 
-    if tag in SUBSET_NAMES:
-        return load_subset_filter(tag)
-    return {"filter": {"$and": [{"hidden": False}, {f"metadata.system.tags.{tag}": True}, {"type": "file"}]}}
+    return load_subset_filter(tag)
 
 
 class Steps:
@@ -200,7 +190,8 @@ def _bar(total: int, desc: str, enabled: bool):
 def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress_bars: bool = True) -> DemoResult:
     """Run the whole demo and write ``report.md``, ``pr_curves.png``, ``learning_curve.png``.
 
-    Edge function: starts ``LocalPlatform`` (127.0.0.1 only) and drives it with dtlpy.
+    Edge function: starts ``LocalPlatform`` (127.0.0.1 only) and drives it with dtlpy; the
+    multi-seed study runs meanwhile in a second process (no platform).
 
     Examples
     --------
@@ -208,41 +199,49 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
     >>> result.decision in ("update model", "discard")        # doctest: +SKIP
     True
     """
+    from demo.study import start_study
     from emulator import LocalPlatform
 
     options.out.mkdir(parents=True, exist_ok=True)
     private = _private_paths()
+    study = (
+        start_study(options.study_seeds, options.rounds, options.budget, options.initial)
+        if options.study_seeds
+        else None
+    )
     # fixed ids (seeded prefix + a counter) and an in-order upload make the run repeatable:
     # Model Data Split routes each item by a hash of its id
     platform = LocalPlatform(id_prefix=f"{options.seed % 2**32:08x}")
     try:
         platform.start()
-        session = _Session(options, platform, echo, progress_bars)
+        session = _Session(options, platform, echo, progress_bars, study)
         result = session.run()
         if options.keep_running:
             _keep_running(platform, echo)
         return result
     finally:
         platform.stop()
+        if study is not None:
+            study[1].shutdown(wait=False, cancel_futures=True)
         private.cleanup()
 
 
 class _Session:
     """One demo run on a started platform (edge: every method talks to the platform)."""
 
-    def __init__(self, options: DemoOptions, platform, echo: Callable[[str], None], progress_bars: bool):
+    def __init__(self, options: DemoOptions, platform, echo: Callable[[str], None], progress_bars: bool, study):
         from main import ServiceRunner
 
         self.options, self.platform, self.echo, self.progress_bars = options, platform, echo, progress_bars
+        self.study = study
         self.steps = Steps(echo)
         self.cpu_started = time.process_time()
         self.runner = ServiceRunner()
         self.image_cache: dict[str, np.ndarray] = {}
-        self.evaluations: dict[str, _Evaluation] = {}
-        self.revealed: set[str] = set()
-        self.routed_once: set[str] = set()
-        self.decisions: list[tuple[int, str, str, str]] = []
-        self.last: tuple | None = None  # (previous, new model as stored, decision) of the last uncertainty round
+        self.adapters: dict[str, object] = {}
+        self.predicted: set[tuple[str, str]] = set()  # (model id, item id) the Predict node ran on
+        self.evaluated: set[tuple[str, str]] = set()  # (model id, dataset id) an Evaluate node ran on
+        self.scores: dict[str, _Evaluation] = {}  # model id -> score on the fixed test subset
 
     # ---------------------------------------------------------------- the story
     def run(self) -> DemoResult:
@@ -253,65 +252,90 @@ class _Session:
         plan = plan_pools(
             options.items, seed=options.seed, test_fraction=options.test_fraction, initial_size=options.initial
         )
+        self.truth = dict(zip(data.names, data.labels, strict=True))
+        self.images = dict(zip(data.names, data.images, strict=True))
+        self.test_names = [data.names[i] for i in plan.test]
         self.steps.start(f"local platform on {self.platform.url} (dtlpy {dl.__version__})")
-        self._create_dataset(data, plan)
-        base = self._train_base()
-        arms = {
-            name: Arm(
-                name=name,
-                model=base,
-                labelled=list(self.initial_ids),
-                unlabelled=list(self.pool_ids),
-                labelled_counts=[len(self.initial_ids)],
-                mean_ap=[self.evaluations[base.id].mean_ap],
-            )
-            for name in (UNCERTAINTY, RANDOM)
-        }
+        arms = self._create_datasets(data, plan)
+        base = self._train_base(arms[MARGIN].ground_truth)
+        template = load_template(options.template)
+        t = self.steps.start(f"installing the pipeline template {self._template_name()} once per arm")
+        for arm in arms.values():
+            self._install(arm, template, base)
+        _done(self.echo, t, ", ".join(f"{a.pipeline.name!r} ({a.pipeline.entity.status})" for a in arms.values()))
+        base_score = self.scores[base.id]
+        for arm in arms.values():
+            arm.rounds.append(RoundResult(0, arm.labelled, base_score.accuracy, base_score.mean_ap, base.name, "base"))
         for round_no in range(1, options.rounds + 1):
             for arm in arms.values():
                 self._run_round(arm, round_no)
         return self._write_outputs(arms)
 
-    def _create_dataset(self, data, plan) -> None:
+    def _template_name(self) -> str:
+        path = Path(self.options.template).resolve()
+        try:
+            return str(path.relative_to(TEMPLATE_PATH.parent.parent))
+        except ValueError:
+            return str(path)
+
+    def _create_datasets(self, data, plan) -> dict[str, Arm]:
         import dtlpy as dl
 
         from emulator import make_labels
 
         project = dl.projects.create(project_name="active-learning-demo")
         self.project = project
-        self.dataset = project.datasets.create(dataset_name="digits", labels=make_labels(list(LABELS)))
-        t = self.steps.start(f"uploading {self.options.items} digit images as PNG items")
-        items = _upload_items(self.dataset, data, self.progress_bars)
-        ids = [items[name].id for name in data.names]
-        self.by_id = {item.id: item for item in items.values()}
-        self.truth = {ids[i]: data.labels[i] for i in range(len(ids))}  # hidden until revealed
+        labels = make_labels(list(LABELS))
+        raw = project.datasets.create(dataset_name="digits-raw-margin", labels=labels)
+        ground_truth = project.datasets.create(
+            dataset_name="digits-ground-truth-margin", labels=make_labels(list(LABELS))
+        )
+        pool_names = [data.names[i] for i in plan.pool]
+        held = [data.names[i] for i in plan.test] + [data.names[i] for i in plan.initial]
+        t = self.steps.start(
+            f"uploading {len(pool_names)} unlabelled digits to the Raw Dataset and {len(held)} labelled ones "
+            "(test subset + initial pool) to the Ground Truth Dataset"
+        )
+        pool_items = _upload_items(raw, pool_names, self.images, self.progress_bars)
+        held_items = _upload_items(ground_truth, held, self.images, self.progress_bars)
         _done(self.echo, t)
 
-        self.test_ids = [ids[i] for i in plan.test]
-        self.initial_ids = [ids[i] for i in plan.initial]
-        self.pool_ids = [ids[i] for i in plan.pool]
-        t = self.steps.start(
-            f"ground truth for the test subset ({len(self.test_ids)}) and the initial pool "
-            f"({len(self.initial_ids)}); {len(self.pool_ids)} items stay unlabelled"
-        )
-        self._label(self.test_ids + self.initial_ids)
-        _tag(self.dataset, self.test_ids, {"test": True})
-        n_train = int(round(0.8 * len(self.initial_ids)))
-        _tag(self.dataset, self.initial_ids[:n_train], {"train": True, "random_train": True})
-        _tag(self.dataset, self.initial_ids[n_train:], {"validation": True, "random_validation": True})
-        self.n_initial_train = n_train
-        _done(
-            self.echo,
-            t,
-            f"tagged test: {len(self.test_ids)}, train: {n_train}, validation: {len(self.initial_ids) - n_train}",
-        )
+        t = self.steps.start("ground truth and subset tags of the test subset and the initial pool")
+        from demo.pipeline_runner import Annotator
 
-    def _train_base(self):
-        t = self.steps.start(f"training the base model on the initial pool ({self.n_initial_train} train items)")
+        annotator = Annotator(self.truth)
+        with _bar(len(held_items), "label", self.progress_bars) as bar:
+            for item in held_items:
+                annotator.label(item)
+                bar.update(1)
+        by_name = {item.name: item for item in held_items}
+        initial = [data.names[i] for i in plan.initial]
+        n_train = int(round(0.8 * len(initial)))
+        self.initial_train = n_train
+        _tag(ground_truth, [by_name[n].id for n in self.test_names], {"test": True})
+        _tag(ground_truth, [by_name[n].id for n in initial[:n_train]], {"train": True})
+        _tag(ground_truth, [by_name[n].id for n in initial[n_train:]], {"validation": True})
+        _done(self.echo, t, f"test: {len(self.test_names)}, train: {n_train}, validation: {len(initial) - n_train}")
+
+        t = self.steps.start("cloning both datasets for the random-selection baseline (dataset.clone)")
+        raw_random = raw.clone(clone_name="digits-raw-random")
+        ground_truth_random = ground_truth.clone(clone_name="digits-ground-truth-random")
+        random_pool = _list_items(raw_random)
+        _done(self.echo, t, f"{len(random_pool)} + {len(_list_items(ground_truth_random))} items")
+        arms = {
+            MARGIN: Arm(MARGIN, ARMS[MARGIN][0], raw, ground_truth, pool=list(pool_items), labelled=len(initial)),
+            RANDOM: Arm(
+                RANDOM, ARMS[RANDOM][0], raw_random, ground_truth_random, pool=random_pool, labelled=len(initial)
+            ),
+        }
+        return arms
+
+    def _train_base(self, dataset):
+        t = self.steps.start(f"training the base model on the initial pool ({self.initial_train} train items)")
         base = self.platform.create_model(
             self.project,
             name="digits-base",
-            dataset=self.dataset,
+            dataset=dataset,
             labels=list(LABELS),
             configuration=copy.deepcopy(MODEL_CONFIGURATION),
             status="created",
@@ -322,104 +346,137 @@ class _Session:
             },
         )
         base = self._train(base)
-        _done(self.echo, t)
-        t = self.steps.start(f"evaluating the base model on the test subset ({len(self.test_ids)} items)")
-        self._evaluate(base)
-        _done(self.echo, t, f"mAP {self.evaluations[base.id].mean_ap:.3f}")
+        score = self._score(base)
+        _done(self.echo, t, f"test accuracy {score.accuracy:.3f}, mAP {score.mean_ap:.3f}")
         return base
 
+    def _install(self, arm: Arm, template: dict, base) -> None:
+        from demo.pipeline_runner import Annotator, InstalledPipeline, PipelineRunner
+
+        body = fill_variables(
+            template,
+            {"Raw Dataset": arm.raw.id, "Best Model": base.id, "Ground Truth Dataset": arm.ground_truth.id},
+        )
+        body["name"] = f"{template['name']} ({arm.name})"
+        gate_changes = ARMS[arm.name][1]
+        if gate_changes:
+            body = set_node_config(body, "Uncertainty Gate", gate_changes)
+        arm.pipeline = InstalledPipeline.install(self.project, body)
+        arm.runner = PipelineRunner(
+            arm.pipeline,
+            self.runner,
+            ml=lambda function, node, payloads, arm=arm: self._ml(arm, function, node, payloads),
+            annotator=Annotator(self.truth),
+            echo=self.echo,
+            progress_bars=self.progress_bars,
+        )
+
     def _run_round(self, arm: Arm, round_no: int) -> None:
-        budget = min(self.options.budget, len(arm.unlabelled))
-        if budget == 0:
-            self.echo(f"     round {round_no} {arm.name}: no unlabelled items left")
-            return
-        prefix = f"round {round_no}, {arm.name}"
-        t = self.steps.start(f"{prefix}: selecting {budget} items to label")
-        picked = self._select(arm, budget, round_no)
-        self._label(picked)
-        _done(self.echo, t, f"labelled {len(picked)} (Labeling/Review simulated)")
-
-        t = self.steps.start(f"{prefix}: Model Data Split on the {len(picked)} new items")
-        routed = self._split(arm, picked, round_no)
-        _done(self.echo, t, ", ".join(f"{k}: {v}" for k, v in sorted(routed.items())))
-
-        t = self.steps.start(f"{prefix}: Create New Model from {arm.model.name!r}")
-        new_model = self._create_new_model(arm, round_no)
-        _done(self.echo, t, f"{new_model.name} ({new_model.id})")
-
-        t = self.steps.start(f"{prefix}: training {new_model.name} on its train subset")
-        new_model = self._train(new_model)
-        _done(self.echo, t)
-
-        t = self.steps.start(f"{prefix}: evaluating both models on the test subset")
-        for model in (arm.model, new_model):
-            self._evaluate(model)
-        previous_ap, new_ap = self.evaluations[arm.model.id].mean_ap, self.evaluations[new_model.id].mean_ap
-        _done(self.echo, t, f"mAP previous {previous_ap:.3f}, new {new_ap:.3f}")
-
-        t = self.steps.start(f"{prefix}: Compare Models (default compare config)")
-        decision = self._compare(arm, new_model, round_no)
-        _done(self.echo, t, f"-> {decision}")
-
-    # ---------------------------------------------------------------- steps
-    def _select(self, arm: Arm, budget: int, round_no: int) -> list[str]:
-        from demo.adapter import DigitsAdapter
-        from nodes.select_for_labeling.scores import select_most_uncertain, select_random
-
-        if arm.name == UNCERTAINTY:
-            adapter = DigitsAdapter(model_entity=arm.model, image_cache=self.image_cache)
-            images = _images(adapter, [self.by_id[i] for i in arm.unlabelled], self.progress_bars)
-            chosen = select_most_uncertain(adapter.predict_proba(images), budget, self.options.method)
-        else:
-            chosen = select_random(len(arm.unlabelled), budget, seed=self.options.seed * 1000 + round_no)
-        picked = [arm.unlabelled[i] for i in chosen]
-        picked_set = set(picked)
-        arm.unlabelled = [i for i in arm.unlabelled if i not in picked_set]
-        arm.labelled += picked
-        return picked
-
-    def _label(self, item_ids: list[str]) -> None:
-        todo = [i for i in item_ids if i not in self.revealed]
-        _reveal(self.dataset, [self.by_id[i] for i in todo], self.truth, self.progress_bars)
-        self.revealed.update(todo)
-
-    def _split(self, arm: Arm, picked: list[str], round_no: int) -> dict[str, int]:
         import dtlpy as dl
 
-        from emulator import RecordingProgress
-
-        context = self.platform.make_context(
-            split_node_config(arm.name),
-            execution_id=f"split-{arm.name}-{round_no}",
-            project=self.project,
-            node_name="data_split",
+        t = self.steps.start(
+            f"round {round_no}, {arm.name}: item branch of {arm.pipeline.name!r} on {len(arm.pool)} Raw Dataset items"
         )
-        # items the other strategy already routed carry tags now: hand the node a fresh entity
-        batch = [dl.items.get(item_id=i) if i in self.routed_once else self.by_id[i] for i in picked]
-        routed = _split_items(self.runner, batch, context, RecordingProgress, self.progress_bars)
-        self.routed_once.update(picked)
-        return routed
-
-    def _create_new_model(self, arm: Arm, round_no: int):
-        from emulator import RecordingProgress
-
-        train_tag, validation_tag = STRATEGY_GROUPS[arm.name]
-        context = self.platform.make_context(
-            {"createModel": "Create New Model", "modelName": f"digits-{arm.name}-round{round_no}"},
-            execution_id=f"create-{arm.name}-{round_no}",
-            project=self.project,
-            node_name="create_new_model",
+        results = arm.runner.run_branch(
+            "Raw Data",
+            [{"item": item} for item in arm.pool],
+            between={("Predict", "Uncertainty Gate"): lambda carried: self._select(arm, carried, round_no)},
         )
-        new_model, _ = self.runner.create_new_model(
-            base_model=arm.model,
-            dataset=self.dataset,
-            train_subset=subset_filter(train_tag),
-            validation_subset=subset_filter(validation_tag),
-            model_configuration={},
-            progress=RecordingProgress(),
-            context=context,
+        labelled = {o.values["item"].id for o in results.get("Labeling", [])}
+        arm.pool = [item for item in arm.pool if item.id not in labelled]
+        arm.labelled += len(labelled)
+        _done(self.echo, t, f"{len(labelled)} items labelled; {arm.labelled} labelled in all")
+
+        t = self.steps.start(f"round {round_no}, {arm.name}: model branch (the weekly schedule, run now)")
+        previous = dl.models.get(model_id=arm.pipeline.variable("Best Model"))
+        results = arm.runner.run_branch("Create New Model", [{}])
+        new_model = dl.models.get(model_id=results["Create New Model"][0].values["new_model"].id)
+        decision = results["Compare Models"][0].action
+        kept = arm.pipeline.variable("Best Model")
+        score = self._score(new_model)
+        arm.rounds.append(RoundResult(round_no, arm.labelled, score.accuracy, score.mean_ap, new_model.name, decision))
+        arm.last_compare = (previous, new_model, decision)
+        _done(
+            self.echo,
+            t,
+            f"{new_model.name}: test accuracy {score.accuracy:.3f}, mAP {score.mean_ap:.3f} -> {decision}; "
+            f"Best Model is now {'the new model' if kept == new_model.id else 'unchanged'}",
         )
-        return new_model
+
+    # ---------------------------------------------------------------- node executors
+    def _select(self, arm: Arm, carried: list[dict], round_no: int) -> list[dict]:
+        """Select for Labeling on the Predict -> Uncertainty Gate connection: ``budget`` items go on."""
+        import dtlpy as dl
+
+        from demo.pipeline_runner import NodeRun, RecordingProgress
+
+        started = time.perf_counter()
+        model = dl.models.get(model_id=arm.pipeline.variable("Best Model"))
+        config = {"budget": self.options.budget, "strategy": arm.strategy, "seed": self.options.seed * 1000 + round_no}
+        context = dl.Context(execution_dict={"id": uuid.uuid4().hex[:24]}, project=self.project)
+        chosen = self.runner.select_items(
+            model=model, dataset=arm.raw, selection_config=config, progress=RecordingProgress(), context=context
+        )
+        ids = {item.id for item in chosen}
+        passed = [payload for payload in carried if payload["item"].id in ids]
+        run = NodeRun(arm.pipeline.name, "Select for Labeling", "custom", "select_items", len(carried))
+        run.actions = {f"{arm.strategy}, budget {self.options.budget}: chosen": len(passed)}
+        run.seconds = time.perf_counter() - started
+        arm.runner.history.append(run)
+        self.echo(f"     {run.line()}")
+        return passed
+
+    def _ml(self, arm: Arm, function: str, node: Mapping, payloads: list[dict]) -> list:
+        import dtlpy as dl
+
+        from demo.pipeline_runner import Output
+
+        if function == "predict":
+            model = dl.models.get(model_id=arm.pipeline.variable(node["metadata"]["variableModel"]))
+            items = [p["item"] for p in payloads]
+            todo = [item for item in items if (model.id, item.id) not in self.predicted]
+            if todo:
+                _remove_stale_predictions(arm.raw, todo, model.id)
+                adapter = self._adapter(model)
+                with contextlib.redirect_stdout(io.StringIO()):  # dtlpy's own 'predicting' bar
+                    adapter.predict_items(todo, batch_size=len(todo))
+                self.predicted.update((model.id, item.id) for item in todo)
+            return [Output({"item": item, "annotations": []}) for item in items]
+        if function == "train":
+            return [Output({"model": self._train(p["model"])}) for p in payloads]
+        if function == "evaluate":
+            from demo.adapter import list_items
+
+            outputs = []
+            for p in payloads:
+                model, dataset = p["model"], p["dataset"]
+                adapter = self._adapter(model)
+                with contextlib.redirect_stdout(io.StringIO()):  # dtlpy's own 'predicting' bar
+                    if (model.id, dataset.id) not in self.evaluated:
+                        filters = dl.Filters(custom_filter=copy.deepcopy(p["filters"]))
+                        adapter.evaluate_model(model=model, dataset=dataset, filters=filters)
+                        self.predicted.update((model.id, item.id) for item in list_items(dataset, p["filters"]))
+                    else:
+                        # evaluated here before: predict only on the test items that joined since
+                        # (Data Split routes some labelled items to test); the others carry its predictions
+                        todo = [i for i in list_items(dataset, p["filters"]) if (model.id, i.id) not in self.predicted]
+                        if todo:
+                            adapter.predict_items(todo, batch_size=len(todo))
+                            self.predicted.update((model.id, item.id) for item in todo)
+                self.evaluated.add((model.id, dataset.id))
+                self._score(model)
+                outputs.append(Output({"model": model, "dataset": dataset}))
+            return outputs
+        raise ValueError(f"ml node {node['name']!r}: function {function!r} is not predict, train or evaluate")
+
+    def _adapter(self, model):
+        from demo.adapter import DigitsAdapter
+
+        if model.id not in self.adapters:
+            self.adapters[model.id] = DigitsAdapter(
+                model_entity=model, image_cache=self.image_cache, replace_predictions=False
+            )
+        return self.adapters[model.id]
 
     def _train(self, model):
         import dtlpy as dl
@@ -429,69 +486,49 @@ class _Session:
         trained = DigitsAdapter(image_cache=self.image_cache).train_model(model)
         return dl.models.get(model_id=trained.id)
 
-    def _evaluate(self, model) -> None:
-        if model.id not in self.evaluations:  # each model is evaluated once
-            self.evaluations[model.id] = _evaluate(model, self.dataset, self.test_ids, self.truth, self.image_cache)
-
-    def _compare(self, arm: Arm, new_model, round_no: int) -> str:
-        import dtlpy as dl
-
-        from emulator import RecordingProgress
-        from nodes.common.defaults import load_default_compare_config
-
-        progress = RecordingProgress()
-        context = self.platform.make_context(
-            {"compareNode": "Compare Models"},
-            execution_id=f"compare-{arm.name}-{round_no}",
-            project=self.project,
-            node_name="compare_models",
-        )
-        previous = arm.model
-        winner = self.runner.compare_models(
-            previous_model=previous,
-            new_model=new_model,
-            compare_config=load_default_compare_config(),
-            dataset=self.dataset,
-            progress=progress,
-            context=context,
-        )
-        decision = progress.actions[-1]
-        self.decisions.append((round_no, arm.name, new_model.name, decision))
-        if arm.name == UNCERTAINTY:
-            self.last = (previous, dl.models.get(model_id=new_model.id), decision)
-        arm.model = winner if decision == "update model" else previous
-        arm.labelled_counts.append(len(arm.labelled))
-        arm.mean_ap.append(self.evaluations[new_model.id].mean_ap)
-        return decision
+    def _score(self, model) -> _Evaluation:
+        """The model's top-3 predictions on the fixed test subset, scored in memory (``nodes.metrics``)."""
+        if model.id not in self.scores:
+            self.scores[model.id] = _score_top_k(self._adapter(model), self.test_names, self.images, self.truth)
+        return self.scores[model.id]
 
     # ---------------------------------------------------------------- outputs
     def _write_outputs(self, arms: dict[str, Arm]) -> DemoResult:
         options, echo, out = self.options, self.echo, self.options.out
+        study = None
+        if self.study is not None:
+            t = self.steps.start(f"multi-seed study ({options.study_seeds} seeds, in memory, second process)")
+            study = self.study[0].result()
+            _done(echo, t, f"{study.seconds:.1f} s CPU in its own process")
         t = self.steps.start(f"writing {out / 'report.md'}, pr_curves.png and learning_curve.png")
-        previous, new_model, decision = self.last
-        comparison = new_model.metadata["user"]["activeLearning"]["comparison"]
-        previous_ap, new_ap = _per_label_ap(comparison, self.evaluations[previous.id], self.evaluations[new_model.id])
+        previous, new_model, decision = arms[MARGIN].last_compare
+        comparison = (new_model.metadata.get("user", {}).get("activeLearning", {}) or {}).get("comparison", {})
+        previous_ap, new_ap = _per_label_ap(comparison, self.scores[previous.id], self.scores[new_model.id])
         rows = label_rows(previous_ap, new_ap)
-        curves = tuple(StrategyCurve(a.name, tuple(a.labelled_counts), tuple(a.mean_ap)) for a in arms.values())
         votes = tuple(
             f"`{v['name']}`: previous {v['previous']:.3f}, new {v['new']:.3f} -> {'won' if v['won'] else 'lost'}"
             for v in comparison.get("votes", [])
             if v.get("previous") is not None and v.get("new") is not None
         )
         chosen_labels = labels_to_plot(rows, n=3)
-        previous_key, new_key = f"previous: {previous.name}", f"new: {new_model.name}"
+        previous_key, new_key = "previous", "new"  # the long names go in the title
         pr_path = plot_pr_curves(
             {
-                previous_key: _curves(self.evaluations[previous.id], chosen_labels),
-                new_key: _curves(self.evaluations[new_model.id], chosen_labels),
+                previous_key: _curves(self.scores[previous.id], chosen_labels),
+                new_key: _curves(self.scores[new_model.id], chosen_labels),
             },
             {previous_key: previous_ap, new_key: new_ap},
             chosen_labels,
             out / "pr_curves.png",
-            title=f"Test-subset PR curves, labels whose AP changed most — decision: {decision}",
+            title=(
+                f"Test-subset PR curves from the top-3 class predictions — decision: {decision}\n"
+                f"previous: {previous.name}   new: {new_model.name}"
+            ),
         )
-        lc_path = plot_learning_curve(curves, out / "learning_curve.png")
+        runs = {name: tuple(arm.rounds) for name, arm in arms.items()}
+        lc_path = plot_learning_curve(runs, study, out / "learning_curve.png", seed=options.seed)
         elapsed = self.steps.elapsed()
+        node_runs = tuple(run for arm in arms.values() for run in arm.runner.history)
         summary = DemoSummary(
             previous_model=previous.name,
             new_model=new_model.name,
@@ -499,12 +536,14 @@ class _Session:
             rows=rows,
             previous_map=float(np.nanmean([r.previous_ap for r in rows])),
             new_map=float(np.nanmean([r.new_ap for r in rows])),
-            curves=curves,
-            decisions=tuple(self.decisions),
-            method=options.method,
+            runs=runs,
+            study=study,
+            template=self._template_name(),
+            node_lines=tuple(f"{run.pipeline}: {run.line()}" for run in node_runs),
             budget=options.budget,
             n_items=options.items,
-            n_test=len(self.test_ids),
+            n_test=len(self.test_names),
+            seed=options.seed,
             elapsed_s=elapsed,
             comparison_votes=votes,
         )
@@ -513,20 +552,30 @@ class _Session:
         _done(echo, t)
 
         echo("")
-        echo(f"Uncertainty vs random (test mAP, {options.budget} labels per round):")
-        for i, labelled in enumerate(arms[UNCERTAINTY].labelled_counts):
-            cells = "   ".join(f"{a.name} {a.mean_ap[i]:.3f}" for a in arms.values() if i < len(a.mean_ap))
-            echo(f"  round {i}  labelled {labelled:>5}   {cells}")
-        echo(uncertainty_verdict(curves))
+        echo(
+            f"Template run: {self._template_name()} (installed as {', '.join(repr(a.pipeline.name) for a in arms.values())})"
+        )
+        echo(
+            f"This run (seed {options.seed}, {options.budget} labels per round), fixed test subset of {len(self.test_names)}:"
+        )
+        for i in range(len(arms[MARGIN].rounds)):
+            cells = "   ".join(
+                f"{name} acc {arm.rounds[i].accuracy:.3f} mAP {arm.rounds[i].mean_ap:.3f}"
+                for name, arm in arms.items()
+                if i < len(arm.rounds)
+            )
+            echo(f"  round {i}  labelled {arms[MARGIN].rounds[i].labelled:>5}   {cells}")
+        echo(uncertainty_verdict(runs, study))
         echo("")
-        echo(f"Last round ({UNCERTAINTY}): previous {previous.name!r} vs new {new_model.name!r}")
+        echo(f"Last round ({MARGIN}): previous {previous.name!r} vs new {new_model.name!r}")
         echo(format_table(summary))
         echo("")
         echo(f"report: {report_path}   plots: {pr_path}, {lc_path}")
         cpu = time.process_time() - self.cpu_started
         echo(f"elapsed: {elapsed:.1f} s wall, {cpu:.1f} s CPU (target: under 120 s on 2 cores)")
         counts = dict(self.platform.request_counts)
-        return DemoResult(decision, summary, report_path, pr_path, lc_path, elapsed, counts)
+        best = {name: arm.pipeline.variable("Best Model") for name, arm in arms.items()}
+        return DemoResult(decision, summary, report_path, pr_path, lc_path, elapsed, counts, node_runs, best)
 
 
 def _per_label_ap(comparison: dict, previous_eval, new_eval) -> tuple[dict, dict]:
@@ -600,58 +649,47 @@ def _done(echo: Callable[[str], None], started: float, note: str = "") -> None:
     echo(f"     done in {took:.1f} s" + (f": {note}" if note else ""))
 
 
-def _split_items(runner, items: list, context, progress_type, progress_bars: bool) -> dict[str, int]:
-    """Model Data Split on each item, as the pipeline runs the node's executions (10 at a time).
-
-    One context serves the batch: the node reads its config from ``context.node`` once,
-    as every execution of that node would. Returns ``subset -> count`` from the actions.
-    """
-
-    def one(item) -> str:
-        progress = progress_type()
-        runner.data_split(item=item, progress=progress, context=context)
-        return progress.actions[-1]
-
-    routed: dict[str, int] = {}
-    context.node  # noqa: B018 - resolve the lazy node once, before the threads share the context
-    with _bar(len(items), "split", progress_bars) as bar, ThreadPoolExecutor(THREADS) as pool:
-        for subset in pool.map(one, items):
-            routed[subset] = routed.get(subset, 0) + 1
-            bar.update(1)
-    return routed
-
-
-def _upload_items(dataset, data, progress_bars: bool) -> dict:
-    """Upload every image as a PNG item (in-memory buffer), one at a time so ids follow the
-    data order; returns ``name -> item``. (dtlpy's batch upload costs the same CPU per item.)"""
-    uploaded = {}
-    with _bar(len(data.names), "upload", progress_bars) as bar:
-        for image, name in zip(data.images, data.names, strict=True):
-            buffer = io.BytesIO(encode_png(image))
+def _upload_items(dataset, names: list[str], images: Mapping[str, np.ndarray], progress_bars: bool) -> list:
+    """Upload each image as a PNG item (in-memory buffer), one at a time so ids follow the order
+    (dtlpy's batch upload costs the same CPU per item); returns the items in order."""
+    uploaded = []
+    with _bar(len(names), f"upload to {dataset.name}", progress_bars) as bar:
+        for name in names:
+            buffer = io.BytesIO(encode_png(images[name]))
             buffer.name = name
             item = dataset.items.upload(local_path=buffer)
             if item is None or not hasattr(item, "id"):
                 raise RuntimeError(f"upload of {name} failed; see dtlpy's log above")
-            uploaded[item.name] = item
+            uploaded.append(item)
             bar.update(1)
     return uploaded
 
 
-def _reveal(dataset, items: list, truth: dict, progress_bars: bool) -> None:
-    """Upload the hidden ground truth of ``items`` as classification annotations (a labeller's work)."""
+def _list_items(dataset) -> list:
+    """Every item of ``dataset`` in id order (paged by 1,000)."""
     import dtlpy as dl
 
-    def one(item):
-        builder = item.annotations.builder()
-        builder.add(annotation_definition=dl.Classification(label=truth[item.id]))
-        uploaded = item.annotations.upload(builder)
-        if not uploaded:
-            raise RuntimeError(f"labelling item {item.id} failed (dtlpy logged the error above)")
-        return item.id
+    filters = dl.Filters()
+    filters.page_size = 1000
+    return [item for page in dataset.items.list(filters=filters) for item in page]
 
-    with _bar(len(items), "label", progress_bars) as bar, ThreadPoolExecutor(THREADS) as pool:
-        for _ in pool.map(one, items):
-            bar.update(1)
+
+def _remove_stale_predictions(dataset, items: list, model_id: str) -> None:
+    """Delete other models' predictions on ``items`` before the Best Model predicts on them.
+
+    When Compare Models replaces the Best Model, the pool still carries the replaced model's
+    predictions; the Uncertainty Gate without ``modelId`` refuses an item with predictions of two
+    models, and they are stale anyway. One bulk delete request per 1,000 items.
+    """
+    import dtlpy as dl
+
+    ids = [item.id for item in items]
+    for start in range(0, len(ids), 1000):
+        filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION)
+        filters.add(field="itemId", values=ids[start : start + 1000], operator=dl.FiltersOperations.IN)
+        filters.add(field="metadata.user.model", values=True, operator=dl.FiltersOperations.EXISTS)
+        filters.add(field="metadata.user.model.model_id", values=model_id, operator=dl.FiltersOperations.NOT_EQUAL)
+        dataset.annotations.delete(filters=filters)
 
 
 def _tag(dataset, item_ids: list[str], tags: dict) -> None:
@@ -664,58 +702,48 @@ def _tag(dataset, item_ids: list[str], tags: dict) -> None:
         dataset.items.update(filters=filters, system_update_values={"tags": tags}, system_metadata=True)
 
 
-def _images(adapter, items: list, progress_bars: bool) -> list[np.ndarray]:
-    """Images of ``items`` through the adapter (downloaded once per run, then cached)."""
-    missing = [item for item in items if item.id not in adapter.image_cache]
-    if missing:
-        with _bar(len(missing), "download", progress_bars) as bar, ThreadPoolExecutor(THREADS) as pool:
-            for _ in pool.map(adapter.prepare_item_func, missing):
-                bar.update(1)
-    return [adapter.image_cache[item.id] for item in items]
-
-
 @dataclass(frozen=True)
 class _Evaluation:
+    accuracy: float
     mean_ap: float
     per_label: pd.DataFrame
     evaluation: object
 
 
-def _evaluate(model, dataset, test_ids: list[str], truth: dict, image_cache: dict) -> _Evaluation:
-    """The platform's Evaluate: predictions on the test subset uploaded with the model's identity.
+def top_k_records(probabilities: np.ndarray, item_ids: list[str], labels: list[str], k: int = 3) -> pd.DataFrame:
+    """The prediction records a model adapter uploads: the ``k`` most likely labels per item.
 
-    Runs dtlpy's ``evaluate_model`` (predict + upload, one annotation per item with
-    ``metadata.user.model``); the same predictions are scored here with
-    ``nodes.metrics.evaluate_classification`` (every_point, as Compare Models) for the
-    learning curve and the PR plots.
+    Examples
+    --------
+    >>> top_k_records(np.array([[0.7, 0.2, 0.1]]), ["i1"], ["a", "b", "c"], k=2)["label"].tolist()
+    ['a', 'b']
     """
-    from demo.adapter import DigitsAdapter
+    from demo.adapter import top_k_indices
+
+    rows = [
+        (item_id, labels[j], float(row[j]))
+        for item_id, row in zip(item_ids, probabilities, strict=True)
+        for j in top_k_indices(row, k)
+    ]
+    return pd.DataFrame(rows, columns=["item_id", "label", "confidence"])
+
+
+def _score_top_k(adapter, names: list[str], images: Mapping[str, np.ndarray], truth: Mapping[str, str]) -> _Evaluation:
+    """Accuracy (top-1) and AP per label (``nodes.metrics``, every point, as Compare Models) of the
+    model's top-3 predictions on the fixed test subset, computed in memory from the same adapter."""
+    from demo.adapter import TOP_K
     from nodes import metrics
 
-    adapter = DigitsAdapter(image_cache=image_cache, replace_predictions=False)  # each model is evaluated once
-    adapter.evaluate_model(model=model, dataset=dataset, filters=dl_filters(subset_filter("test")))
-    images = [image_cache[i] for i in test_ids]
-    probabilities = adapter.predict_proba(images)
-    labels = list(model.labels)
-    best = probabilities.argmax(axis=1)
-    predictions = pd.DataFrame(
-        {
-            "item_id": test_ids,
-            "label": [labels[b] for b in best],
-            "confidence": probabilities[np.arange(len(best)), best],
-        }
-    )
-    ground_truth = pd.DataFrame({"item_id": test_ids, "label": [truth[i] for i in test_ids]})
+    probabilities = adapter.predict_proba([images[n] for n in names])
+    labels = list(adapter.model_entity.labels)
+    predictions = top_k_records(probabilities, names, labels, TOP_K)
+    ground_truth = pd.DataFrame({"item_id": names, "label": [truth[n] for n in names]})
     evaluation = metrics.evaluate_classification(ground_truth, predictions, interpolation="every_point")
+    accuracy = float(
+        np.mean([labels[int(j)] == truth[n] for n, j in zip(names, probabilities.argmax(axis=1), strict=True)])
+    )
     mean_ap = evaluation.mean_ap
-    return _Evaluation(float(mean_ap) if not math.isnan(mean_ap) else 0.0, evaluation.per_label, evaluation)
-
-
-def dl_filters(dql: dict):
-    """A ``dl.Filters`` from a DQL dict (a copy; the dict is not kept)."""
-    import dtlpy as dl
-
-    return dl.Filters(custom_filter=copy.deepcopy(dql))
+    return _Evaluation(accuracy, float(mean_ap) if not math.isnan(mean_ap) else 0.0, evaluation.per_label, evaluation)
 
 
 def _curves(evaluation: _Evaluation, labels: list[str]) -> dict:
@@ -741,7 +769,7 @@ def _keep_running(platform, echo: Callable[[str], None]) -> None:
     )
     echo(f"    dl.setenv({platform.alias!r})")
     echo(f"    dl.client_api.token = {platform.token!r}")
-    echo("    dl.projects.get(project_name='active-learning-demo').datasets.get(dataset_name='digits').items.list()")
+    echo("    dl.projects.get(project_name='active-learning-demo').pipelines.list()")
     try:
         while True:
             time.sleep(1)

@@ -1,15 +1,14 @@
 """Tests of the one-command demo: its pure parts, and a reduced end-to-end run on LocalPlatform.
 
-The end-to-end test runs the real thing (300 digits, 1 round, both strategies, the three
-nodes through ``main.ServiceRunner``) in-process, with an audit hook that records every
-socket connection, from a temporary working directory.
+The end-to-end test runs the real thing (300 digits, 1 round, both arms: the pipeline template
+installed twice and walked node by node, custom nodes through ``main.ServiceRunner``) in-process,
+with an audit hook that records every socket connection, from a temporary working directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import math
 import os
 import subprocess
 import sys
@@ -22,8 +21,8 @@ from PIL import Image
 from demo.adapter import class_probabilities, classifier_from_arrays, classifier_to_arrays, fit_classifier
 from demo.data import LABELS, decode_png, encode_png, image_features, load_digits_images, plan_pools
 from demo.isolation import wants_demo
-from demo.report import DemoSummary, StrategyCurve, label_rows, labels_to_plot, render_markdown, uncertainty_verdict
-from demo.run import DemoOptions, split_node_config, subset_filter
+from demo.report import DemoSummary, RoundResult, label_rows, labels_to_plot, render_markdown, uncertainty_verdict
+from demo.run import DemoOptions, subset_filter, top_k_records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,20 +66,18 @@ def test_weights_round_trip_without_pickle(tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
 
 
-def test_split_node_configs_are_valid_for_the_node():
-    from nodes.data_split import SplitConfig
-
-    for strategy, names in (
-        ("uncertainty", ("train", "validation")),
-        ("random", ("random_train", "random_validation")),
-    ):
-        config = SplitConfig.from_node_config(split_node_config(strategy))
-        assert config.subset_names == names
-        assert config.item_metadata is True
+def test_subset_filters_are_the_packaged_ones():
     from nodes.common.defaults import load_subset_filter
 
     assert subset_filter("train") == load_subset_filter("train")
-    assert subset_filter("random_validation")["filter"]["$and"][1] == {"metadata.system.tags.random_validation": True}
+
+
+def test_top_k_records_are_what_the_adapter_uploads():
+    proba = np.array([[0.1, 0.6, 0.3], [0.5, 0.25, 0.25]])
+    records = top_k_records(proba, ["a", "b"], ["x", "y", "z"], k=3)
+    assert records[records.item_id == "a"]["label"].tolist() == ["y", "z", "x"]
+    assert records[records.item_id == "b"]["label"].tolist() == ["x", "y", "z"]  # ties: lower index first
+    np.testing.assert_allclose(records.groupby("item_id")["confidence"].sum(), [1.0, 1.0])
 
 
 @pytest.mark.parametrize(
@@ -91,7 +88,7 @@ def test_split_node_configs_are_valid_for_the_node():
         ({"items": 5000}, "--items: 5000"),
         ({"budget": 0}, "--budget: 0"),
         ({"seed": -1}, "--seed: -1"),
-        ({"method": "random"}, "--method: 'random'"),
+        ({"study_seeds": -1}, "--study-seeds: -1"),
     ],
 )
 def test_bad_options_name_the_option(values, message):
@@ -106,19 +103,31 @@ def test_cli_rejects_bad_options_with_exit_code_2(capfd):
     assert "--rounds: 0" in capfd.readouterr().out
 
 
+def _rounds(final: float) -> tuple:
+    return (RoundResult(0, 100, 0.80, 0.90, "base", "base"), RoundResult(1, 200, final, 0.95, "new", "update model"))
+
+
 def test_verdict_is_honest_when_random_wins():
-    u = StrategyCurve("uncertainty", (100, 200), (0.80, 0.88))
-    r = StrategyCurve("random", (100, 200), (0.80, 0.90))
-    assert "did NOT beat random" in uncertainty_verdict([u, r])
-    assert "beat random" in uncertainty_verdict([StrategyCurve("uncertainty", (100, 200), (0.8, 0.95)), r])
+    from demo.study import StrategyStats, StudySummary
+
+    verdict = uncertainty_verdict({"margin": _rounds(0.88), "random": _rounds(0.90)})
+    assert "did NOT beat random" in verdict
+    assert "margin selection beat random" in uncertainty_verdict({"margin": _rounds(0.95), "random": _rounds(0.9)})
+    margin = StrategyStats("margin", (100, 200), (0.8, 0.9), (0.01, 0.01), (0.9, 0.95), (0.01, 0.01), 3, 1, 6)
+    random = StrategyStats("random", (100, 200), (0.8, 0.91), (0.01, 0.01), (0.9, 0.95), (0.01, 0.01))
+    study = StudySummary(10, 450, 100, 100, 1, (margin, random), 1.0)
+    assert "Over 10 seeds, margin did NOT beat random (more losses than wins): it won 3, tied 1 and lost 6" in (
+        uncertainty_verdict({"margin": _rounds(0.95), "random": _rounds(0.9)}, study)
+    )
 
 
 def test_report_markdown_carries_the_decision_and_every_label():
     rows = label_rows({str(d): 0.5 for d in range(10)}, {str(d): 0.5 + d / 100 for d in range(10)})
-    summary = DemoSummary("base", "new", "discard", rows, 0.5, 0.545, ())
+    summary = DemoSummary("base", "new", "discard", rows, 0.5, 0.545, template="pipeline_configs/x.json")
     text = render_markdown(summary)
-    assert "**Decision: `discard`**" in text
+    assert "**Decision of the last margin round: `discard`**" in text
     assert "Compare Models kept `base`" in text
+    assert "`pipeline_configs/x.json`" in text
     assert all(f"| {d} |" in text for d in range(10))
     assert labels_to_plot(rows, n=2) == ["9", "8"]
 
@@ -170,6 +179,25 @@ def connections():
     active[0] = False
 
 
+ITEM_BRANCH = [
+    ("Raw Data", {"item"}),
+    ("Predict", {"item"}),
+    ("Select for Labeling", None),
+    ("Uncertainty Gate", {"label", "skip"}),
+    ("Labeling", {"completed"}),
+    ("Review", {"approved"}),
+    ("Model Data Split", {"train", "validation", "test"}),
+    ("Ground Truth", {"item"}),
+]
+MODEL_BRANCH = [
+    ("Create New Model", {"new_model"}),
+    ("Train", {"model"}),
+    ("Evaluate Base Model", {"model"}),
+    ("Evaluate New Model", {"model"}),
+    ("Compare Models", {"update model", "discard"}),
+]
+
+
 def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
     from demo.run import run_demo
 
@@ -181,8 +209,50 @@ def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
     lines: list[str] = []
 
     result = run_demo(
-        DemoOptions(items=300, rounds=1, budget=50, out=Path("out"), seed=1), echo=lines.append, progress_bars=False
+        DemoOptions(items=300, rounds=1, budget=50, out=Path("out"), seed=1, study_seeds=0),
+        echo=lines.append,
+        progress_bars=False,
     )
+    output = "\n".join(lines)
+
+    # the output names the template it ran, and the pipelines were created from it and installed
+    assert "pipeline_configs/active_learning_pipeline.json" in output
+    counts = result.request_counts
+    assert counts["POST /pipelines"] == 2 and counts["POST /pipelines/{id}/install"] == 2
+
+    # each arm ran the item branch, then the model branch, in the template's order, with its actions
+    for arm in ("margin", "random"):
+        runs = [r for r in result.node_runs if r.pipeline.endswith(f"({arm})")]
+        order = [r.node for r in runs]
+        expected = [n for n, _ in ITEM_BRANCH] + [n for n, _ in MODEL_BRANCH]
+        decision = runs[order.index("Compare Models")].actions
+        if "update model" in decision:
+            expected.append("Update Variables")
+        assert order == expected, arm
+        for name, actions in ITEM_BRANCH + MODEL_BRANCH:
+            run = runs[order.index(name)]
+            if actions is not None:
+                assert set(run.actions) <= actions, (arm, name, run.actions)
+            assert f"{name} [" in output
+        by_name = {r.node: r for r in runs}
+        assert by_name["Select for Labeling"].actions == {f"{arm}, budget 50: chosen": 50}
+        labelled = by_name["Labeling"].actions["completed"]
+        assert labelled == by_name["Uncertainty Gate"].actions.get("label", 0) > 0
+        assert sum(by_name["Model Data Split"].actions.values()) == labelled
+        assert by_name["Ground Truth"].actions == {"item": labelled}
+
+    # tags written: Select for Labeling tags its choice, the gate records, Data Split tags each
+    # labelled item (item PATCHes), and Ground Truth clones them into the Ground Truth dataset
+    labelled_total = sum(r.actions.get("completed", 0) for r in result.node_runs if r.node == "Labeling")
+    assert counts["POST /items/{id}/clone"] == labelled_total
+    assert counts["PATCH /items/{id}"] >= 2 * labelled_total
+
+    # the Best Model variable follows Compare Models' decision
+    margin_compare = [r for r in result.node_runs if r.node == "Compare Models" and r.pipeline.endswith("(margin)")][0]
+    if "update model" in margin_compare.actions:
+        assert result.best_models["margin"] != result.summary.runs["margin"][0].model
+        assert counts["PATCH /pipelines/{id}/variables"] >= 1
+    assert result.decision in ("update model", "discard")
 
     # outputs exist, are readable pictures, and the report's decision is the printed one
     assert sorted(p.name for p in cwd.iterdir()) == ["out"]
@@ -190,27 +260,16 @@ def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
     for name in ("learning_curve.png", "pr_curves.png"):
         with Image.open(cwd / "out" / name) as image:
             assert image.width >= 600 and image.height >= 300
-    assert result.decision in ("update model", "discard")
     report = (cwd / "out" / "report.md").read_text()
-    assert f"**Decision: `{result.decision}`**" in report
-    assert f"decision: {result.decision}" in "\n".join(lines)
+    assert f"**Decision of the last margin round: `{result.decision}`**" in report
+    assert "`pipeline_configs/active_learning_pipeline.json`" in report
+    assert f"decision: {result.decision}" in output
     assert any(line.startswith("elapsed: ") for line in lines)
-
-    # the table's AP come from the Compare Models report and agree with the demo's own scoring
-    curves = {c.name: c for c in result.summary.curves}
-    assert set(curves) == {"uncertainty", "random"}
-    assert curves["uncertainty"].labelled == curves["random"].labelled == (100, 150)
-    assert curves["uncertainty"].mean_ap[0] == curves["random"].mean_ap[0]
-    assert math.isclose(result.summary.new_map, curves["uncertainty"].mean_ap[-1], abs_tol=1e-9)
+    runs = result.summary.runs
+    assert set(runs) == {"margin", "random"}
+    assert [r.labelled for r in runs["margin"]][0] == [r.labelled for r in runs["random"]][0] == 100
     assert len(result.summary.rows) == 10
-    assert ("uncertainty" in report) and ("random" in report)
-    decided = {(r, s): d for r, s, _, d in result.summary.decisions}
-    assert decided[(1, "uncertainty")] == result.decision
 
-    # the nodes ran as a pipeline runs them: two clones, one tag write per newly labelled item
-    counts = result.request_counts
-    assert counts["POST /ml/models/{id}/clone"] == 2
-    assert counts["PATCH /items/{id}"] >= 100
     # only the local platform was contacted, and nothing was written to ~/.dataloop
     assert connections, "the audit hook saw no connection at all"
     assert {address[0] for address in connections if isinstance(address, tuple)} <= {"127.0.0.1"}
