@@ -12,11 +12,15 @@ Two parts, both printing figures (no timed assertions; exit 1 only when a bound 
   peak over the run (numpy reports its buffers to it; it includes the one synthetic page held
   at a time, about 1.5 MiB). The requests the node would
   make for this pool are counted from the pages: ``ceil(annotations / 1000)`` +
-  ``ceil(items / 1000)`` + ``1 + ceil(budget / 1000)`` writes.
+  ``ceil(items / 1000)`` + ``1 + ceil(budget / 1000)`` writes (the ranking item's upload + the
+  bulk updates), against the bound ``ceil(annotations / 1000) + ceil(items / 1000) + bulk writes
+  + 1``.
 - ``platform``: ``main.ServiceRunner().select_items`` end to end on LocalPlatform with the real
   dtlpy client on a reduced pool (``--platform-items``, default 3,000 items × 10 class
   predictions, seeded straight into the emulator's store), with the request count against
-  ``ceil(annotations / 1000) + ceil(items / 1000) + writes``. Uploading 1M annotations to the
+  ``ceil(annotations / 1000) + ceil(items / 1000) + bulk writes + 1`` (the 1: the upload of the
+  hidden ranking item ``/.activelearning/selections/<executionId>.json``; the model is not
+  written). Uploading 1M annotations to the
   local platform through HTTP is not what is measured here (and takes far longer than the
   node), so the end-to-end run is reduced; requests do not depend on the pool's scale beyond
   the page counts.
@@ -123,9 +127,10 @@ def run_pure(n_items: int, per_item: int, kind: str, budget: int) -> dict:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     item_pages = math.ceil(n_items / PAGE)
-    writes = 1 + math.ceil(len(selection.item_ids) / 1000)
+    bulk_writes = math.ceil(len(selection.item_ids) / 1000)
+    writes = 1 + bulk_writes  # the ranking item's upload + the bulk updates
     requests = pages + item_pages + writes
-    bound = math.ceil(annotations / 1000) + math.ceil(n_items / 1000) + writes
+    bound = math.ceil(annotations / 1000) + math.ceil(n_items / 1000) + bulk_writes + 1
     return {
         "kind": kind,
         "items": n_items,
@@ -184,9 +189,11 @@ def run_platform(n_items: int, budget: int) -> dict:
         wall = time.perf_counter() - start
         requests = list(platform.requests)
         writes = sum(1 for r in requests if r.wrote)
+        bulk_writes = sum(1 for r in requests if r.wrote and r.route == "/datasets/{id}/query")
+        model_writes = sum(1 for r in requests if r.wrote and r.route.startswith("/ml/models"))
         reads = len(requests) - writes
         n_annotations = n_items * len(LABELS)
-        bound = math.ceil(n_annotations / 1000) + math.ceil(n_items / 1000) + writes
+        bound = math.ceil(n_annotations / 1000) + math.ceil(n_items / 1000) + bulk_writes + 1
         platform.reset_counts()
         main.ServiceRunner().select_items(
             model=model, dataset=dataset, selection_config={"budget": budget, "diversity": "cluster"}, context=context
@@ -202,6 +209,7 @@ def run_platform(n_items: int, budget: int) -> dict:
         "reads": reads,
         "writes": writes,
         "bound": bound,
+        "model_writes": model_writes,
         "rerun_requests": rerun_requests,
         "rerun_writes": rerun_writes,
     }
@@ -230,12 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.skip_platform:
         r = run_platform(args.platform_items, min(args.budget, args.platform_items // 3))
-        within = r["requests"] <= r["bound"] and r["rerun_writes"] == 0
+        within = r["requests"] <= r["bound"] and r["rerun_writes"] == 0 and r["model_writes"] == 0
         ok &= within
         print(
             f"platform (reduced, end to end through dtlpy): {r['items']:,} items, {r['annotations']:,} annotations, "
             f"chose {r['chosen']:,} in {r['wall_s']:.1f} s wall; requests {r['requests']} ({r['reads']} reads + "
-            f"{r['writes']} writes) vs bound {r['bound']} {'ok' if within else 'OVER'}; rerun: "
+            f"{r['writes']} writes, {r['model_writes']} on the model) vs bound {r['bound']} "
+            f"{'ok' if within else 'OVER'}; rerun: "
             f"{r['rerun_requests']} requests, {r['rerun_writes']} writes"
         )
     return 0 if ok else 1

@@ -342,3 +342,19 @@ def test_new_routes_are_counted_and_can_be_failed(platform: LocalPlatform, proje
     project.feature_sets.create(name="retry", size=2, set_type="x", entity_type=dl.FeatureEntityType.ITEM)
     assert platform.request_counts["POST /features/sets"] == 2
     assert [r.status for r in platform.requests if r.route == "/features/sets"] == [503, 200]
+
+
+def test_items_in_a_dot_folder_are_hidden(platform: LocalPlatform, dataset):
+    """An item uploaded under a folder starting with ``.`` is hidden: listed only with ``hidden:
+    true`` (dtlpy-documentation DQL cookbook, "Working with Hidden Items"; dtlpymetrics stores its
+    scores under ``/.modelscores`` and reads them with ``Filters(field="hidden", values=True)``)."""
+    buffer = io.BytesIO(b"{}")
+    buffer.name = "scores.json"
+    hidden = dataset.items.upload(local_path=buffer, remote_path="/.modelscores")
+    visible = _upload(dataset, "seen.txt")
+    assert hidden.hidden is True and visible.hidden is False
+    default = [i.id for i in dataset.items.list().all()]
+    assert hidden.id not in default and visible.id in default
+    filters = dl.Filters(use_defaults=False)
+    filters.add(field="hidden", values=True)
+    assert [i.id for i in dataset.items.list(filters=filters).all()] == [hidden.id]

@@ -1,11 +1,12 @@
 """Select for Labeling through ``main.ServiceRunner.select_items`` with the real dtlpy client on the
-local platform: the chosen items, their record and tag, the batch ranking on the model, ground
-truth and test-subset items left out, the request bound, bulk writes per 1,000, reruns that
-write nothing, an interrupted run finished by its rerun, feature sets, tasks, and bad input
-that writes nothing."""
+local platform: the chosen items, their record and tag, the batch ranking in a hidden item of the
+dataset (never on the model), ground truth and test-subset items left out, the request bound,
+bulk writes per 1,000, reruns that write nothing, an interrupted run finished by its rerun,
+feature sets, tasks, and bad input that writes nothing."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 
@@ -17,6 +18,8 @@ import main
 from emulator import RecordingProgress
 
 QUERY = "POST /datasets/{id}/query"
+UPLOAD = "POST /datasets/{id}/items"
+RANKING_DIR = "/.activelearning/selections/"
 LABELS = ("cat", "dog", "bird")
 
 
@@ -69,8 +72,22 @@ def _item(platform, item_id):
     return platform.get_json("items", item_id)
 
 
-def _ranking(platform, model):
-    return platform.get_json("models", model.id)["metadata"]["user"]["activeLearning"]["selection"]
+def _ranking_docs(platform, dataset):
+    return [d for d in platform.items_json(dataset.id) if d["filename"].startswith(RANKING_DIR)]
+
+
+def _ranking(platform, dataset, execution_id=None):
+    """The batch ranking JSON stored by the node (the newest ranking item, or ``<execution_id>.json``)."""
+    docs = _ranking_docs(platform, dataset)
+    if execution_id is not None:
+        docs = [d for d in docs if d["name"] == f"{execution_id}.json"]
+    assert docs, "no ranking item in the dataset"
+    doc = max(docs, key=lambda d: (d["createdAt"], d["id"]))
+    return json.loads(platform.store.item_bytes(doc["id"]).decode("utf-8"))
+
+
+def _ranked_ids(ranking):
+    return [e["itemId"] for e in sorted(ranking["items"], key=lambda e: e["rank"])]
 
 
 @pytest.fixture
@@ -99,22 +116,27 @@ def test_chooses_the_most_uncertain_records_tags_and_returns_items(platform, pro
         assert doc["metadata"]["system"]["tags"]["to_label"] is True
         record = doc["metadata"]["user"]["activeLearning"]["selection"]
         assert (record["strategy"], record["modelId"], record["executionId"]) == ("margin", model.id, "exec-sel-1")
-        assert record["ranking"] == {
-            "resource": "model",
-            "id": model.id,
-            "field": "metadata.user.activeLearning.selection",
-        }
+        assert "score" not in record and "rank" not in record  # per-item values live in the ranking item
         assert item.metadata["user"]["activeLearning"]["selection"] == record  # the returned entity is current
-    ranking = _ranking(platform, model)
-    assert ranking["itemIds"] == expected and ranking["executionId"] == "exec-sel-1"
-    assert [round(s, 6) for s in ranking["scores"]] == [round(margins[i], 6) for i in expected]
-    assert ranking["poolSize"] == 40 and ranking["budgetExceedsPool"] is False
+    [ranking_doc] = _ranking_docs(platform, dataset)
+    assert ranking_doc["filename"] == "/.activelearning/selections/exec-sel-1.json"
+    assert {_item(platform, i.id)["metadata"]["user"]["activeLearning"]["selection"]["ranking"] for i in items} == {
+        ranking_doc["id"]
+    }
+    ranking = _ranking(platform, dataset)
+    assert _ranked_ids(ranking) == expected and ranking["executionId"] == "exec-sel-1"
+    assert ranking["items"][0] == {"itemId": expected[0], "score": round(margins[expected[0]], 6), "rank": 1}
+    assert [e["score"] for e in ranking["items"]] == [round(margins[i], 6) for i in expected]
+    assert [e["rank"] for e in ranking["items"]] == [1, 2, 3, 4, 5]
+    assert (ranking["modelId"], ranking["strategy"], ranking["budget"]) == (model.id, "margin", 5)
+    assert ranking["poolSize"] == 40 and ranking["budgetExceedsPool"] is False and ranking["method"]
+    assert ranking["selectedAt"] == record["selectedAt"]
     unchosen = set(margins) - set(expected)
     assert not any(_item(platform, i)["metadata"]["system"]["tags"].get("to_label") for i in unchosen)
-    # requests: 1 pool page + 1 annotation page; writes: 1 model PATCH + 1 bulk update; no per-item request
+    # requests: 1 pool page + 1 annotation page; writes: 1 ranking upload + 1 bulk update; no per-item request
     assert platform.request_counts[QUERY] == 3  # 2 listings + 1 bulk update (same endpoint)
+    assert platform.request_counts[UPLOAD] == 1
     assert platform.write_count() == 2
-    assert platform.request_counts["PATCH /ml/models/{id}"] == 1
     assert _per_item(platform) == []
     assert progress.updates and "chose 5 of 40" in progress.updates[-1]["message"]
 
@@ -127,9 +149,62 @@ def test_rerun_of_the_same_execution_returns_the_same_items_and_writes_nothing(p
     again, _ = _select(model, dataset, {"budget": 4, "diversity": "cluster"}, context)
     assert [i.id for i in again] == [i.id for i in first]
     assert platform.write_count() == 0
+    assert platform.request_counts["GET /items/{id}/stream"] == 1  # the ranking, read back from its item
+    assert len(_ranking_docs(platform, dataset)) == 1
     other = platform.make_context(execution_id="exec-next", project=project)
     third, _ = _select(model, dataset, {"budget": 4}, other)
     assert not {i.id for i in third} & {i.id for i in first}  # the default pool excludes items already tagged
+    assert len(_ranking_docs(platform, dataset)) == 2  # one ranking item per execution
+
+
+def test_the_model_is_never_written(platform, project, dataset, model):
+    """The input model (the pipeline's Best Model) is not the node's to change: no PATCH, same JSON."""
+    seed_pool(platform, dataset, model, 30)
+    before = platform.get_json("models", model.id)
+    context = platform.make_context(execution_id="exec-model-ro", project=project)
+    platform.reset_counts()
+    _select(model, dataset, {"budget": 5, "diversity": "cluster"}, context)
+    _select(model, dataset, {"budget": 5, "diversity": "cluster"}, context)  # rerun
+    _select(model, dataset, {"budget": 3, "strategy": "random"})  # outside a pipeline
+    assert platform.request_counts["PATCH /ml/models/{id}"] == 0
+    assert not [r for r in platform.requests if r.wrote and r.route.startswith("/ml/models")]
+    assert platform.get_json("models", model.id) == before
+    assert "activeLearning" not in (model.metadata.get("user") or {})  # nor the caller's entity
+
+
+def test_ranking_item_is_hidden_never_in_a_pool_and_readable_with_dtlpy(platform, project, dataset, model):
+    seed_pool(platform, dataset, model, 12)
+    context = platform.make_context(execution_id="exec-hidden", project=project)
+    items, _ = _select(model, dataset, {"budget": 3}, context)
+    [doc] = _ranking_docs(platform, dataset)
+    assert doc["dir"] == "/.activelearning/selections"
+    # a later selection, even with a user pool that does not say hidden: false, never takes it
+    later, _ = _select(model, dataset, {"budget": 50, "pool": {"filter": {"type": "file"}}})
+    assert doc["id"] not in {i.id for i in later} and len(later) == 12  # this user pool keeps tagged items
+    assert _ranking(platform, dataset)["poolSize"] == 12
+    # a run outside a pipeline names its ranking by a fingerprint
+    assert any(d["name"].startswith("run-") for d in _ranking_docs(platform, dataset))
+    # the docs/nodes.md recipe: score and rank of a chosen item, from its record
+    item = dl.items.get(item_id=items[0].id)
+    ranking_item = dl.items.get(item_id=item.metadata["user"]["activeLearning"]["selection"]["ranking"])
+    entry = next(e for e in json.load(ranking_item.download(save_locally=False))["items"] if e["itemId"] == item.id)
+    assert entry["rank"] == 1 and entry["score"] == _ranking(platform, dataset, "exec-hidden")["items"][0]["score"]
+
+
+def test_rerun_whose_ranking_item_is_gone_chooses_again_and_repoints_the_records(platform, project, dataset, model):
+    seed_pool(platform, dataset, model, 20)
+    context = platform.make_context(execution_id="exec-lost", project=project)
+    first, _ = _select(model, dataset, {"budget": 4}, context)
+    before = _ranking(platform, dataset)
+    [old] = _ranking_docs(platform, dataset)
+    dataset.items.delete(item_id=old["id"])
+    again, _ = _select(model, dataset, {"budget": 4}, context)
+    assert [i.id for i in again] == [i.id for i in first]  # the same inputs give the same batch
+    assert _ranking(platform, dataset)["items"] == before["items"]  # tagged items keep their predictions
+    [new] = _ranking_docs(platform, dataset)
+    assert new["id"] != old["id"] and new["name"] == "exec-lost.json"
+    for item in again:
+        assert _item(platform, item.id)["metadata"]["user"]["activeLearning"]["selection"]["ranking"] == new["id"]
 
 
 def test_interrupted_run_is_finished_by_its_rerun(platform, project, dataset, model, monkeypatch):
@@ -155,9 +230,9 @@ def test_interrupted_run_is_finished_by_its_rerun(platform, project, dataset, mo
     platform.reset_counts()
     items, _ = _select(model, dataset, config, context)
     assert len(items) == 2100
-    assert [i.id for i in items] == _ranking(platform, model)["itemIds"]
+    assert [i.id for i in items] == _ranked_ids(_ranking(platform, dataset, "exec-crash"))
     assert len(_bulk_writes(platform)) == 2  # the 1,100 left, by 1,000
-    assert platform.request_counts["PATCH /ml/models/{id}"] == 0
+    assert platform.request_counts[UPLOAD] == 0  # the ranking of the first run is read back, not stored again
 
 
 def test_request_bound_and_bulk_chunks(platform, project, dataset, model):
@@ -170,7 +245,8 @@ def test_request_bound_and_bulk_chunks(platform, project, dataset, model):
     writes = [r for r in platform.requests if r.wrote]
     bulk_writes = _bulk_writes(platform)
     assert len(bulk_writes) == 3  # ceil(2100 / 1000)
-    bound = math.ceil(n_annotations / 1000) + math.ceil(2500 / 1000) + len(writes)
+    assert len(writes) == len(bulk_writes) + 1  # + the one ranking upload
+    bound = math.ceil(n_annotations / 1000) + math.ceil(2500 / 1000) + len(bulk_writes) + 1
     assert len(platform.requests) <= bound, (len(platform.requests), bound, platform.request_counts)
     assert _per_item(platform) == []
 
@@ -181,7 +257,7 @@ def test_budget_larger_than_the_pool_takes_it_all_and_says_so(platform, project,
         items, progress = _select(model, dataset, {"budget": 50})
     assert len(items) == 6
     assert "budget 50 is larger than the pool (6 items)" in caplog.text
-    assert _ranking(platform, model)["budgetExceedsPool"] is True
+    assert _ranking(platform, dataset)["budgetExceedsPool"] is True
     assert _item(platform, items[0].id)["metadata"]["user"]["activeLearning"]["selection"]["budgetExceedsPool"] is True
     assert "took the whole pool" in progress.updates[-1]["message"]
 
@@ -227,7 +303,7 @@ def test_feature_set_clusters_and_cold_start(platform, project, dataset, model):
     items, _ = _select(model, dataset, {"budget": 2, "featureSet": "clip"})
     chosen = [ids.index(i.id) for i in items]
     assert len(chosen) == 2 and (chosen[0] < 10) != (chosen[1] < 10)
-    assert _ranking(platform, model)["method"] == "cold start: kcenter"
+    assert _ranking(platform, dataset)["method"] == "cold start: kcenter"
     # with predictions: the two most uncertain are in the first cluster; cluster diversity spreads them
     for k, item_id in enumerate(ids):
         if ids[k] not in [i.id for i in items]:

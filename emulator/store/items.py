@@ -100,7 +100,7 @@ class ItemsMixin(StoreBase):
                     "name": name,
                     "dir": directory or "/",
                     "type": item_type,
-                    "hidden": False,
+                    "hidden": in_hidden_folder(directory),
                     "metadata": item_metadata,
                     "annotated": False,
                     "annotationsCount": 0,
@@ -230,3 +230,15 @@ def _image_size(data: bytes, mimetype: str) -> dict[str, int]:
     except Exception:  # not a decodable image: the platform leaves the size out too
         return {}
     return {"width": int(width), "height": int(height)}
+
+
+def in_hidden_folder(directory: str) -> bool:
+    """Items under a folder whose name starts with ``.`` are hidden. Sources: dtlpy-documentation's
+    DQL cookbook ("Working with Hidden Items": a hidden directory ``/part1/.something/`` is read
+    with ``hidden: true``) and dtlpymetrics, which stores model scores under ``/.modelscores`` and
+    finds them with ``Filters(field="hidden", values=True)``.
+
+    >>> in_hidden_folder("/.modelscores"), in_hidden_folder("/a/.b/c"), in_hidden_folder("/a.b")
+    (True, True, False)
+    """
+    return any(part.startswith(".") for part in directory.split("/") if part)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from nodes.common.context import node_config_from_context
 from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
 from nodes.common.paging import json_pages
@@ -218,13 +219,7 @@ def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset:
 
 def _item_metadata_enabled(context: Any) -> bool:
     """EDGE. ``customNodeConfig.itemMetadata`` of the pipeline node; False outside a pipeline."""
-    if context is None:
-        return False
-    node = getattr(context, "node", None)
-    if node is None:
-        return False
-    node_metadata = getattr(node, "metadata", None) or {}
-    custom = node_metadata.get("customNodeConfig") if isinstance(node_metadata, dict) else None
+    custom = node_config_from_context(context)
     return isinstance(custom, dict) and custom.get("itemMetadata") is True
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from nodes.common.context import node_config_from_context as read_node_config
 from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
 from nodes.common.paging import count_matches
@@ -62,14 +62,14 @@ def _short_id(value: Any) -> str:
 def node_config_from_context(context: Any) -> Any:
     """The node's ``customNodeConfig`` (edge: reads ``context.node``), ``None`` outside a pipeline.
 
+    See :func:`nodes.common.context.node_config_from_context` (nothing is logged here).
+
     Examples
     --------
     >>> node_config_from_context(None) is None
     True
     """
-    node = getattr(context, "node", None) if context is not None else None
-    metadata = getattr(node, "metadata", None)
-    return metadata.get("customNodeConfig") if isinstance(metadata, Mapping) else None
+    return read_node_config(context)
 
 
 def run_node(

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from nodes.common.context import node_config_from_context as read_node_config
 from nodes.data_split.assign import (
     carries_model,
     existing_subset,
@@ -26,7 +27,7 @@ from nodes.data_split.assign import (
     tags_changed,
     tags_patch,
 )
-from nodes.data_split.config import CONFIG_FIELD, SplitConfig, _short
+from nodes.data_split.config import SplitConfig, _short
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +35,15 @@ logger = logging.getLogger(__name__)
 def node_config_from_context(context: Any) -> Mapping[str, Any] | None:
     """Edge: the raw ``customNodeConfig`` of the running node, or ``None`` outside a pipeline.
 
-    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access.
+    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access; see
+    :func:`nodes.common.context.node_config_from_context`.
 
     Examples
     --------
     >>> node_config_from_context(None) is None
     True
     """
-    if context is None:
-        logger.info("no context (running outside a pipeline): using the panel defaults")
-        return None
-    node = context.node
-    if node is None:
-        logger.info("context has no pipeline node (running outside a pipeline): using the panel defaults")
-        return None
-    metadata = node.metadata if isinstance(node.metadata, Mapping) else {}
-    return metadata.get(CONFIG_FIELD)
+    return read_node_config(context, logger, "the panel defaults")
 
 
 def _read_item(item: Any) -> Any:

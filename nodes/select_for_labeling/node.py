@@ -14,35 +14,44 @@ Two node functions, called by ``main.ServiceRunner``:
   a page), drops items with ground truth or a test-subset tag, scores, chooses
   (:func:`~nodes.select_for_labeling.select.choose_items`) and writes:
 
-  1. the batch ranking (every chosen id with its score and rank) once, on the model:
-     ``model.metadata.user.activeLearning.selection`` (1 ``PATCH``);
+  1. the batch ranking (every chosen id with its score and rank) once, as a hidden JSON item the
+     node creates in the dataset: ``/.activelearning/selections/<executionId>.json`` (1 upload,
+     ``POST /datasets/{id}/items``; a folder whose name starts with ``.`` is hidden, so the
+     default pool's ``hidden: false`` leaves it out, as dtlpymetrics' ``/.modelscores/<model>.csv``);
   2. on the chosen items, one bulk update per chunk of 1,000 ids (``POST /datasets/{id}/query``
-     with ``update``): the shared record ``metadata.user.activeLearning.selection`` and the tag
-     ``metadata.system.tags.<tag> = true``;
+     with ``update``): the shared record ``metadata.user.activeLearning.selection`` (its
+     ``ranking`` is the ranking item's id) and the tag ``metadata.system.tags.<tag> = true``;
   3. with ``task``: one annotation task holding the chosen items (dtlpy ``dataset.tasks.create``).
 
-  Why the per-item score and rank are not in the item record: dtlpy 1.126.5 has no per-item
-  bulk write. ``dataset.items.update(filters=..., update_values=..., system_update_values=...)``
-  sends ``{"update": {"metadata": {"user": ..., "system": ...}}}`` once and the platform applies
-  the same values to every match (``Filters.prepare(operation="update")``); the only other bulk
-  item write, ``datasets.bulk_update_ml_subset`` (``/items/bulk-update-metadata``), also takes one
+  The model (an input, e.g. the pipeline's Best Model) is never written. Why the per-item score
+  and rank are not in the item record: dtlpy 1.126.5 has no per-item bulk write.
+  ``dataset.items.update(filters=..., update_values=..., system_update_values=...)`` sends
+  ``{"update": {"metadata": {"user": ..., "system": ...}}}`` once and the platform applies the
+  same values to every match (``Filters.prepare(operation="update")``); the only other bulk item
+  write, ``datasets.bulk_update_ml_subset`` (``/items/bulk-update-metadata``), also takes one
   update for a query. Per-item values would cost one ``PATCH`` per chosen item, which breaks the
-  request bound, so they are stored once, on the model, where the item record points
-  (``ranking``). See docs/nodes.md.
+  request bound, so they are stored once, in the ranking item the record points to. See
+  docs/nodes.md.
 
 Requests of a selection: ``ceil(pool items / 1000)`` + ``ceil(listed annotations / 1000)`` reads
 (+1 per listing when a page boundary falls on its end; + the feature-vector pages with
-``featureSet``) and ``1 + ceil(chosen / 1000)`` writes (+1 with ``task``), independent of
-annotations per item. A rerun of the same execution lists the pool, reads the model's ranking
-(1 ``GET``) and returns the same items without writing; a run interrupted between its writes
-finishes the missing ones. Bad input raises ``ValueError`` before any write.
+``featureSet``) and ``1 + ceil(chosen / 1000)`` writes (the ranking upload + the bulk updates;
++1 with ``task``), independent of annotations per item. A rerun of the same execution lists the
+pool, reads the ranking item back (``GET /items/{id}`` + its stream) and returns the same items
+without writing; a run interrupted between its writes finishes the missing ones. Bad input
+raises ``ValueError`` before any write.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
+import json
 import logging
 import math
+import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nodes.common.context import node_config_from_context as read_node_config
 from nodes.common.paging import MAX_PAGE_SIZE, json_pages
 from nodes.select_for_labeling.config import GATE_ROOT, SELECTION_ROOT, GateConfig, SelectionConfig
 from nodes.select_for_labeling.scores import (
@@ -65,10 +75,12 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = MAX_PAGE_SIZE
 #: Chosen items per bulk update request.
 WRITE_CHUNK = 1000
-#: Where the record lives, under ``metadata.user`` of an item (and of the model, for a batch).
+#: Where the record lives, under ``metadata.user`` of an item.
 RECORD_KEY = "activeLearning"
 RECORD_FIELD = "selection"
 EXECUTION_FIELD = f"metadata.user.{RECORD_KEY}.{RECORD_FIELD}.executionId"
+#: The hidden folder (a name starting with ``.``) of the dataset that holds one ranking item per run.
+RANKING_DIR = "/.activelearning/selections"
 #: Record keys compared to decide that a rerun has nothing to write (``selectedAt`` differs by design).
 _GATE_COMPARED = ("score", "strategy", "modelId", "executionId", "fallback")
 
@@ -76,12 +88,17 @@ __all__ = [
     "batch_ranking",
     "chosen_items",
     "gate_record",
+    "in_hidden_folder",
     "item_record",
     "list_item_annotations",
     "list_pool_annotations",
     "list_pool_items",
+    "with_own_items",
     "read_annotation_page",
     "node_config_from_context",
+    "ranked_ids",
+    "ranking_file_name",
+    "read_ranking",
     "run_gate",
     "run_selection",
     "same_gate_record",
@@ -96,22 +113,15 @@ __all__ = [
 def node_config_from_context(context: Any) -> Mapping[str, Any] | None:
     """EDGE. The running node's ``customNodeConfig``, or ``None`` outside a pipeline.
 
-    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access.
+    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access; see
+    :func:`nodes.common.context.node_config_from_context`.
 
     Examples
     --------
     >>> node_config_from_context(None) is None
     True
     """
-    if context is None:
-        logger.info("no context (running outside a pipeline): using the default node config")
-        return None
-    node = getattr(context, "node", None)
-    if node is None:
-        logger.info("context has no pipeline node (running outside a pipeline): using the default node config")
-        return None
-    metadata = node.metadata if isinstance(node.metadata, Mapping) else {}
-    return metadata.get("customNodeConfig")
+    return read_node_config(context, logger, "the default node config")
 
 
 def _execution_id(context: Any) -> str | None:
@@ -307,6 +317,26 @@ def _bad_request(error: BaseException | None) -> bool:
     return False
 
 
+def with_own_items(query: Mapping[str, Any], execution_id: str | None) -> dict[str, Any]:
+    """A copy of the pool ``query`` that also matches the items ``execution_id`` already recorded.
+
+    ``pool OR metadata.user.activeLearning.selection.executionId == execution_id``; unchanged
+    without an execution id or when the pool has its own ``join`` (which cannot take the ``$or``).
+
+    Examples
+    --------
+    >>> with_own_items({"filter": {"dir": "/a"}}, "e1")["filter"]["$or"][1]
+    {'metadata.user.activeLearning.selection.executionId': 'e1'}
+    >>> with_own_items({"filter": {"dir": "/a"}}, None)
+    {'filter': {'dir': '/a'}}
+    """
+    out = copy.deepcopy(dict(query))
+    if execution_id is None or "join" in query:
+        return out
+    out["filter"] = {"$or": [out["filter"], {EXECUTION_FIELD: execution_id}]}
+    return out
+
+
 def list_pool_items(dataset: Any, query: Mapping[str, Any], execution_id: str | None = None) -> list[dict]:
     """EDGE. The pool's item JSON (raw, 1,000 a page, sorted by id), plus items this execution already chose.
 
@@ -342,12 +372,11 @@ def list_pool_items(dataset: Any, query: Mapping[str, Any], execution_id: str | 
 
     if execution_id is None:
         return listing(query)
-    mine = {EXECUTION_FIELD: execution_id}
     if "join" in query:
         docs = listing(query)
         seen = {d["id"] for d in docs}
-        return docs + [d for d in listing({"filter": mine}) if d["id"] not in seen]
-    return listing({**copy.deepcopy(dict(query)), "filter": {"$or": [copy.deepcopy(query["filter"]), mine]}})
+        return docs + [d for d in listing({"filter": {EXECUTION_FIELD: execution_id}}) if d["id"] not in seen]
+    return listing(with_own_items(query, execution_id))
 
 
 def read_annotation_page(
@@ -504,80 +533,133 @@ def batch_ranking(
     now: str,
     fallback_ids: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The batch record stored once, on the model: every chosen id with its score and rank.
+    """The batch ranking, stored once as the JSON of a hidden item: every chosen id with its score and rank.
 
-    ``itemIds[k]`` has rank ``k + 1`` and score ``scores[k]`` (``None`` on a cold start).
+    ``items[k]`` is ``{"itemId", "score", "rank": k + 1}`` (``score`` is ``None`` on a cold start).
 
     Examples
     --------
     >>> from nodes.select_for_labeling.select import choose_items
     >>> s = choose_items([0.2, 0.9], ["a", "b"], budget=5)
     >>> r = batch_ranking(s, SelectionConfig(budget=5), "m1", "d1", "e1", "t")
-    >>> r["itemIds"], r["scores"], r["budgetExceedsPool"]
-    (['b', 'a'], [0.9, 0.2], True)
+    >>> r["items"], r["budgetExceedsPool"]
+    ([{'itemId': 'b', 'score': 0.9, 'rank': 1}, {'itemId': 'a', 'score': 0.2, 'rank': 2}], True)
     """
     fallback = set(fallback_ids)
     return {
+        "modelId": model_id,
+        "strategy": config.strategy,
         "executionId": execution_id,
         "selectedAt": now,
-        "modelId": model_id,
+        "budget": selection.budget,
+        "poolSize": selection.pool_size,
+        "budgetExceedsPool": selection.budget_exceeds_pool,
+        "method": selection.method,
+        "items": [
+            {"itemId": str(i), "score": None if s is None else round(float(s), 6), "rank": k + 1}
+            for k, (i, s) in enumerate(zip(selection.item_ids, selection.scores, strict=True))
+        ],
         "datasetId": dataset_id,
-        "strategy": config.strategy,
         "aggregation": config.aggregation,
         "diversity": config.diversity,
         "featureSet": config.feature_set,
         "seed": config.seed,
         "tag": config.tag,
-        "method": selection.method,
-        "budget": selection.budget,
-        "poolSize": selection.pool_size,
         "chosen": len(selection.item_ids),
-        "budgetExceedsPool": selection.budget_exceeds_pool,
         "quotaLimited": selection.quota_limited,
-        "itemIds": [str(i) for i in selection.item_ids],
-        "scores": [None if s is None else round(float(s), 6) for s in selection.scores],
         "fallbackItemIds": [str(i) for i in selection.item_ids if i in fallback],
         "summary": selection.summary(),
     }
 
 
-def item_record(ranking: Mapping[str, Any]) -> dict[str, Any]:
+def ranked_ids(ranking: Mapping[str, Any]) -> list[str]:
+    """The chosen item ids of a batch ranking, rank 1 first.
+
+    Examples
+    --------
+    >>> ranked_ids({"items": [{"itemId": "b", "score": 0.2, "rank": 2}, {"itemId": "a", "score": 0.9, "rank": 1}]})
+    ['a', 'b']
+    """
+    return [str(e["itemId"]) for e in sorted(ranking["items"], key=lambda e: e["rank"])]
+
+
+def ranking_file_name(ranking: Mapping[str, Any]) -> str:
+    """The ranking item's file name: ``<executionId>.json``, or ``run-<fingerprint>.json`` outside a pipeline.
+
+    The fingerprint is a SHA-256 of the ranking's canonical JSON (it holds ``selectedAt``, so two
+    runs outside a pipeline never share a file). Characters a file name should not hold become ``_``.
+
+    Examples
+    --------
+    >>> ranking_file_name({"executionId": "65f0c1/x"})
+    '65f0c1_x.json'
+    >>> ranking_file_name({"executionId": None, "items": []})[:4]
+    'run-'
+    """
+    execution_id = ranking.get("executionId")
+    if execution_id:
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(execution_id)).lstrip(".") or "_"
+    else:
+        canonical = json.dumps(ranking, sort_keys=True, separators=(",", ":"), default=str)
+        stem = "run-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
+    return f"{stem}.json"
+
+
+def item_record(ranking: Mapping[str, Any], ranking_item_id: str) -> dict[str, Any]:
     """The record every chosen item gets in the bulk update: the batch's shared part.
 
-    Per-item ``score`` and ``rank`` are in the model's record that ``ranking`` points to
-    (the platform's bulk update sets the same values on every item it matches).
+    Per-item ``score`` and ``rank`` are in the ranking item whose id is ``ranking`` (the
+    platform's bulk update sets the same values on every item it matches).
 
     Examples
     --------
     >>> r = {"executionId": "e", "selectedAt": "t", "modelId": "m", "strategy": "margin", "tag": "to_label",
     ...      "method": "score", "budget": 2, "chosen": 2, "budgetExceedsPool": False}
-    >>> item_record(r)["ranking"]
-    {'resource': 'model', 'id': 'm', 'field': 'metadata.user.activeLearning.selection'}
+    >>> item_record(r, "it-1")["ranking"]
+    'it-1'
     """
     return {
         "strategy": ranking["strategy"],
         "modelId": ranking["modelId"],
         "executionId": ranking["executionId"],
         "selectedAt": ranking["selectedAt"],
+        "ranking": str(ranking_item_id),
         "tag": ranking["tag"],
         "method": ranking["method"],
         "budget": ranking["budget"],
         "batchSize": ranking["chosen"],
         "budgetExceedsPool": ranking["budgetExceedsPool"],
-        "ranking": {
-            "resource": "model",
-            "id": ranking["modelId"],
-            "field": f"metadata.user.{RECORD_KEY}.{RECORD_FIELD}",
-        },
     }
 
 
-def _is_written(doc: Mapping[str, Any], execution_id: str | None, tag: str) -> bool:
+def in_hidden_folder(doc: Mapping[str, Any]) -> bool:
+    """Whether an item JSON is hidden or lies in a folder whose name starts with ``.``.
+
+    The platform hides such items (dtlpymetrics uploads its scores to ``/.modelscores`` and finds
+    them with ``hidden: true``); the node never chooses one (its own rankings live in
+    ``/.activelearning/selections``), even from a user pool DQL without ``hidden: false``.
+
+    Examples
+    --------
+    >>> in_hidden_folder({"filename": "/.activelearning/selections/e1.json"})
+    True
+    >>> in_hidden_folder({"dir": "/incoming", "filename": "/incoming/.a.jpg"})
+    False
+    """
+    if doc.get("hidden") is True:
+        return True
+    directory = doc.get("dir") or posixpath.dirname(str(doc.get("filename") or "/"))
+    return any(part.startswith(".") for part in str(directory).split("/"))
+
+
+def _is_written(doc: Mapping[str, Any], execution_id: str | None, tag: str, ranking_item_id: str) -> bool:
+    """Whether the item already carries this execution's record, pointing to this ranking item, and the tag."""
     record = _user_record(doc.get("metadata"))
     return (
         execution_id is not None
         and isinstance(record, Mapping)
         and record.get("executionId") == execution_id
+        and record.get("ranking") == ranking_item_id
         and _tags(doc).get(tag) is True
     )
 
@@ -604,21 +686,43 @@ def _with_record(doc: Mapping[str, Any], record: Mapping[str, Any], tag: str) ->
 # ---------------------------------------------------------------------------------------------
 
 
-def _store_ranking(model: Any, ranking: Mapping[str, Any]) -> None:
-    """EDGE. One ``PATCH /ml/models/{id}`` (services not reloaded) on a copy of ``model``."""
-    target = copy.copy(model)
-    metadata = copy.deepcopy(model.metadata) if isinstance(model.metadata, dict) else {}
-    user = metadata.setdefault("user", {})
-    if not isinstance(user, dict):
-        raise RuntimeError(f"model {model.id}: metadata.user is not an object; not overwriting it")
-    active = user.setdefault(RECORD_KEY, {})
-    if not isinstance(active, dict):
-        raise RuntimeError(f"model {model.id}: metadata.user.{RECORD_KEY} is not an object; not overwriting it")
-    active[RECORD_FIELD] = copy.deepcopy(dict(ranking))
-    target.metadata = metadata
-    updated = model.models.update(model=target, reload_services=False)
-    if updated is None:
-        raise RuntimeError(f"storing the batch ranking on model {model.id} failed (dtlpy logged the error above)")
+def _upload_ranking(dataset: Any, ranking: Mapping[str, Any]) -> str:
+    """EDGE. One upload (``POST /datasets/{id}/items``, overwrite): the ranking JSON as a hidden item; its id.
+
+    The item is ``/.activelearning/selections/<executionId>.json`` in the pool's dataset, an entity
+    this node creates (the model is never written). Overwrite: a run that stopped before its bulk
+    updates uploads the same file again when rerun.
+    """
+    name = ranking_file_name(ranking)
+    buffer = io.BytesIO(json.dumps(ranking, indent=1, sort_keys=False).encode("utf-8"))
+    buffer.name = name
+    uploaded = dataset.items.upload(local_path=buffer, remote_path=RANKING_DIR, overwrite=True)
+    if uploaded is None or isinstance(uploaded, list | tuple) or not getattr(uploaded, "id", None):
+        raise RuntimeError(
+            f"uploading the batch ranking {RANKING_DIR}/{name} to dataset {dataset.id} failed "
+            "(dtlpy logged the error above); nothing was tagged, rerun the execution"
+        )
+    logger.info(
+        "stored the batch ranking of %d item(s) as %s (item %s)", ranking["chosen"], uploaded.filename, uploaded.id
+    )
+    return str(uploaded.id)
+
+
+def read_ranking(dataset: Any, ranking_item_id: str) -> Any:
+    """EDGE. The batch ranking JSON of the hidden item ``ranking_item_id`` (``GET /items/{id}`` + its stream).
+
+    Examples
+    --------
+    >>> # ranking = read_ranking(dataset, item.metadata["user"]["activeLearning"]["selection"]["ranking"])
+    >>> # {e["itemId"]: (e["score"], e["rank"]) for e in ranking["items"]}
+    """
+    item = dataset.items.get(item_id=ranking_item_id)
+    if item is None:
+        raise RuntimeError(f"reading ranking item {ranking_item_id} failed (dtlpy logged the error above)")
+    data = item.download(save_locally=False)
+    if data is None:
+        raise RuntimeError(f"downloading ranking item {ranking_item_id} failed (dtlpy logged the error above)")
+    return json.loads(data.getvalue().decode("utf-8"))
 
 
 def _bulk_write(dataset: Any, item_ids: Sequence[str], record: Mapping[str, Any], tag: str) -> int:
@@ -725,17 +829,19 @@ def _finish(
     dataset: Any,
     config: SelectionConfig,
     ranking: Mapping[str, Any],
+    ranking_item_id: str,
     docs_by_id: Mapping[str, Mapping[str, Any]],
     execution_id: str | None,
     task: Any = None,
 ) -> list[Any]:
     """EDGE. Write the chunks not yet written (+ the task), return the chosen items in rank order."""
-    record = item_record(ranking)
-    order = [i for i in ranking["itemIds"] if i in docs_by_id]
-    missing = [i for i in ranking["itemIds"] if i not in docs_by_id]
+    record = item_record(ranking, ranking_item_id)
+    chosen = ranked_ids(ranking)
+    order = [i for i in chosen if i in docs_by_id]
+    missing = [i for i in chosen if i not in docs_by_id]
     if missing:
         logger.warning("%d chosen item(s) are no longer in the dataset: left out", len(missing))
-    todo = [i for i in order if not _is_written(docs_by_id[i], execution_id, config.tag)]
+    todo = [i for i in order if not _is_written(docs_by_id[i], execution_id, config.tag, record["ranking"])]
     if todo:
         _bulk_write(dataset, todo, record, config.tag)
         logger.info(
@@ -759,18 +865,30 @@ def _finish(
     return items
 
 
-def _rerun_ranking(model: Any, execution_id: str) -> Mapping[str, Any] | None:
-    """EDGE. The batch ranking of ``execution_id`` on the model as the platform has it now (1 ``GET``)."""
+def _rerun_ranking(
+    dataset: Any, docs: Iterable[Mapping[str, Any]], execution_id: str
+) -> tuple[Mapping[str, Any], str] | None:
+    """EDGE. The batch ranking of ``execution_id`` and its item id, read back from the hidden item
+    the listed items' records point to (``GET /items/{id}`` + its stream); ``None`` when unreadable."""
     import dtlpy as dl
 
-    fresh = dl.models.get(model_id=model.id)
-    ranking = _user_record(fresh.metadata)
-    if (
-        isinstance(ranking, Mapping)
-        and ranking.get("executionId") == execution_id
-        and isinstance(ranking.get("itemIds"), list)
-    ):
-        return ranking
+    pointers = {
+        str(record["ranking"])
+        for record in (_user_record(d.get("metadata")) for d in docs)
+        if isinstance(record, Mapping) and record.get("executionId") == execution_id and record.get("ranking")
+    }
+    for ranking_item_id in sorted(pointers):
+        try:
+            ranking = read_ranking(dataset, ranking_item_id)
+        except (dl.exceptions.NotFound, RuntimeError, ValueError) as error:  # gone or not a ranking; 5xx propagate
+            logger.warning("ranking item %s of execution %s is unreadable: %s", ranking_item_id, execution_id, error)
+            continue
+        if (
+            isinstance(ranking, Mapping)
+            and ranking.get("executionId") == execution_id
+            and isinstance(ranking.get("items"), list)
+        ):
+            return ranking, ranking_item_id
     return None
 
 
@@ -786,10 +904,11 @@ def run_selection(
     Parameters
     ----------
     model : dl.Model
-        Whose predictions on the pool are scored (``metadata.user.model.model_id``); the batch
-        ranking is stored on it.
+        Whose predictions on the pool are scored (``metadata.user.model.model_id``); read only,
+        never written.
     dataset : dl.Dataset
-        Holds the pool.
+        Holds the pool; the batch ranking is uploaded into it as the hidden item
+        ``/.activelearning/selections/<executionId>.json``.
     selection_config : dict
         See :class:`~nodes.select_for_labeling.config.SelectionConfig` (``budget`` is required).
     progress : dl.Progress, optional
@@ -824,22 +943,29 @@ def run_selection(
     docs_by_id = {d["id"]: d for d in docs}
 
     if execution_id is not None and any(_chosen_by(d, execution_id) for d in docs):
-        ranking = _rerun_ranking(model, execution_id)
-        if ranking is not None:
-            logger.info("rerun of execution %s: returning its %d chosen item(s)", execution_id, len(ranking["itemIds"]))
-            items = _finish(dataset, config, ranking, docs_by_id, execution_id, task)
+        found = _rerun_ranking(dataset, docs, execution_id)
+        if found is not None:
+            ranking, ranking_item_id = found
+            logger.info("rerun of execution %s: returning its %d chosen item(s)", execution_id, len(ranking["items"]))
+            items = _finish(dataset, config, ranking, ranking_item_id, docs_by_id, execution_id, task)
             if progress is not None:
                 progress.update(message=ranking.get("summary"))
             return items
         logger.warning(
-            "items carry execution %s's record but the model's ranking is another one: choosing again", execution_id
+            "items carry execution %s's record but its ranking item cannot be read back: choosing again", execution_id
         )
 
-    # The pool: listed items that are not this execution's, with no test-subset tag and no ground truth.
+    # The pool: listed items that are not hidden, with no test-subset tag and no ground truth.
+    visible = [d for d in docs if not in_hidden_folder(d)]
+    if len(visible) < len(docs):
+        logger.info("left %d hidden item(s) out of the pool (ranking files, model scores)", len(docs) - len(visible))
     test_tags = set(config.test_subset_tags)
-    pool = [d for d in docs if not (set(k for k, v in _tags(d).items() if v is True) & test_tags)]
-    n_test = len(docs) - len(pool)
-    predictions, ground_truth = list_pool_annotations(dataset, query, [d["id"] for d in pool], model.id)
+    pool = [d for d in visible if not (set(k for k, v in _tags(d).items() if v is True) & test_tags)]
+    n_test = len(visible) - len(pool)
+    # joined with the same filter as the listing: this execution's already-tagged items keep their predictions
+    predictions, ground_truth = list_pool_annotations(
+        dataset, with_own_items(query, execution_id), [d["id"] for d in pool], model.id
+    )
     pool = [d for d in pool if d["id"] not in ground_truth]
     pool_ids = [d["id"] for d in pool]
     logger.info(
@@ -882,8 +1008,8 @@ def run_selection(
         )
     fallback_ids = [] if scored is None else scored.item_ids[scored.fallback].tolist()
     ranking = batch_ranking(selection, config, model.id, dataset.id, execution_id, _now(), fallback_ids)
-    _store_ranking(model, ranking)
-    items = _finish(dataset, config, ranking, docs_by_id, execution_id, task)
+    ranking_item_id = _upload_ranking(dataset, ranking)
+    items = _finish(dataset, config, ranking, ranking_item_id, docs_by_id, execution_id, task)
     logger.info("%s", selection.summary())
     if progress is not None:
         progress.update(message=selection.summary())
