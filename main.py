@@ -18,16 +18,18 @@ ROOT = Path(__file__).resolve().parent
 
 
 def demo_command(argv: list[str]) -> list[str] | None:
-    """The ``python -m demo`` command line that ``python main.py [-v] demo ...`` stands for, else None.
+    """The command line of the demo program that ``python main.py [-v] demo ...`` stands for, else None.
 
     The demo drives this module's ``ServiceRunner``, so it imports ``main``; running it as its
-    own program keeps that dependency one-way, and lets the demo keep dtlpy's files out of
-    ``~/.dataloop`` before dtlpy is first imported.
+    own program (``demo/__main__.py``, see its docstring for why not ``-m``) keeps that dependency
+    one-way, and lets the demo keep dtlpy's files out of ``~/.dataloop`` before dtlpy is first
+    imported.
 
     Examples
     --------
-    >>> demo_command(["-v", "demo", "--rounds", "1"])[1:]
-    ['-m', 'demo', '-v', '--rounds', '1']
+    >>> command = demo_command(["-v", "demo", "--rounds", "1"])
+    >>> Path(command[1]).relative_to(ROOT).as_posix(), command[2:]
+    ('demo/__main__.py', ['-v', '--rounds', '1'])
     >>> demo_command(["split", "--dataset", "demo"]) is None
     True
     """
@@ -35,7 +37,7 @@ def demo_command(argv: list[str]) -> list[str] | None:
     rest = argv[len(options) :]
     if not rest or rest[0] != "demo":
         return None
-    return [sys.executable, "-m", "demo", *options, *rest[1:]]
+    return [sys.executable, str(ROOT / "demo" / "__main__.py"), *options, *rest[1:]]
 
 
 if __name__ == "__main__" and (_demo := demo_command(sys.argv[1:])) is not None:

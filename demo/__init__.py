@@ -10,6 +10,6 @@ subset) Compare Models. A random-selection strategy with the same label budget r
 alongside. Output: a table on the terminal and ``report.md``, ``pr_curves.png``,
 ``learning_curve.png`` in ``--out``.
 
-``python -m demo`` (``demo/__main__.py``) is the entry; ``demo.cli`` holds its options.
+``demo/__main__.py`` (also ``python -m demo``) is the entry; ``demo.cli`` holds its options.
 ``demo.isolation`` must stay free of dtlpy so it can run before dtlpy is imported.
 """

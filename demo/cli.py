@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the demo; the exit code."""
     args = build_parser().parse_args(argv)
+    # dtlpy sets its logger to DEBUG when first imported: import it before logging is configured
+    # and quietened, so neither step is undone
+    import dtlpy  # noqa: F401
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -99,7 +99,7 @@ def test_bad_options_name_the_option(values, message):
 def test_cli_rejects_bad_options_with_exit_code_2(capfd):
     import main
 
-    assert main.main(["demo", "--rounds", "0"]) == 2  # the demo runs as its own process (python -m demo)
+    assert main.main(["demo", "--rounds", "0"]) == 2  # the demo runs as its own process (demo/__main__.py)
     assert "--rounds: 0" in capfd.readouterr().out
 
 
