@@ -143,7 +143,8 @@ def run_world(executions: list[tuple[str, int]]) -> tuple[dict, list[str]]:
     """Run ``executions`` on a fresh LocalPlatform (nested in the session's) whose ids start
     from the same value every time, so both runs of a comparison get the same item ids (the
     split routes by a hash of the item id)."""
-    with LocalPlatform(alias=f"idempotency-{next(_names)}") as platform:
+    # clones answer at once (dtlpy would sleep ~2 s polling each); see tests/conftest.py
+    with LocalPlatform(alias=f"idempotency-{next(_names)}", clone_async=False) as platform:
         platform.store.ids._prefix = FIXED_ID_PREFIX  # same ids for the same creation order
         world = World(platform)
         outputs = [world.run(execution) for execution in executions]
