@@ -80,7 +80,8 @@ def test_detection_aggregations_by_hand():
     boxes = [box(0.9), box(0.6), box(0.2)]  # instance uncertainties 0.1, 0.4, 0.8
     assert one(boxes, "least_confidence", "max")[0] == pytest.approx(0.8)
     assert one(boxes, "least_confidence", "mean")[0] == pytest.approx((0.1 + 0.4 + 0.8) / 3)
-    assert one(boxes, "least_confidence", "sum")[0] == pytest.approx(1 - 0.9 * 0.6 * 0.2)  # noisy-or
+    assert one(boxes, "least_confidence", "sum")[0] == 1.0  # 0.1 + 0.4 + 0.8 = 1.3, capped at 1
+    assert one([box(0.9), box(0.7)], "least_confidence", "sum")[0] == pytest.approx(0.1 + 0.3)
     assert one(boxes, "margin", "max") == (pytest.approx(0.8), True)  # no class scores: falls back
 
 

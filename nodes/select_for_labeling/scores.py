@@ -19,9 +19,9 @@ several class annotations, one per label, renormalised to sum 1 for entropy):
   (``fallback`` is set).
 - Instances (box, polygon, segment, …): each instance's uncertainty is 1 − confidence, or the
   strategy applied to its ``scores`` vector when present (else margin / entropy fall back);
-  they roll up per item by ``max``, ``mean`` or ``sum``. ``sum`` is the noisy-or
-  1 − ∏(1 − u): it grows with every uncertain instance like a sum but stays in [0, 1]
-  (the chance that at least one instance is wrong, if they were independent). An item with
+  they roll up per item by ``max``, ``mean`` or ``sum``. ``sum`` is min(1, Σ u): the score
+  stays in [0, 1], so items whose uncertainties add up to 1 or more tie at 1 (broken by the
+  seeded hash; ``max`` or ``mean`` keep ranking such items apart). An item with
   both class and instance predictions rolls its classification uncertainty up as one more
   instance.
 - An item with no prediction scores ``empty_score``; ``random`` scores every item by a seeded
@@ -424,7 +424,7 @@ def score_items(
         The pool, in any order (the result is aligned with it). Ids must be unique.
     strategy : {"least_confidence", "margin", "entropy", "random"}
     aggregation : {"max", "mean", "sum"}
-        Roll-up of instance uncertainties; ``sum`` is the noisy-or 1 − ∏(1 − u).
+        Roll-up of instance uncertainties; ``sum`` is min(1, Σ u).
     empty_score : float, default 1.0
         Score of an item without predictions (not used by ``random``).
     seed : int
@@ -556,7 +556,7 @@ def score_items(
 
 
 def _roll_up(codes: np.ndarray, values: np.ndarray, n: int, aggregation: str) -> np.ndarray:
-    """Per-item ``max``, ``mean`` or noisy-or ``sum`` of unit uncertainties (0 where none)."""
+    """Per-item ``max``, ``mean`` or ``sum`` (capped at 1) of unit uncertainties (0 where none)."""
     if aggregation == "max":
         out = np.zeros(n)
         np.maximum.at(out, codes, values)
@@ -565,9 +565,7 @@ def _roll_up(codes: np.ndarray, values: np.ndarray, n: int, aggregation: str) ->
     if aggregation == "mean":
         totals = np.bincount(codes, weights=values, minlength=n)
         return np.divide(totals, counts, out=np.zeros(n), where=counts > 0)
-    with np.errstate(divide="ignore"):
-        log_keep = np.bincount(codes, weights=np.log1p(-np.minimum(values, 1.0)), minlength=n)
-    return np.clip(1.0 - np.exp(log_keep), 0.0, 1.0)
+    return np.minimum(np.bincount(codes, weights=values, minlength=n), 1.0)
 
 
 def class_score_matrix(
