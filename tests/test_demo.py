@@ -281,3 +281,20 @@ def test_png_items_decode_like_the_source():
     png = encode_png(data.images[0])
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.size == (32, 32)
+
+
+def test_the_context_of_a_custom_node_is_the_installed_template_node(platform, project):
+    import json
+
+    from demo.pipeline_runner import InstalledPipeline
+
+    body = json.loads((REPO / "pipeline_configs" / "active_learning_pipeline.json").read_text())
+    body["projectId"] = project.id
+    installed = InstalledPipeline.install(project, body)
+    split = next(n for n in body["nodes"] if n.get("metadata", {}).get("pipelineNodeName") == "dataSplit")
+
+    context = installed.context(split["id"])
+
+    assert context.node.node_id == split["id"] and context.pipeline.id == installed.id
+    assert context.node.metadata["customNodeConfig"] == split["metadata"]["customNodeConfig"]
+    assert context.pipeline.status == "Installed"
