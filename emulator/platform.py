@@ -1,16 +1,9 @@
 """``LocalPlatform``: start the emulator server and point the real dtlpy client at it.
 
-Entering the context starts :class:`emulator.server.EmulatorServer` on 127.0.0.1 (free port),
-gives dtlpy its own cookie file in a temporary folder (so the user's ``~/.dataloop`` is never
-written), registers an environment alias for the server, installs an unsigned JWT that dtlpy
-accepts (it only decodes tokens locally) and disables progress bars. Leaving it restores
-dtlpy's previous cookie, environment, token and verbosity, and stops the server.
-
-Besides the dtlpy-facing server, the object offers what tests need: request counts by route
-template, fault injection, helpers that build state through the REST API's own rules (a model
-from a package, a pipeline and its execution for ``dl.Context``) and read-only JSON snapshots.
-Every API request must carry ``Authorization: Bearer <platform.token>`` (401 otherwise);
-dtlpy is given that token.
+Entering the context starts :class:`emulator.server.EmulatorServer` on 127.0.0.1, gives dtlpy
+its own cookie file, environment alias and the bearer token the server requires; leaving it
+restores dtlpy's previous state and stops the server. Test helpers (request counts, fault
+injection, state built through the REST API's own rules, JSON snapshots): emulator/README.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
-"""HTTP front of the local platform: a stdlib ``ThreadingHTTPServer`` bound to 127.0.0.1 that
-speaks the part of the Dataloop REST API (under ``/api/v1``) that dtlpy 1.126.5 sends for the
-app's nodes, tests and demo.
+"""HTTP front of the local platform: a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 serving the
+part of the Dataloop REST API (``/api/v1``) that dtlpy 1.126.5 sends for the app.
 
-Each request is routed by the table of ``emulator/routes.py`` to a handler of
-``emulator/responses.py`` over :class:`emulator.store.Store` (an unknown path answers 404, a
-known path with another method 405, both naming the route), counted as ``"METHOD /route/{id}/template"`` (see :class:`RequestLog`) and may be failed or
-delayed on purpose by fault-injection rules (:meth:`RequestLog.fail_next`). Errors are JSON
-``{"message": ..., "status": ...}`` bodies with the platform's status codes (400 bad body or
-DQL, 401 without the bearer token the platform issued, 404 unknown id or route, 405 known
-route with another method, 409 name conflict, 501 a documented route the emulator does not
-implement), which dtlpy turns into its own
-``BadRequest`` / ``NotFound`` / ... exceptions.
+Each request is authenticated (bearer token, before its body is read), framed (400 / 413 / 501
+on a malformed body), routed by ``emulator/routes.py`` to ``emulator/responses.py``, counted
+by route template (:class:`RequestLog`) and may be failed or delayed on purpose
+(:meth:`RequestLog.fail_next`). Errors are JSON ``{"message", "status"}``; the status codes are
+listed in emulator/README.md.
 """
 
 from __future__ import annotations
@@ -36,6 +31,10 @@ from emulator.store import ApiError, Store
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+#: Largest request body read (assumption: the platform's cap is undocumented); larger → 413.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+_DIGITS = re.compile(r"\A[0-9]{1,19}\Z")
+_HEX = re.compile(rb"\A[0-9a-fA-F]{1,16}\Z")
 
 
 @dataclass
@@ -175,26 +174,62 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("%s - %s", self.address_string(), format % args)
 
+    def _framing_error(self, status: int, message: str) -> ApiError:
+        # the rest of the body cannot be found reliably: answer, then close the connection
+        self.close_connection = True
+        return ApiError(status, message)
+
     def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+        """The request body (``Content-Length`` or ``chunked``), at most :data:`MAX_BODY_BYTES`.
+
+        RFC 9112 §6: a request with neither header has no body; a ``Content-Length`` that is not
+        a non-negative decimal, or a chunk size that is not hexadecimal, is an unrecoverable
+        framing error (400, connection closed); a body over the cap answers 413 (assumption: the
+        platform's own cap is undocumented); another transfer coding answers 501 (RFC 9112 §6.1).
+        """
+        encoding = self.headers.get("Transfer-Encoding", "").strip().lower()
+        if encoding:
+            if encoding != "chunked":
+                raise self._framing_error(501, f"Transfer-Encoding {encoding!r} is not supported (only 'chunked')")
+            chunks: list[bytes] = []
+            total = 0
             while True:
-                size_line = self.rfile.readline().strip()
-                size = int(size_line.split(b";")[0], 16) if size_line else 0
+                size_line = self.rfile.readline(1024).strip()
+                size_text = size_line.split(b";")[0].strip()
+                if not size_text or not _HEX.match(size_text):
+                    raise self._framing_error(400, f"malformed chunk size line {size_line[:40]!r}")
+                size = int(size_text, 16)
                 if size == 0:
-                    # trailers until an empty line
-                    while self.rfile.readline().strip():
+                    while self.rfile.readline(1024).strip():  # trailers until an empty line
                         pass
                     break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise self._framing_error(413, f"request body over {MAX_BODY_BYTES} bytes")
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise self._framing_error(400, "chunked body ended early")
+                chunks.append(chunk)
+                self.rfile.readline(1024)
             return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        header = self.headers.get("Content-Length")
+        if header is None:
+            return b""
+        if not _DIGITS.match(header.strip()):
+            raise self._framing_error(400, f"Content-Length must be a non-negative integer, got {header[:40]!r}")
+        length = int(header.strip())
+        if length > MAX_BODY_BYTES:
+            raise self._framing_error(413, f"request body of {length} bytes is over {MAX_BODY_BYTES} bytes")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise self._framing_error(400, f"request body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _has_body(self) -> bool:
+        return bool(self.headers.get("Transfer-Encoding")) or (self.headers.get("Content-Length") or "0").strip() != "0"
 
     def _handle(self) -> None:
         method = self.command
-        raw = self._read_body()
         split = urlsplit(self.path)
         path = split.path
         if path.startswith(API_PREFIX):
@@ -207,9 +242,18 @@ class _Handler(BaseHTTPRequestHandler):
             # Dataloop's REST API authenticates every request with "Authorization: Bearer <JWT>"
             # (developers.dataloop.ai, "Authentication"; dtlpy services/api_client.py auth header)
             # and answers 401 without a valid one.
+            # Checked before the body is read: the unread body ends the connection.
             error = ApiError(401, f"unauthorized: {method} {path} needs 'Authorization: Bearer <token>'")
+            if self._has_body():
+                self.close_connection = True
             self.log.record(LoggedRequest(method, template, 401, False, path))
             self._send(Answer(status=401, body={"message": error.message, "status": 401}))
+            return
+        try:
+            raw = self._read_body()
+        except ApiError as error:
+            self.log.record(LoggedRequest(method, template, error.status, False, path))
+            self._send(Answer(status=error.status, body={"message": error.message, "status": error.status}))
             return
         rule = self.log.take_failure(method, path + (f"?{split.query}" if split.query else ""))
         if rule is not None:
@@ -269,6 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         for key, value in answer.headers.items():
             self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)

@@ -157,6 +157,61 @@ def test_catastrophic_match_pattern_is_refused_within_a_second(platform, dataset
         platform.reset_counts()
 
 
+@pytest.mark.parametrize(
+    ("pattern", "name", "matched"),
+    [
+        ("a*a*a*b", "a" * 1000, False),
+        (r"\d+\d+\d+x", "1" * 1000, False),
+        (r"\s*\s*\s*!", " " * 1000, False),
+        ("[a-z]+[a-z]+[a-z]+!", "a" * 1000, False),
+        ("[a-z]+[a-z]+[a-z]+!", "a" * 999 + "!", True),
+        ("x[ab]{0,300}c", "x" + "ab" * 499 + "c", False),
+        ("." * 999, "x" * 1000, True),
+    ],
+    ids=["a*a*a*b", "digits", "spaces", "classes", "classes-match", "counted", "long-pattern"],
+)
+def test_backtracking_prone_match_patterns_are_answered_within_a_second(platform, dataset, pattern, name, matched):
+    """Issue 13 §7: no ``$match`` pattern holds the store's lock. Patterns are matched by a
+    Thompson automaton with a work budget (emulator/README.md, "``$match`` limits"; assumption:
+    the platform's own limits are undocumented), so adjacent overlapping quantifiers that take
+    seconds to minutes on a backtracking engine are answered correctly within a second on a
+    1,000-character value; a query sent meanwhile is answered too."""
+    platform.add_items(dataset, [{"name": name}, {"name": "other"}])
+    answered: list[float] = []
+
+    def other_query() -> None:
+        started = time.perf_counter()
+        dataset.items.list()
+        answered.append(time.perf_counter() - started)
+
+    filters = dl.Filters()
+    filters.add(field="name", values=pattern, operator=dl.FiltersOperations.MATCH)
+    thread = threading.Thread(target=other_query)
+    started = time.perf_counter()
+    thread.start()
+    found = [i.name for i in dataset.items.list(filters=filters).all()]
+    elapsed = time.perf_counter() - started
+    thread.join(timeout=5)
+    assert all(r.status == 200 for r in platform.requests)
+    assert found == ([name] if matched else [])
+    assert elapsed < 1.0 and answered and answered[-1] < 1.0
+
+
+def test_a_match_over_its_work_budget_is_refused_before_writing(platform, dataset):
+    """A pattern whose automaton would exceed ``dql.MAX_MATCH_WORK`` steps on some value answers
+    400 naming ``$match`` (assumption, emulator/README.md), within a second, and a bulk update
+    with it writes nothing (the matches are computed before any write)."""
+    platform.add_items(dataset, [{"name": "ab" * 5000}])
+    filters = dl.Filters()
+    filters.add(field="name", values="[ab]{0,2000}c", operator=dl.FiltersOperations.MATCH)
+    started = time.perf_counter()
+    with pytest.raises(dl.exceptions.BadRequest, match=r"\$match"):
+        dataset.items.update(filters=filters, update_values={"user": {"touched": True}})
+    assert time.perf_counter() - started < 1.0
+    assert platform.write_count() == 0
+    assert all("touched" not in d["metadata"].get("user", {}) for d in platform.items_json(dataset.id))
+
+
 # ------------------------------------------------------------------------------ intersect / except / join
 @pytest.fixture
 def labelled(platform, dataset):

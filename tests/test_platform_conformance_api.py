@@ -55,8 +55,13 @@ def test_every_route_requires_the_issued_bearer_token(platform: LocalPlatform, p
 
 
 def test_each_platform_issues_its_own_token(platform: LocalPlatform):
-    """A token issued by one local platform is refused by another (401), as the platform refuses
-    tokens it did not sign (developers.dataloop.ai "Authentication")."""
+    """A token issued by one local platform is refused by another (401).
+
+    Source: developers.dataloop.ai "Authentication" (every request carries ``Authorization:
+    Bearer <JWT>``; a token the platform did not issue is refused) and dtlpy
+    ``services/api_client.py`` (``auth`` header). That each ``LocalPlatform`` issues its own
+    random token (an unsigned JWT with a random ``jti``) is this emulator's own rule
+    (emulator/README.md, "Environment")."""
     with LocalPlatform() as other:
         assert other.token != platform.token
         assert _raw(other, "GET", "/projects", token=platform.token).status_code == 401
@@ -211,6 +216,21 @@ def test_download_annotations_exports_items_with_annotations(platform: LocalPlat
     assert [a["label"] for a in document["annotations"]] == ["dog"]
 
 
+def test_items_download_with_json_annotation_options(platform: LocalPlatform, dataset, tmp_path):
+    """``dataset.items.download(annotation_options=dl.ViewAnnotationOptions.JSON)`` downloads the
+    items and writes one annotations JSON per item under ``json/`` (dtlpy
+    ``repositories/items.py`` ``download`` → ``repositories/downloader.py``, which lists the
+    annotations through ``POST /datasets/{id}/query``)."""
+    item = _upload(dataset, "a.txt", b"hello")
+    item.annotations.upload([dl.Annotation.new(item=item, annotation_definition=dl.Classification(label="dog"))])
+    out = dataset.items.download(local_path=str(tmp_path), annotation_options=dl.ViewAnnotationOptions.JSON)
+    assert Path(out).read_bytes() == b"hello"
+    (annotations_file,) = list((tmp_path / "json").rglob("*.json"))
+    document = json.loads(annotations_file.read_text())
+    assert document["filename"] == "/a.txt"
+    assert [a["label"] for a in document["annotations"]] == ["dog"]
+
+
 # ---------------------------------------------------------------------------- pipelines, executions
 def _template(project: dl.Project) -> dict:
     template = json.loads((REPO / "pipeline_configs" / "active_learning_pipeline.json").read_text())
@@ -323,16 +343,77 @@ def test_a_manifest_naming_a_missing_function_is_refused(platform: LocalPlatform
         project.dpks.publish(manifest_filepath=str(tmp_path / "dataloop.json"), local_path=str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda m: m["components"].update({"widgets": []}), "widgets"),
+        (lambda m: m["components"]["modules"][0].update({"computeConfig": "no-such-config"}), "no-such-config"),
+        (
+            lambda m: m["components"]["computeConfigs"][0].update({"runtime": {"podType": "gpu-huge"}}),
+            "gpu-huge",
+        ),
+    ],
+    ids=["unknown-component-key", "missing-compute-config", "unknown-pod-type"],
+)
+def test_a_bad_manifest_is_refused_naming_the_problem(platform, project: dl.Project, tmp_path, change, named):
+    """``project.dpks.publish()`` of a manifest with an unknown ``components`` key, a module whose
+    ``computeConfig`` names no entry of ``computeConfigs``, or an unknown pod type is refused
+    (400 → ``dl.exceptions.BadRequest``) naming it, and nothing is published. Sources: Dataloop
+    developer docs "Application Manifest" (the component keys, compute configs); dtlpy
+    ``entities/dpk.py`` (``Components``, ``DpkComputeConfig``) and ``entities/service.py``
+    (``InstanceCatalog``). Refusing with 400 on the first problem is an assumption
+    (emulator/store/manifest.py)."""
+    manifest = json.loads((REPO / "dataloop.json").read_text())
+    change(manifest)
+    (tmp_path / "dataloop.json").write_text(json.dumps(manifest))
+    with pytest.raises(dl.exceptions.BadRequest, match=named):
+        project.dpks.publish(manifest_filepath=str(tmp_path / "dataloop.json"), local_path=str(tmp_path))
+    assert platform.request_counts["POST /app-registry"] >= 1
+    published = platform.store.tables.get("dpks", {}).values()
+    assert not [d for d in published if json.dumps(d).count(project.id)]
+
+
 # ---------------------------------------------------------------------------- refusals, counts, faults
 def test_what_is_not_implemented_is_refused_naming_the_route(platform: LocalPlatform, project: dl.Project):
     """Documented routes the emulator does not serve answer 501 naming the route; unknown paths
-    404 and known paths with another method 405, both naming the route (never a guess)."""
+    404 and known paths with another method 405, both naming the route (never a guess).
+
+    Source of "documented route": dtlpy 1.126.5 (``repositories/pipelines.py`` ``execute`` posts
+    ``/pipelines/{id}/execute``) and the public OpenAPI description of the REST API
+    (``/api/v1`` paths). The status codes are this emulator's own rule (moto-style refusal,
+    emulator/README.md "Endpoints"): the platform serves these routes."""
     pipeline = project.pipelines.create(pipeline_json=_template(project))
     answer = _raw(platform, "POST", f"/pipelines/{pipeline.id}/execute", json={})
     assert answer.status_code == 501 and "/pipelines/{id}/execute" in answer.json()["message"]
     assert _raw(platform, "GET", "/no/such/thing").status_code == 404
     wrong = _raw(platform, "PUT", "/annotationtasks/query", json={})
     assert wrong.status_code == 405 and "/annotationtasks/query" in wrong.json()["message"]
+
+
+def test_tasks_and_pipelines_are_counted_and_can_be_failed(platform: LocalPlatform, project: dl.Project, dataset):
+    """Counting and fault injection (emulator/README.md, "Test helpers": ``request_counts``,
+    ``fail_next``; this emulator's own tools) also cover annotation tasks and pipelines: a 503 is
+    retried by dtlpy (``services/api_client.py`` retries 501-511), a 404 is not."""
+    item = _upload(dataset, "counted.txt")
+    platform.reset_counts()
+    platform.fail_next("POST", r"^/annotationtasks$", status=503)
+    task = dataset.tasks.create(task_name="counted", items=[item], assignee_ids=["a@b.c"])
+    assert platform.request_counts["POST /annotationtasks"] == 2
+    assert [r.status for r in platform.requests if r.route == "/annotationtasks"] == [503, 200]
+    gets = platform.request_counts["GET /annotationtasks/{id}"]
+    platform.fail_next("GET", r"^/annotationtasks/[0-9a-f]{24}$", status=404)
+    with pytest.raises(dl.exceptions.NotFound):
+        dataset.tasks.get(task_id=task.id)
+    assert dataset.tasks.get(task_id=task.id).id == task.id
+    assert platform.request_counts["GET /annotationtasks/{id}"] == gets + 2
+    platform.fail_next("POST", r"^/pipelines$", status=503)
+    pipeline = project.pipelines.create(pipeline_json=_template(project))
+    assert platform.request_counts["POST /pipelines"] == 2
+    platform.fail_next("POST", r"^/pipelines/[0-9a-f]{24}/install$", status=None, delay_s=0.2)
+    started = time.perf_counter()
+    pipeline.install()
+    assert time.perf_counter() - started >= 0.2
+    assert platform.request_counts["POST /pipelines/{id}/install"] == 1
 
 
 def test_new_routes_are_counted_and_can_be_failed(platform: LocalPlatform, project: dl.Project):

@@ -13,8 +13,9 @@ The source scan walks the ``ast`` of every ``.py`` file in ``main.py``, ``nodes/
 * ``importlib.import_module`` with anything but a string literal.
 
 Allow-list (``ALLOWED``): none at the time of writing. Regular expressions built from user
-input (``re.compile`` in ``emulator/dql.py`` for DQL ``$match``) are not code execution; the
-emulator is a test tool bound to 127.0.0.1.
+input (``re.compile`` of DQL wildcards in ``emulator/dql.py``; ``$match`` patterns are parsed
+there and run by its own automaton) are not code execution; the emulator is a test tool bound
+to 127.0.0.1, and malformed HTTP framing is answered (400 / 413 / 501), never dropped.
 """
 
 from __future__ import annotations
@@ -287,4 +288,82 @@ def test_a_request_without_the_issued_token_is_refused_and_writes_nothing(platfo
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 401
     assert len(platform.store.tables["projects"]) == before
+    assert platform.requests[-1].status == 401 and platform.write_count() == 0
+
+
+# ------------------------------------------------------------------------------ HTTP framing
+def _raw_exchange(platform, head: str, body: bytes = b"", token: bool = True, read_timeout: float = 5.0) -> bytes:
+    """Send one raw HTTP/1.1 request to the local platform; everything answered until it closes."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(platform.url)
+    lines = [head, f"Host: {url.hostname}:{url.port}", "Content-Type: application/json"]
+    if token:
+        lines.append(f"Authorization: Bearer {platform.token}")
+    request = ("\r\n".join(lines) + "\r\n").encode()
+    with socket.create_connection((url.hostname, url.port), timeout=read_timeout) as conn:
+        conn.sendall(request + body)
+        answer = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            answer += data
+    return answer
+
+
+def _status(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1."), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "named"),
+    [
+        ("Content-Length: abc\r\n", b"{}", 400, b"Content-Length"),
+        ("Content-Length: -5\r\n", b"{}", 400, b"Content-Length"),
+        ("Content-Length: 1e3\r\n", b"{}", 400, b"Content-Length"),
+        ("Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n", 400, b"chunk size"),
+        ("Transfer-Encoding: chunked\r\n", b"\r\n", 400, b"chunk size"),
+        ("Transfer-Encoding: gzip\r\n", b"", 501, b"Transfer-Encoding"),
+        ("Content-Length: 999999999999\r\n", b"{}", 413, b"bytes"),
+        ("Transfer-Encoding: chunked\r\n", b"FFFFFFFFFF\r\nxx", 413, b"bytes"),
+    ],
+)
+def test_malformed_http_framing_is_answered_not_dropped(platform, headers, body, status, named):
+    """RFC 9112 §6: a body whose length cannot be read is a framing error; the local platform
+    answers it (400, 413 over ``server.MAX_BODY_BYTES``, 501 an unknown transfer coding, all
+    JSON naming the header) and closes the connection, instead of dropping it without an
+    answer; nothing is written and the request is counted."""
+    before = len(platform.store.tables["projects"])
+    answer = _raw_exchange(platform, "POST /api/v1/projects HTTP/1.1\r\n" + headers.rstrip("\r\n"), b"\r\n" + body)
+    assert _status(answer) == status
+    assert named in answer and b"Connection: close" in answer
+    assert len(platform.store.tables["projects"]) == before and platform.write_count() == 0
+    assert platform.requests[-1].status == status
+
+
+def test_a_well_framed_raw_request_still_works(platform):
+    body = b'{"name": "raw-framing-ok"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    answer = _raw_exchange(
+        platform, "POST /api/v1/projects HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close", b"\r\n" + chunked
+    )
+    assert _status(answer) == 200 and b"raw-framing-ok" in answer
+
+
+def test_the_token_is_checked_before_the_body_is_read(platform):
+    """A client without the token cannot make the server read its body: it announces 100 MB,
+    sends none of it, and is answered 401 at once (the connection then closes)."""
+    import time
+
+    started = time.perf_counter()
+    answer = _raw_exchange(
+        platform, "POST /api/v1/projects HTTP/1.1\r\nContent-Length: 100000000", b"\r\n", token=False, read_timeout=3
+    )
+    assert _status(answer) == 401 and b"Connection: close" in answer
+    assert time.perf_counter() - started < 2.0
     assert platform.requests[-1].status == 401 and platform.write_count() == 0

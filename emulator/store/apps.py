@@ -1,18 +1,6 @@
 """Apps: DPKs published to the app registry (``/app-registry``), apps installed from them in a
-project (``/apps``), FaaS packages (``/packages``) and the commands (``/commands``) the
-platform answers long operations with.
-
-Sources: dtlpy 1.126.5 ``repositories/dpks.py`` (``publish`` packs the code with
-``project.codebases.pack``, an item in the project's ``Binaries`` dataset, then
-``POST /app-registry`` with the manifest; ``get`` by id or ``?name=``), ``repositories/apps.py``
-(``install``: ``POST /apps`` with ``dpkName``, ``dpkVersion``, ``projectId``; an answer without
-``metadata.system.commands.install`` needs no wait), ``repositories/packages.py`` (``push`` /
-``_create``: ``POST /packages``), ``repositories/commands.py`` (``GET /commands/{id}``; a
-command whose ``status`` is ``success`` is done) and ``entities/command.py``; the Dataloop
-developer docs on apps and the manifest (https://developers.dataloop.ai/tutorials/applications/).
-Assumptions: installation finishes at once (status ``Installed``, no services are deployed);
-commands finish when created (``success``, progress 100); a DPK's ``id`` is the version's id
-and ``baseId`` the first version's.
+project (``/apps``), FaaS packages (``/packages``) and the commands (``/commands``) the platform
+answers long operations with. Sources and assumptions: emulator/README.md, "Sources by module".
 """
 
 from __future__ import annotations

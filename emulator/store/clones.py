@@ -1,17 +1,7 @@
 """Copies and exports of dataset content: dataset clone (``POST /datasets/{id}/clone``), item
 clone (``POST /items/{id}/clone``) and the JSON export (``POST /datasets/{id}/export``) that
-``dataset.download_annotations`` and the annotation options of ``items.download`` read.
-
-Sources: dtlpy 1.126.5 ``repositories/datasets.py`` (``clone``: body ``{name, filter,
-cloneDatasetParams: {withItemsAnnotations, withMetadata, targetDirectory[, targetDatasetId]}}``,
-answered with a command whose ``spec.returnedModelId`` is the new dataset's id; ``_export``:
-``POST /datasets/{id}/export`` with ``itemsQuery`` and ``annotations.include``, a command whose
-``spec.outputItemId`` is an item holding the JSON list of item documents, each with its
-``annotations``), ``repositories/items.py`` (``clone``: ``{targetDatasetId, remoteFileName,
-metadata, cloneDatasetParams, allowMany}``, ``spec.returnedModelId`` a list of item ids).
-Assumptions: copies keep the items' bytes, names and directories (under ``targetDirectory``)
-and, when asked, their metadata (``metadata.system`` refs to tasks dropped) and annotations;
-the export file is an item of the project's hidden ``Binaries`` dataset under ``/.exports``.
+``dataset.download_annotations`` reads. Sources and assumptions: emulator/README.md, "Sources
+by module".
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
 """Feature sets (``/features/sets``) and feature vectors (``/features/vectors``): a set names a
 vector space of one ``size`` over one entity type; a vector holds one entity's values in a set.
-
-Sources: dtlpy 1.126.5 ``repositories/feature_sets.py`` (``create``: ``POST /features/sets``
-with ``name``, ``size``, ``type``, ``project``, ``modelId``, ``entityType``, answered with a
-list holding the new set; ``get`` by id or by name through ``POST /features/sets/query``;
-``delete``), ``repositories/features.py`` (``create``: ``POST /features/vectors`` with a list of
-``{entityId, value, datasetId, project, featureSetId[, version, parentId]}``, answered with
-the list of vectors; ``list``: ``POST /features/vectors/query`` filtered by ``featureSetId``,
-``entityId``, ``datasetId``, with ``context.projects``), ``entities/feature_set.py``
-(``FeatureEntityType``: item, annotation, dataset) and ``entities/feature.py``; the Dataloop
-docs "Feature Vectors" (https://developers.dataloop.ai/tutorials/data_management/feature_vectors/).
-Assumptions: a vector's length must equal its set's ``size`` (400), and a set name is unique
-in a project (409); the platform's own texts are not documented.
+Sources and assumptions: emulator/README.md, "Sources by module".
 """
 
 from __future__ import annotations

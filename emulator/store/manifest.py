@@ -1,16 +1,8 @@
 """The checks ``POST /app-registry`` makes on an app manifest (``dataloop.json``) before it
 publishes a DPK: the top-level fields, the component keys, and that what components reference
-exists (modules' compute configs, ``pipelineNodes`` ``invoke`` namespaces and panels, pod types).
-
-Sources: the Dataloop developer docs, "Manifest" / "Application Manifest"
-(https://developers.dataloop.ai/tutorials/applications/ : ``name``, ``version``, ``components``
-with ``panels``, ``modules``, ``services``, ``triggers``, ``pipelineNodes``, ``toolbars``,
-``models``, ``computeConfigs``, ``channels``, ``pipelineTemplates``, ``integrations``; a
-pipeline node invokes ``"<service or compute config>.<module>.<function>"``); dtlpy 1.126.5
-``entities/dpk.py`` (``Components``: the same keys, ``PipelineNode.invoke``,
-``DpkComputeConfig``) and ``entities/service.py`` (``InstanceCatalog``: the pod types).
-Assumption (undocumented): the server refuses the whole manifest with 400 on the first
-problem, naming the field; the real message text is not documented.
+exists (modules' compute configs, ``pipelineNodes`` ``invoke`` namespaces, panels, pod types).
+Refused with 400 on the first problem, naming the field (assumption). Sources:
+emulator/README.md, "Sources by module".
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
-"""Models (``/ml/models``): created in a project from a package (name unique per project),
-read, cloned (asynchronously), patched, deleted and queried.
-
-Sources: dtlpy 1.126.5 ``repositories/models.py`` (``create`` always sends ``packageId``, the
-DPK's id, so a model comes from a package; ``clone``: ``POST /ml/models/{id}/clone`` then, with
-``wait=True``, ``wait_for_model_ready`` polls ``GET /ml/models/{id}`` while the status is
-``cloning``), ``entities/model.py`` (``ModelStatus``: the status enum below).
-
-Clone, what is documented (dtlpy ``models.clone`` docstring): ``configuration`` "if passed
-replaces the current configuration" (dtlpy sends the source's configuration updated with it),
-``status`` / ``scope`` / ``labels`` / ``description`` / ``tags`` / ``projectId`` / ``datasetId``
-set the new model's, and the train / validation filters go to ``metadata.system.subsets``.
-Assumptions (undocumented, in emulator/README.md): the answer says ``cloning`` and the copy
-ends when read ``clone_polls + 1`` times (or listed after that); the clone keeps the source's
-other metadata (deep-merged with what is sent; each ``metadata.system`` key sent replaces the
-source's), its artifacts (as references, not copied files), ``packageId``, ``app``,
-``moduleName``; ``metadata.system.clonedFrom`` names the source; the status sent, else
-``created``.
+"""Models (``/ml/models``): created in a project from a package (name unique per project), read,
+cloned (asynchronously), patched, deleted and queried. Sources, what a clone copies and the
+assumptions: emulator/README.md ("Endpoints", "Sources by module").
 """
 
 from __future__ import annotations

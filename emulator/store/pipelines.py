@@ -1,22 +1,9 @@
 """Pipelines (``/pipelines``) and their executions (``/executions``, ``/query/faas``).
 
-A pipeline is created from its JSON (``project.pipelines.create(pipeline_json=...)``), checked
-the way it must be to run (nodes with unique ids, connections and start nodes that name existing
-nodes and ports, variables with unique names), queried, read, updated, installed / paused and
-deleted. Executions are what the platform records when a node runs; here only
-``LocalPlatform.make_context`` makes them (there is no runtime), and they are read and listed.
-
-Sources: dtlpy 1.126.5 ``repositories/pipelines.py`` (``create``: ``POST /pipelines``;
-``install``: ``POST /pipelines/{id}/install``; ``pause``: ``/uninstall``; ``list``:
-``POST /pipelines/query``; ``update``: ``PATCH /pipelines/{id}``), ``entities/pipeline.py``
-(``CompositionStatus``: Created, Installed, ...; ``from_json`` reads ``nodes``, ``connections``
-``{src, tgt: {nodeId, portId}}``, ``startNodes``, ``variables``), ``entities/node.py`` (ports
-``portId``), ``repositories/executions.py`` (``get``: ``GET /executions/{id}``; ``list``:
-``POST /query/faas`` with ``resource: executions``) and ``entities/execution.py``; the Dataloop
-docs on pipelines (https://developers.dataloop.ai/tutorials/pipelines/).
-Assumptions (undocumented): install checks only the graph (it does not deploy or check the
-services or apps that nodes name, and triggers never fire); a pipeline name is unique in a
-project (409); the exact error texts.
+A pipeline is created from its JSON, its graph checked (unique node ids, connections and start
+nodes naming existing nodes and ports, unique variable names), queried, read, updated,
+installed / paused and deleted. Executions are recorded by ``LocalPlatform.make_context`` (no
+runtime) and read and listed. Sources and assumptions: emulator/README.md, "Sources by module".
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """DQL queries: pages of a dataset's items or annotations (``POST /datasets/{id}/query``, with
 joins, ``intersect`` / ``except``, bulk update and bulk delete) and of small tables (datasets,
-models, metrics).
-
-A page costs ``O(log n + page size)``: dtlpy's keyset bound (``{"id": {"$gt": last}}``) is
-found with :mod:`bisect` in the dataset's sorted ids, and the full match list of a query (for
-``totalItemsCount``) is cached per dataset until the next write to that dataset.
-
-Sources: the DQL body (``resource``, ``filter``, ``sort``, ``page``, ``pageSize``, ``join``,
-``update``, ``delete``) https://dataloop.ai/docs/api-dql and https://docs.dataloop.ai/docs/api-dql;
-``join`` https://docs.dataloop.ai/docs/dql-operators and ``dtlpy/entities/filters.py``
-(``add_join``: items join annotations on ``itemId``, annotations join items on ``id``);
-``intersect`` / ``except`` the DQL cookbook (dtlpy-documentation,
-``tutorials/data_management/dataloop_query_language/more_examples/chapter.md``).
+models, metrics, ...). A page costs ``O(log n + page size)`` once a query's match list is
+cached (per dataset, until its next write). Sources and assumptions: emulator/README.md,
+"Queries" and "Sources by module".
 """
 
 from __future__ import annotations
@@ -119,27 +110,30 @@ class QueriesMixin(StoreBase):
         shape = json.dumps(
             {k: body.get(k) for k in ("join", "intersect", "except")}, sort_keys=True, default=str
         )  # part of the match-cache key: the same filter with another join is another query
-        with self.lock:
-            index = self._index(dataset_id)
-            if resource == "items":
-                ids, table = index.item_ids, self.tables["items"]
-            else:
-                ids, table = index.annotation_ids, self.tables["annotations"]
-            predicate = self._bind(index, resource, query)
-            scan = _Scan(index, resource, ids, table, rest, shape, predicate)
-            if "update" in body or body.get("delete") is True:
-                matched = [table[i] for i in _all_matches(scan, bounds)]
-                if "update" in body:
-                    return self._bulk_update(index, resource, matched, body)
-                return self._bulk_delete(index, resource, matched)
-            descending = bool(sort_keys) and id_only and sort_keys[0][1]
-            if sort_keys and not id_only:
-                if page_size == 0:  # a count: no need to sort
-                    return _page_answer([], len(_all_matches(scan, bounds)), page_size, encoded)
-                matched_ids = _sorted_matches(scan, bounds, sort_keys)
-                chosen = matched_ids[page * page_size : (page + 1) * page_size + 1]
-                return _page_answer([table[i] for i in chosen], len(matched_ids), page_size, encoded)
-            return _lazy_page(scan, bounds, page, page_size, descending, encoded)
+        try:  # a $match over its work budget on some value: 400, before anything is written
+            with self.lock:
+                index = self._index(dataset_id)
+                if resource == "items":
+                    ids, table = index.item_ids, self.tables["items"]
+                else:
+                    ids, table = index.annotation_ids, self.tables["annotations"]
+                predicate = self._bind(index, resource, query)
+                scan = _Scan(index, resource, ids, table, rest, shape, predicate)
+                if "update" in body or body.get("delete") is True:
+                    matched = [table[i] for i in _all_matches(scan, bounds)]
+                    if "update" in body:
+                        return self._bulk_update(index, resource, matched, body)
+                    return self._bulk_delete(index, resource, matched)
+                descending = bool(sort_keys) and id_only and sort_keys[0][1]
+                if sort_keys and not id_only:
+                    if page_size == 0:  # a count: no need to sort
+                        return _page_answer([], len(_all_matches(scan, bounds)), page_size, encoded)
+                    matched_ids = _sorted_matches(scan, bounds, sort_keys)
+                    chosen = matched_ids[page * page_size : (page + 1) * page_size + 1]
+                    return _page_answer([table[i] for i in chosen], len(matched_ids), page_size, encoded)
+                return _lazy_page(scan, bounds, page, page_size, descending, encoded)
+        except dql.DQLError as error:
+            raise ApiError(400, f"invalid DQL: {error}") from None
 
     def _bind(self, index: DatasetIndex, resource: str, query: _Query) -> Callable[[Mapping[str, Any]], bool]:
         """The compiled query as one predicate over the dataset's documents (caller holds the lock).
@@ -221,14 +215,17 @@ class QueriesMixin(StoreBase):
             raise ApiError(400, f"invalid DQL: {error}") from None
         except RecursionError:
             raise ApiError(400, "invalid DQL: the filter is nested too deeply") from None
-        with self.lock:
-            start, stop = start_position(ids, bounds)
-            docs = [table[i] for i in ids[start:stop] if predicate(table[i])]
-            if sort_keys and not id_only:
-                docs = dql.sort_documents(docs, sort_keys)
-            elif sort_keys and sort_keys[0][1]:
-                docs = docs[::-1]
-            return _page_answer(docs[page * page_size : (page + 1) * page_size + 1], len(docs), page_size, encoded)
+        try:  # a $match over its work budget on some value: 400
+            with self.lock:
+                start, stop = start_position(ids, bounds)
+                docs = [table[i] for i in ids[start:stop] if predicate(table[i])]
+                if sort_keys and not id_only:
+                    docs = dql.sort_documents(docs, sort_keys)
+                elif sort_keys and sort_keys[0][1]:
+                    docs = docs[::-1]
+                return _page_answer(docs[page * page_size : (page + 1) * page_size + 1], len(docs), page_size, encoded)
+        except dql.DQLError as error:
+            raise ApiError(400, f"invalid DQL: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,7 @@
 """Annotation tasks (``/annotationtasks``): created on a dataset from an item query, items added
-to them, read and listed. A task's items carry a ``{"type": "task", "id": <task id>}`` entry in
-``metadata.system.refs``, which is how the platform's DQL finds a task's items.
-
-Sources: dtlpy 1.126.5 ``repositories/tasks.py`` (``create``: ``POST /annotationtasks`` with
-``name``, ``query`` (a JSON string of an item filter), ``datasetId``, ``projectId``,
-``recipeId``, ``taskOwner``, ``spec.type`` in annotation / qa, ``dueDate`` in ms; the answer is a
-command whose ``spec.createdTaskId`` dtlpy then gets with ``GET /annotationtasks/{id}``;
-``add_items``: ``POST /annotationtasks/{id}/addToTask`` with ``query``, answered with a command;
-``list``: ``POST /annotationtasks/query``), ``entities/task.py`` and ``entities/filters.py``
-(the ``metadata.system.refs`` task reference); the Dataloop docs on tasks
-(https://developers.dataloop.ai/tutorials/task_workflows/).
-Assumptions: tasks have no assignments (no annotators are simulated: ``assignmentIds`` stays
-empty unless sent), the command finishes at once, and task names are unique per project (409).
+to them, read and listed; a task's items carry ``{"type": "task", "id": <task id>}`` in
+``metadata.system.refs``, which is how DQL finds them. Sources and assumptions:
+emulator/README.md, "Sources by module".
 """
 
 from __future__ import annotations
