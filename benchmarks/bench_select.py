@@ -34,8 +34,10 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import pathlib
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -47,6 +49,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# dtlpy reads DATALOOP_PATH (cookie, log files) once, at import: a temporary folder, not ~/.dataloop.
+os.environ.setdefault("DATALOOP_PATH", tempfile.mkdtemp(prefix="dtlpy-home-"))
+
+import dtlpy as dl  # noqa: E402  (before logging is configured: importing dtlpy sets its own log levels)
+
+import main as service  # noqa: E402
+from emulator import LocalPlatform, RecordingProgress, make_labels  # noqa: E402
 from nodes.select_for_labeling.config import SelectionConfig  # noqa: E402
 from nodes.select_for_labeling.node import read_annotation_page  # noqa: E402
 from nodes.select_for_labeling.select import select_pool  # noqa: E402
@@ -147,14 +156,7 @@ def run_pure(n_items: int, per_item: int, kind: str, budget: int) -> dict:
 
 
 def run_platform(n_items: int, budget: int) -> dict:
-    import dtlpy as dl  # noqa: F401  (imported after the emulator set DATALOOP_PATH)
-
-    import main
-    from emulator import LocalPlatform, RecordingProgress, make_labels
-
     with LocalPlatform() as platform:
-        import dtlpy as dl
-
         project = dl.projects.create(project_name="bench-select")
         dataset = project.datasets.create(dataset_name="pool", labels=make_labels(LABELS))
         model = platform.create_model(project, "resnet", dataset=dataset)
@@ -179,7 +181,7 @@ def run_platform(n_items: int, budget: int) -> dict:
         context = platform.make_context(execution_id="bench-exec", project=project)
         platform.reset_counts()
         start = time.perf_counter()
-        items = main.ServiceRunner().select_items(
+        items = service.ServiceRunner().select_items(
             model=model,
             dataset=dataset,
             selection_config={"budget": budget, "diversity": "cluster"},
@@ -195,7 +197,7 @@ def run_platform(n_items: int, budget: int) -> dict:
         n_annotations = n_items * len(LABELS)
         bound = math.ceil(n_annotations / 1000) + math.ceil(n_items / 1000) + bulk_writes + 1
         platform.reset_counts()
-        main.ServiceRunner().select_items(
+        service.ServiceRunner().select_items(
             model=model, dataset=dataset, selection_config={"budget": budget, "diversity": "cluster"}, context=context
         )
         rerun_writes = platform.write_count()
@@ -223,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-platform", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("dtlpy").setLevel(logging.WARNING)
+    for name in ("dtlpy", "emulator", "nodes"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     ok = True
     print(f"pure part: {args.items:,} pool items, budget {args.budget:,}, diversity cluster, strategy margin")
     for kind, per_item in (("class", 10), ("box", 5)):

@@ -204,6 +204,19 @@ def test_training_metric_checks_read_every_page_sorted_by_x(platform, project, d
     assert "'box_loss'/'val'" in message and "'mAP50(B)'/'metrics'" in message
 
 
+def test_a_refused_metrics_query_is_an_error_naming_it_not_no_metrics(platform, project, dataset):
+    """dtlpy's ``model.metrics.list`` reads a 400 as "no samples"; the node raises, naming the query."""
+    previous, new = _models(platform, project, dataset)
+    for model in (previous, new):
+        model.metrics.create(samples=[dl.PlotSample("box_loss", "val", 0, 1.0)], dataset_id=dataset.id)
+    config = {"checks": [{"type": "plot", "legend": "val", "figure": "box_loss", "maximize": False}]}
+    platform.fail_next("POST", r"/ml/metrics/query", status=400)
+    platform.reset_counts()
+    with pytest.raises(RuntimeError, match=r"the platform refused the metrics query .*modelId"):
+        _compare(previous, new, None, config=config)
+    assert platform.write_count() == 0
+
+
 def test_errors_write_nothing(platform, project, dataset):
     previous, new = _models(platform, project, dataset)
     ids = seed_detections(platform, dataset, 10, [(previous, 0.9)], seed=3)

@@ -243,6 +243,31 @@ def test_other_platform_errors_propagate_with_context(platform, project, items):
     assert [m.name for m in project.models.list().all()] == ["base"]
 
 
+def test_a_refused_execution_lookup_is_an_error_naming_the_query_not_no_model(platform, project, items):
+    """dtlpy's ``project.models.list`` reads a 400 as "no models" and the node would clone again."""
+    dataset = items
+    base_model = _base_model(platform, project, dataset)
+    context = platform.make_context({"modelName": "v2"}, "exec-400", project)
+    platform.fail_next("POST", r"/ml/models/query", status=400)
+    platform.reset_counts()
+    with pytest.raises(
+        RuntimeError, match=r"execution exec-400 failed: .?the platform refused the models query .*tags"
+    ):
+        _run(base_model, dataset, context)
+    assert platform.write_count() == 0 and platform.request_counts[CLONE] == 0
+    assert platform.request_counts[MODELS_QUERY] == 1
+
+
+def test_a_refused_name_lookup_is_an_error_naming_the_query_not_free_names(platform, project, items):
+    dataset = items
+    base_model = _base_model(platform, project, dataset)
+    platform.fail_next("POST", r"/ml/models/query", status=400)
+    platform.reset_counts()
+    with pytest.raises(RuntimeError, match=r"looking up model names .*the platform refused the models query .*name"):
+        _run(base_model, dataset, None)  # outside a pipeline no execution is looked up: the names query is first
+    assert platform.write_count() == 0 and platform.request_counts[CLONE] == 0
+
+
 def test_an_empty_train_subset_creates_nothing(platform, project, items):
     dataset = items
     base_model = _base_model(platform, project, dataset)

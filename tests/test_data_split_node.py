@@ -253,3 +253,14 @@ def test_a_missing_item_is_a_value_error_naming_item(platform, project, item):
     with pytest.raises(ValueError, match=r"^item: .* is not a dl\.Item"):
         main.ServiceRunner().data_split(item=item, progress=RecordingProgress(), context=context)
     assert platform.write_count() == 0
+
+
+def test_a_refused_annotation_listing_is_an_error_naming_the_query_not_no_annotations(platform, project, dataset):
+    """dtlpy's ``item.annotations.list`` reads a 400 as "no annotations": predictions would stay predictions."""
+    item = new_item(platform, dataset)
+    annotate(item, 3, with_model=3)
+    platform.fail_next("POST", r"/datasets/[^/]+/query", status=400)
+    with pytest.raises(RuntimeError, match=r"the platform refused the annotations query .*itemId"):
+        run(platform, project, item)
+    assert platform.write_count() == 0
+    assert model_carriers(platform, dataset) == 3

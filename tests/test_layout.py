@@ -1,6 +1,6 @@
 """The repository's layout rules (CONTRIBUTING.md): one package per node, no import circles,
-``nodes/`` independent of the demo, the local platform and ``main``, and every node module's
-doctests run as part of the suite."""
+``nodes/`` independent of the demo, the local platform and ``main``, short module docstrings, and
+every node module's doctests run as part of the suite."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TOP_PACKAGES = ("main", "nodes", "demo", "emulator", "benchmarks", "tools")
+TOP_PACKAGES = ("main", "nodes", "demo", "emulator", "benchmarks", "tools", "tests")
+#: Longest module docstring, in lines (issue 17: what the module is for in a few lines; the history
+#: of decisions belongs in commits and docs/).
+MAX_DOCSTRING_LINES = 12
 
 
 def _module_name(path: Path) -> str:
@@ -25,7 +28,7 @@ def _module_name(path: Path) -> str:
 
 def _source_files() -> list[Path]:
     files = [ROOT / "main.py"]
-    for package in ("nodes", "demo", "emulator"):
+    for package in ("nodes", "demo", "emulator", "benchmarks", "tools", "tests"):
         files += sorted((ROOT / package).rglob("*.py"))
     return files
 
@@ -98,6 +101,25 @@ def test_nodes_never_import_demo_emulator_or_main():
         if name.startswith("nodes")
     }
     assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_the_graph_covers_benchmarks_tools_and_tests():
+    graph = _graph()
+    assert "main" in graph["benchmarks.bench_select"]
+    assert any(name.startswith("tools.") for name in graph)
+    assert "main" in graph["tests.test_manifest"]
+
+
+@pytest.mark.parametrize("package", ["nodes", "emulator", "demo"])
+def test_module_docstrings_are_a_few_lines(package):
+    """A module docstring says what the module is for; the reasoning lives in docs/ and commits."""
+    long = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False)
+        lines = len(docstring.strip("\n").splitlines()) if docstring else 0
+        if lines > MAX_DOCSTRING_LINES:
+            long[str(path.relative_to(ROOT))] = lines
+    assert long == {}, f"module docstrings over {MAX_DOCSTRING_LINES} lines: {long}"
 
 
 def test_main_never_imports_demo():

@@ -9,7 +9,7 @@ import copy
 import dtlpy as dl
 import pytest
 
-from nodes.common.paging import count_matches, json_pages
+from nodes.common.paging import build_entities, count_matches, json_pages, offset_pages
 
 QUERY = "POST /datasets/{id}/query"
 TEST = {"system": {"tags": {"test": True}}}
@@ -178,18 +178,39 @@ def test_custom_filter_sort_gets_an_id_tie_break(platform, dataset, seeded, monk
 @pytest.mark.parametrize("custom", [False, True])
 def test_a_refused_query_is_an_error_naming_it_not_an_empty_listing(platform, dataset, seeded, custom):
     """dtlpy's paged list logs a 400 and returns an empty page; json_pages raises, naming the query."""
-    condition = {"name": {"$match": "^(a+)+$"}}  # refused by the platform (400)
     if custom:
-        filters = dl.Filters(custom_filter={"filter": condition})
+        filters = dl.Filters(custom_filter={"filter": {"name": {"$match": "^a.*$"}}})
     else:
         filters = dl.Filters()
-        filters.add(field="name", values="^(a+)+$", operator=dl.FiltersOperations.MATCH)
+        filters.add(field="name", values="^a.*$", operator=dl.FiltersOperations.MATCH)
+    platform.fail_next("POST", r"/datasets/[^/]+/query", status=400)
     assert list(dataset.items.list(filters=filters).all()) == []  # what dtlpy alone would say
-    with pytest.raises(RuntimeError, match=r"the platform refused the items query .*\^\(a\+\)\+\$.*refused"):
+    platform.fail_next("POST", r"/datasets/[^/]+/query", status=400)
+    with pytest.raises(RuntimeError, match=r"the platform refused the items query .*\^a\.\*\$.*injected failure"):
         list(json_pages(dataset.items, filters))
+    platform.fail_next("POST", r"/datasets/[^/]+/query", status=400)
     with pytest.raises(RuntimeError, match=r"refused the items query"):
         count_matches(dataset.items, filters)
     assert platform.requests[-1].status == 400
+
+
+def test_offset_pages_sends_dtlpys_requests_and_raises_on_a_refused_query(platform, project, dataset):
+    """Models are paged by offset as dtlpy's ``project.models.list`` pages them; a 400 names the query."""
+    for n in range(5):
+        platform.create_model(project, f"m{n}", dataset=dataset)
+    filters = dl.Filters(resource=dl.FiltersResource.MODEL, page_size=2)
+    filters.add(field="projectId", values=project.id)
+    platform.reset_counts()
+    pages = list(offset_pages(project.models, filters, page_size=None))
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sorted(m.name for p in pages for m in build_entities(project.models, p)) == [f"m{n}" for n in range(5)]
+    assert platform.request_counts["POST /ml/models/query"] == 3  # what dtlpy's iteration sends
+    assert filters.page == 0 and filters.page_size == 2  # untouched
+    platform.fail_next("POST", r"/ml/models/query", status=400)
+    with pytest.raises(RuntimeError, match=r"the platform refused the models query .*projectId"):
+        list(offset_pages(project.models, filters))
+    with pytest.raises(ValueError, match="structured filter"):
+        list(offset_pages(project.models, dl.Filters(resource=dl.FiltersResource.MODEL, custom_filter={"filter": {}})))
 
 
 def test_count_matches(platform, dataset, seeded, monkeypatch):

@@ -384,3 +384,33 @@ def test_pool_dql_the_platform_rejects_is_a_value_error(platform, project, datas
     with pytest.raises(ValueError, match=r"selection_config.pool: the platform rejected the pool DQL"):
         _select(model, dataset, {"budget": 2, "pool": {"filter": {"dir": "/incoming"}}})
     assert platform.write_count() == 0
+
+
+def test_a_pool_query_with_paging_and_sort_keys_is_listed_with_the_nodes_own(
+    platform, project, dataset, model, monkeypatch
+):
+    """``resource``, ``sort``, ``page``, ``pageSize`` in a pool are accepted and replaced by the node's."""
+    from nodes.select_for_labeling import list_pool_items
+
+    ids = sorted(seed_pool(platform, dataset, model, 7, prefix="p"))
+    sent = []
+    original = dataset.items._list
+
+    def spy(filters):
+        sent.append(json.loads(json.dumps(filters.prepare())))
+        return original(filters=filters)
+
+    monkeypatch.setattr(dataset.items, "_list", spy)
+    pool = {
+        "filter": {"dir": "/"},
+        "resource": "annotations",
+        "sort": {"filename": "descending"},
+        "page": 3,
+        "pageSize": 2,
+    }
+    docs = list_pool_items(dataset, pool)
+    assert [d["id"] for d in docs] == ids  # every item, by id, from the first page
+    assert [(b["resource"], b["sort"], b["page"], b["pageSize"]) for b in sent] == [
+        ("items", {"id": "ascending"}, 0, 1000)
+    ]
+    assert pool["pageSize"] == 2 and pool["sort"] == {"filename": "descending"}  # the caller's dict is untouched

@@ -1,9 +1,8 @@
-"""The running pipeline node's config: ``context.node.metadata["customNodeConfig"]``.
+"""What a node reads from its execution's context: its config and the execution id.
 
-Every node reads its config the same way, at its edge: the platform stores a custom node's
-config under ``customNodeConfig`` of the node's metadata, and ``dl.Context.node`` resolves the
-pipeline (``GET /pipelines/{id}``) on first access. Outside a pipeline (no context, or a context
-without a node) there is no config and each node falls back to its defaults.
+The platform stores a custom node's config under ``customNodeConfig`` of the node's metadata;
+``dl.Context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access. Outside a
+pipeline there is no config and each node falls back to its defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 #: Where the platform keeps a custom pipeline node's config, in the node's metadata.
 CONFIG_FIELD = "customNodeConfig"
 
-__all__ = ["CONFIG_FIELD", "node_config_from_context"]
+__all__ = ["CONFIG_FIELD", "execution_id_of", "node_config_from_context"]
 
 
 def node_config_from_context(
@@ -61,3 +60,16 @@ def node_config_from_context(
         return None
     metadata = getattr(node, "metadata", None)
     return metadata.get(CONFIG_FIELD) if isinstance(metadata, Mapping) else None
+
+
+def execution_id_of(context: Any) -> str | None:
+    """The execution id of ``context`` as a string, or ``None`` (no context, or none set).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> execution_id_of(SimpleNamespace(execution_id="65f0")), execution_id_of(None)
+    ('65f0', None)
+    """
+    value = getattr(context, "execution_id", None) if context is not None else None
+    return str(value) if value else None

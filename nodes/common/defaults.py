@@ -1,9 +1,7 @@
 """Packaged defaults: the JSON files under ``pipeline_configs/``.
 
-Paths are resolved relative to this package, never the current directory (the original
-app opened ``pipeline_configs/...`` relative to the CWD and crashed elsewhere). Every
-loader returns a fresh copy, so callers may modify what they get without touching the
-defaults of the next call.
+Paths are resolved relative to this package, never the current directory. Every loader returns a
+fresh copy, so callers may modify what they get without touching the next call's defaults.
 """
 
 from __future__ import annotations

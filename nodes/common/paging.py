@@ -1,16 +1,11 @@
-"""Raw-JSON paging over a dtlpy listing (the edge every node lists through).
+"""Raw-JSON paging over dtlpy listings (the edge every node lists through).
 
-dtlpy's ``repository.list`` builds an entity per document (``dl.Item``, ``dl.Annotation``), which
-costs ~1.5 ms each and dominates the time of listing a large dataset. :func:`json_pages` sends the
-same ``POST /datasets/{id}/query`` requests, one per page, and yields the documents as the server
-returned them. It uses the repository's private ``_list`` (dtlpy 1.126.5 is pinned in
-requirements.txt; re-check this module when upgrading).
-
-Nothing here depends on the platform's default order (type, then newest first:
-https://docs.dataloop.ai/docs/api-dql): every request carries an explicit sort. And a query the
-platform refuses (HTTP 400) is an error naming the query: dtlpy's own paged ``list`` logs a
-``BadRequest`` and returns an empty page (``dtlpy/entities/paged_entities.py``, ``get_page``),
-which a caller would read as "no items match".
+:func:`json_pages` sends dtlpy's ``POST /datasets/{id}/query`` requests (items, annotations,
+features) with an explicit sort and yields the documents without building entities;
+:func:`offset_pages` does the same for the project-level queries dtlpy pages by offset
+(``/ml/models/query``, ``/ml/metrics/query``). A query the platform refuses (HTTP 400) is an
+error naming the query, where dtlpy's paged ``list`` logs it and returns an empty page. Uses the
+repositories' private ``_list`` (dtlpy 1.126.5 is pinned; re-check when upgrading).
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ MAX_PAGE_SIZE = 1000
 #: Explicit order of offset-paged (``custom_filter``) requests, and their tie-break.
 ID_ORDER = {"id": "ascending"}
 
-__all__ = ["ID_ORDER", "MAX_PAGE_SIZE", "count_matches", "json_pages"]
+__all__ = ["ID_ORDER", "MAX_PAGE_SIZE", "build_entities", "count_matches", "json_pages", "offset_pages"]
 
 
 def _check_page_size(page_size: Any) -> int:
@@ -108,6 +103,68 @@ def json_pages(repository: Any, filters: Any, page_size: int | None = MAX_PAGE_S
         last_id = docs[-1]["id"]
 
 
+def offset_pages(repository: Any, filters: Any, page_size: int | None = None) -> Iterator[list[dict]]:
+    """EDGE. Page a project-level listing by offset, as dtlpy does, and yield each page's raw JSON.
+
+    For the resources dtlpy's ``PagedEntities`` pages by offset (models: ``POST /ml/models/query``,
+    metrics: ``POST /ml/metrics/query``; ``repositories/models.py`` ``_list``). The requests are
+    the ones dtlpy's ``list`` sends (``filters.prepare()`` with ``page`` 0, 1, ... while
+    ``hasNextPage``), one per page, minus the filter clauses its ``list`` adds: put those
+    (``projectId`` for ``project.models``, ``modelId`` for ``model.metrics``) in ``filters``.
+
+    Parameters
+    ----------
+    repository : dtlpy repository
+        ``project.models`` or ``model.metrics`` (anything with dtlpy's ``_list(filters)``).
+    filters : dtlpy.Filters
+        A structured filter (not ``custom_filter``); never modified.
+    page_size : int or None
+        Documents per request, 1 to 1000; ``None`` keeps ``filters.page_size``.
+
+    Yields
+    ------
+    list of dict
+        The non-empty pages, in the platform's order.
+
+    Raises
+    ------
+    ValueError
+        ``page_size`` out of range, or ``filters`` is a ``custom_filter``.
+    RuntimeError
+        The platform refused the query (HTTP 400; the message names the query), or dtlpy
+        answered ``None``.
+
+    Examples
+    --------
+    >>> # filters = dl.Filters(resource=dl.FiltersResource.METRICS); filters.add(field="modelId", values=model.id)
+    >>> # samples = [doc for page in offset_pages(model.metrics, filters) for doc in page]
+    """
+    base = copy.deepcopy(filters)
+    if base.custom_filter is not None:
+        raise ValueError("filters: offset_pages takes a structured filter; page a custom_filter with json_pages")
+    base.page_size = _check_page_size(base.page_size if page_size is None else page_size)
+    page = 0
+    while True:
+        request = copy.deepcopy(base)
+        request.page = page
+        docs, has_next = _request_page(repository, request)
+        if docs:
+            yield docs
+        if not docs or not has_next:
+            return
+        page += 1
+
+
+def build_entities(repository: Any, docs: list[dict]) -> list[Any]:
+    """EDGE (no request). dtlpy entities of listed ``docs``, built as the repository's ``list`` builds them.
+
+    Examples
+    --------
+    >>> # models = [m for page in offset_pages(project.models, filters) for m in build_entities(project.models, page)]
+    """
+    return list(repository._build_entities_from_response(response_items=list(docs)))
+
+
 def _after(body: dict, last_id: str) -> dict:
     """The request body of the page after ``last_id``: the whole filter AND ``id > last_id``.
 
@@ -170,7 +227,7 @@ def describe_query(body: dict) -> str:
 
 
 def _request_page(repository: Any, request: Any) -> tuple[list[dict], bool]:
-    """EDGE. One ``POST /datasets/{id}/query``: the documents and whether more pages follow."""
+    """EDGE. One query request: the documents and whether more pages follow."""
     answer = _send(repository, request)
     return list(answer.get("items") or []), bool(answer.get("hasNextPage"))
 

@@ -1,15 +1,11 @@
 """Compare Models pipeline edge: list from the platform, decide, store the report.
 
 ``run_node`` (called by ``main.ServiceRunner.compare_models``) validates the config, lists what
-the votes need through dtlpy, decides (``compare``, read only) and stores the report on the new
-model with one update request (``store_report``), tagging the decision when the node's
-``customNodeConfig.itemMetadata`` is set. Bad input raises ``ValueError`` before any write.
-
-Listing is dataset level and paged (1,000 a page): one items query for the test-subset ids,
-then one annotation query for ground truth and the two models' predictions joined with the
-test-subset item filter. Requests are ``ceil(test items / 1000) + ceil(listed annotations /
-1000)`` (+1 per listing when a page boundary falls on the end), independent of annotations per
-item. Both listings come as raw JSON pages (``nodes.common.paging.json_pages``).
+the votes need as raw JSON pages (``nodes.common.paging``: the test-subset item ids, then one
+annotation query for ground truth and both models' predictions joined with the test subset, and
+each model's metric samples), decides (``compare``, read only) and stores the report on the new
+model with one update. Requests do not grow with annotations per item (docs/nodes.md). Bad input
+raises ``ValueError`` before any write.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ import pandas as pd
 from nodes.common.context import node_config_from_context
 from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
-from nodes.common.paging import json_pages
+from nodes.common.paging import json_pages, offset_pages
 from nodes.compare_models.config import CompareConfig
 from nodes.compare_models.records import annotation_tables, read_annotations, samples_frame, skipped_summary
 from nodes.compare_models.report import DISCARD, UPDATE_MODEL, Comparison, ComparisonReport, updated_metadata
@@ -43,7 +39,11 @@ PAGE_SIZE = 1000
 
 
 def _pages(paged: Any) -> Iterator[list]:
-    """Every page of a dtlpy ``PagedEntities``, without re-fetching the first one."""
+    """Every page of a dtlpy ``PagedEntities``, without re-fetching the first one.
+
+    Not used by the node (its listings go through ``nodes.common.paging``); kept for the entity
+    listing that ``benchmarks/bench_compare.py`` measures as its reference.
+    """
     yield paged.items
     while paged.has_next_page:
         paged.next_page()
@@ -53,7 +53,11 @@ def _pages(paged: Any) -> Iterator[list]:
 
 
 def list_metric_samples(model: Any) -> pd.DataFrame:
-    """EDGE. All pages of ``model.metrics`` as a DataFrame ``figure, legend, x, y``.
+    """EDGE. All pages of the model's metric samples as a DataFrame ``figure, legend, x, y``.
+
+    The requests of dtlpy's ``model.metrics.list`` (``POST /ml/metrics/query`` by offset, 1,000 a
+    page, ``modelId`` in the filter), read as raw JSON (``nodes.common.paging.offset_pages``), so
+    a refused query raises ``RuntimeError`` naming it instead of reading as "no metrics".
 
     Examples
     --------
@@ -61,10 +65,20 @@ def list_metric_samples(model: Any) -> pd.DataFrame:
     """
     import dtlpy as dl
 
-    paged = model.metrics.list(filters=dl.Filters(resource=dl.FiltersResource.METRICS, page_size=PAGE_SIZE))
-    records = [{"figure": s.figure, "legend": s.legend, "x": s.x, "y": s.y} for page in _pages(paged) for s in page]
+    filters = dl.Filters(resource=dl.FiltersResource.METRICS, page_size=PAGE_SIZE)
+    filters.add(field="modelId", values=model.id)
+    records = [
+        {"figure": d.get("figure", ""), "legend": d.get("legend", ""), "x": _data(d).get("x"), "y": _data(d).get("y")}
+        for page in offset_pages(model.metrics, filters, page_size=PAGE_SIZE)
+        for d in page
+    ]
     logger.debug("model %s: %d metric samples", model.id, len(records))
     return samples_frame(records)
+
+
+def _data(sample: dict) -> dict:
+    data = sample.get("data")
+    return data if isinstance(data, dict) else {}
 
 
 def list_test_item_ids(dataset: Any, query: dict) -> list[str]:

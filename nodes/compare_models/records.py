@@ -1,18 +1,10 @@
 """Compare Models: platform JSON and metric samples as the plain records and DataFrames the votes take.
 
-``annotation_record`` reads one annotation's platform JSON into a record (``item_id``, ``type``,
-``label``, ``model_id``, ``confidence`` and the geometry) without building a dtlpy entity for
-boxes, polygons and classes; ``annotation_tables`` splits records into ground truth (no
-``metadata.user.model``) and each model's predictions (``metadata.user.model.model_id``, scored
-by ``metadata.user.model.confidence``), one ``EvaluationTables`` per geometry.
-``samples_frame`` turns a model's metric samples into a DataFrame.
-
-Malformed annotations (a box without coordinates or with a null, non-number or infinite
-coordinate, a polygon under 3 points, a mask dtlpy cannot decode, a confidence that is not a
-finite number, no label) are **skipped and counted**: ``read_annotations`` returns them apart,
-each with its annotation id, item id and reason, and the node stores the count and the first
-examples in the report (``skipped_summary``). One bad annotation never stops the comparison with
-an ``IndexError`` / ``TypeError`` from deep inside.
+``annotation_record`` reads one annotation's JSON (``item_id``, ``type``, ``label``,
+``model_id``, ``confidence``, geometry) without building a dtlpy entity; ``annotation_tables``
+splits records into ground truth and each model's predictions, one ``EvaluationTables`` per
+geometry; ``samples_frame`` turns metric samples into a DataFrame. Malformed annotations are
+skipped and counted (``read_annotations``, ``skipped_summary``), never an error from deep inside.
 """
 
 from __future__ import annotations

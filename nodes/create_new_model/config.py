@@ -2,13 +2,10 @@
 
 :class:`CreateModelConfig` is the node config (its ``modelName`` template is parsed by
 :mod:`nodes.create_new_model.naming`); :func:`parse_model_configuration` reads the
-``model_configuration`` input; :func:`resolve_subsets` picks each subset from the input, else
-the base model, else the packaged defaults, normalized by :func:`normalize_subset_query`;
-:func:`check_base_model_status` refuses untrained base models and :func:`check_base_model`
-every base model field the node (or dtlpy's clone) reads that has the wrong shape. Every JSON
-value is bounded by :func:`nodes.common.limits.check_json_value` (depth, size, NaN / ±inf)
-before anything else reads it. Errors are ``ValueError``s that name the field, the bad value
-(cut short) and the fix.
+``model_configuration`` input; :func:`resolve_subsets` picks each subset from the input, else the
+base model, else the packaged defaults; :func:`check_base_model_status` and
+:func:`check_base_model` refuse base models the node cannot clone. Errors are ``ValueError``s
+naming the field, the bad value (cut short) and the fix.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from nodes.common.dql import QUERY_PARTS, check_dql_condition, check_dql_query
 from nodes.common.limits import MAX_BYTES, MAX_DEPTH, check_json_value, shorten
 from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, parse_name_template, render_model_name
 
-#: Base model statuses that can be cloned into a new version (C7 of the original).
+#: Base model statuses that can be cloned into a new version.
 CLONEABLE_STATUSES = ("trained", "deployed", "pre-trained")
 
 #: Top-level keys of a full query (``{"filter": ...}`` form).
@@ -277,7 +274,7 @@ def resolve_subsets(
 
 
 def check_base_model_status(status: Any) -> None:
-    """Refuse to clone a base model that is not trained (C7 of the original).
+    """Refuse to clone a base model that is not trained.
 
     Examples
     --------

@@ -20,7 +20,7 @@ from typing import Any
 from nodes.common.context import node_config_from_context as read_node_config
 from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
-from nodes.common.paging import count_matches
+from nodes.common.paging import build_entities, count_matches, offset_pages
 from nodes.create_new_model.config import (
     CreateModelConfig,
     ResolvedSubsets,
@@ -182,6 +182,15 @@ def _models_filter(project: Any, field: str, values: Any, operator: Any = None) 
     return filters
 
 
+def _list_models(project: Any, filters: Any) -> list[Any]:
+    """Edge: the models ``filters`` matches, every page (the requests of ``project.models.list``).
+
+    Unlike ``project.models.list``, a query the platform refuses raises ``RuntimeError`` naming
+    it instead of reading as "no models" (``nodes.common.paging.offset_pages``).
+    """
+    return [model for page in offset_pages(project.models, filters) for model in build_entities(project.models, page)]
+
+
 def _find_created_model(project: Any, execution_id: str | None) -> Any:
     """Edge: the model this execution already created (one models query), or ``None``."""
     if execution_id is None:
@@ -202,7 +211,7 @@ def _find_created_model(project: Any, execution_id: str | None) -> Any:
 def _models_of_execution(project: Any, execution_id: str) -> list[Any]:
     filters = _models_filter(project, "tags", execution_tag(execution_id))
     try:
-        return list(project.models.list(filters=filters).items)
+        return _list_models(project, filters)
     except Exception as error:
         raise RuntimeError(
             f"looking up the model created by execution {_short_id(execution_id)} failed: {_error_text(error)}"
@@ -295,8 +304,7 @@ def _taken_names(project: Any, candidates: list[str]) -> dict[str, Any]:
     """Edge: the models holding any of ``candidates``, by name (one query)."""
     filters = _models_filter(project, "name", list(candidates), operator="in")
     try:
-        page = project.models.list(filters=filters)  # at most MAX_NAME_TRIES models: one page
-        return {model.name: model for model in page.items}
+        return {model.name: model for model in _list_models(project, filters)}  # one page: at most MAX_NAME_TRIES
     except Exception as error:
         raise RuntimeError(
             f"looking up model names in project {project.name!r} failed: {_error_text(error)}"

@@ -1,29 +1,11 @@
 """Model Data Split decisions (pure): which subset each item goes to, and the tags that say so.
 
-* per item (the pipeline node): :func:`subset_for_item` maps a stable hash of ``(seed, item id)``
-  onto the cumulative distribution; :func:`existing_subset` keeps an item's configured subset
-  tag (sticky) and :func:`tags_after_assignment` computes the new tags;
-* whole dataset: :func:`assign_exact` (largest remainder), :func:`assign_stratified` (iterative
-  stratification over labels) and :func:`assign_grouped` (items sharing a value never straddle
-  subsets).
-
-An item is *in* subset ``s`` when ``metadata.system.tags[s] is True`` (what the DQL filters in
-``pipeline_configs/`` select); ``1`` or ``"true"`` are not membership. Only these membership tags
-of the configured subsets are ever removed; every other tag (``{"reviewed": true}``,
-``{"train": false}``) is kept verbatim, and a configured name whose value is not exactly ``true``
-becomes ``true`` when the item is routed there (:func:`tags_changed` compares JSON values, so
-``1`` is not ``true``).
-
-Which predictions become ground truth (:func:`ground_truth_metadata`, per annotation): Predict
-and Evaluate write the same ``metadata.user.model`` / ``metadata.system.model`` (dtlpy's
-``BaseModelAdapter.evaluate_model`` runs ``predict_items`` over the evaluated subset), so the
-annotation alone cannot tell them apart. What can: Evaluate only writes on items already in a
-subset (its DQL filter selects the tag), while the pre-annotations of an item entering a subset for
-the first time came from Predict and went through the Labeling / Review task. So a prediction
-becomes ground truth when the item is not yet in a configured subset, or when a reviewer approved
-that very annotation (``metadata.system.status == "approved"``, which neither Predict nor Evaluate
-sets); every other prediction, e.g. each model's Evaluate predictions on a test item that re-enters
-the node, stays a prediction.
+Per item (the pipeline node): :func:`subset_for_item` hashes ``(seed, item id)`` onto the
+cumulative distribution, :func:`existing_subset` keeps a configured subset tag (sticky),
+:func:`tags_after_assignment` computes the new tags and :func:`ground_truth_metadata` says which
+predictions become ground truth. Whole dataset: :func:`assign_exact` (largest remainder),
+:func:`assign_stratified` (over labels) and :func:`assign_grouped` (groups never straddle
+subsets). Membership is a tag exactly ``true``; the rules and their reasons: docs/nodes.md.
 """
 
 from __future__ import annotations

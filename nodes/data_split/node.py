@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nodes.common.context import node_config_from_context as read_node_config
+from nodes.common.paging import MAX_PAGE_SIZE, build_entities, json_pages
 from nodes.data_split.assign import (
     carries_model,
     existing_subset,
@@ -62,11 +63,19 @@ def _convert_reviewed_predictions(item: Any, item_in_subset: bool) -> int:
     """Edge: reviewed pre-annotations become ground truth (1 listing + 1 PUT per converted annotation).
 
     Which ones is :func:`~nodes.data_split.assign.ground_truth_metadata`'s rule, per annotation.
+    The listing is the request of ``item.annotations.list`` (1,000 a page) through
+    :func:`~nodes.common.paging.json_pages`, so a refused query raises instead of reading as "no
+    annotations".
     """
     import dtlpy as dl
 
-    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=1000)
-    annotations = item.annotations.list(filters=filters)
+    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=MAX_PAGE_SIZE)
+    filters.add(field="itemId", values=item.id)
+    annotations = [
+        annotation
+        for page in json_pages(item.annotations, filters)
+        for annotation in build_entities(item.annotations, page)
+    ]
     converted = kept = 0
     for annotation in annotations:
         new_metadata = ground_truth_metadata(annotation.metadata, item_in_subset)

@@ -4,8 +4,9 @@ Read in the order the data flows: :mod:`~nodes.select_for_labeling.config` (the 
 Gate node config and ``selection_config``, validated), :mod:`~nodes.select_for_labeling.scores`
 (prediction records → an uncertainty per item), :mod:`~nodes.select_for_labeling.diversity`
 (k-means / k-center over feature vectors), :mod:`~nodes.select_for_labeling.select` (the
-batch choice and the gate's route) — all pure — and :mod:`~nodes.select_for_labeling.node`, the
-platform edge (``run_gate``, ``run_selection``).
+batch choice and the gate's route) — all pure — then the platform edges:
+:mod:`~nodes.select_for_labeling.gate` (``run_gate``) and :mod:`~nodes.select_for_labeling.node`
+(``run_selection``).
 """
 
 from nodes.select_for_labeling.config import (
@@ -18,25 +19,28 @@ from nodes.select_for_labeling.config import (
     default_pool_filter,
 )
 from nodes.select_for_labeling.diversity import check_features, cluster_round_robin, kcenter_greedy, kmeans_labels
+from nodes.select_for_labeling.gate import (
+    gate_record,
+    list_item_annotations,
+    node_config_from_context,
+    run_gate,
+    same_gate_record,
+)
 from nodes.select_for_labeling.node import (
     batch_ranking,
     chosen_items,
     feature_matrix,
-    gate_record,
     in_hidden_folder,
     item_record,
     list_feature_vectors,
-    list_item_annotations,
     list_pool_annotations,
     list_pool_items,
-    node_config_from_context,
+    pool_request,
     ranked_ids,
     ranking_file_name,
     read_annotation_page,
     read_ranking,
-    run_gate,
     run_selection,
-    same_gate_record,
     with_own_items,
 )
 from nodes.select_for_labeling.scores import (
@@ -56,7 +60,14 @@ from nodes.select_for_labeling.scores import (
     tie_break_keys,
     uncertainty_scores,
 )
-from nodes.select_for_labeling.select import Selection, choose_items, route_item, select_pool, selection_record
+from nodes.select_for_labeling.select import (
+    Selection,
+    choose_items,
+    recorded_selection,
+    route_item,
+    select_pool,
+    selection_record,
+)
 
 __all__ = [
     "AGGREGATIONS",
@@ -98,10 +109,12 @@ __all__ = [
     "list_pool_annotations",
     "list_pool_items",
     "node_config_from_context",
+    "pool_request",
     "ranked_ids",
     "ranking_file_name",
     "read_annotation_page",
     "read_ranking",
+    "recorded_selection",
     "run_gate",
     "run_selection",
     "same_gate_record",

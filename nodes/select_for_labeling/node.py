@@ -1,45 +1,11 @@
-"""Select for Labeling pipeline edge: list from the platform, score and choose, write the records.
+"""Select for Labeling pipeline edge: list the pool, score and choose a batch, write the records.
 
-Two node functions, called by ``main.ServiceRunner``:
-
-- :func:`run_gate` (Uncertainty Gate, ``score_item``): one item in. Reads the node config from
-  the pipeline context, reads the item as the platform has it now (1 ``GET``), lists its
-  annotations in one raw-JSON query page, scores the model's predictions
-  (:func:`~nodes.select_for_labeling.scores.score_items`), writes
-  ``metadata.user.activeLearning.selection`` with one ``PATCH`` (nothing when the record of this
-  execution is already there) and routes the item with the progress action ``label`` / ``skip``.
-- :func:`run_selection` (Select for Labeling, ``select_items``): validates ``selection_config``,
-  lists the pool (item DQL, raw JSON, 1,000 a page, sorted by id) and the pool's ground truth and
-  the model's predictions (one dataset-level annotation query joined with the pool filter, 1,000
-  a page), drops items with ground truth or a test-subset tag, scores, chooses
-  (:func:`~nodes.select_for_labeling.select.choose_items`) and writes:
-
-  1. the batch ranking (every chosen id with its score and rank) once, as a hidden JSON item the
-     node creates in the dataset: ``/.activelearning/selections/<executionId>.json`` (1 upload,
-     ``POST /datasets/{id}/items``; a folder whose name starts with ``.`` is hidden, so the
-     default pool's ``hidden: false`` leaves it out, as dtlpymetrics' ``/.modelscores/<model>.csv``);
-  2. on the chosen items, one bulk update per chunk of 1,000 ids (``POST /datasets/{id}/query``
-     with ``update``): the shared record ``metadata.user.activeLearning.selection`` (its
-     ``ranking`` is the ranking item's id) and the tag ``metadata.system.tags.<tag> = true``;
-  3. with ``task``: one annotation task holding the chosen items (dtlpy ``dataset.tasks.create``).
-
-  The model (an input, e.g. the pipeline's Best Model) is never written. Why the per-item score
-  and rank are not in the item record: dtlpy 1.126.5 has no per-item bulk write.
-  ``dataset.items.update(filters=..., update_values=..., system_update_values=...)`` sends
-  ``{"update": {"metadata": {"user": ..., "system": ...}}}`` once and the platform applies the
-  same values to every match (``Filters.prepare(operation="update")``); the only other bulk item
-  write, ``datasets.bulk_update_ml_subset`` (``/items/bulk-update-metadata``), also takes one
-  update for a query. Per-item values would cost one ``PATCH`` per chosen item, which breaks the
-  request bound, so they are stored once, in the ranking item the record points to. See
-  docs/nodes.md.
-
-Requests of a selection: ``ceil(pool items / 1000)`` + ``ceil(listed annotations / 1000)`` reads
-(+1 per listing when a page boundary falls on its end; + the feature-vector pages with
-``featureSet``) and ``1 + ceil(chosen / 1000)`` writes (the ranking upload + the bulk updates;
-+1 with ``task``), independent of annotations per item. A rerun of the same execution lists the
-pool, reads the ranking item back (``GET /items/{id}`` + its stream) and returns the same items
-without writing; a run interrupted between its writes finishes the missing ones. Bad input
-raises ``ValueError`` before any write.
+:func:`run_selection` (called by ``main.ServiceRunner.select_items``) lists the pool items and the
+pool's ground truth and model predictions as raw-JSON pages, chooses with
+:func:`~nodes.select_for_labeling.select.select_pool`, then writes the batch ranking once as the
+hidden item ``/.activelearning/selections/<executionId>.json``, one bulk update per 1,000 chosen
+items (the shared record and the tag) and, with ``task``, one annotation task. Requests and the
+reason per-item scores live in the ranking item: docs/nodes.md.
 """
 
 from __future__ import annotations
@@ -53,252 +19,60 @@ import math
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nodes.common.context import node_config_from_context as read_node_config
+from nodes.common.context import execution_id_of
 from nodes.common.paging import MAX_PAGE_SIZE, json_pages
-from nodes.select_for_labeling.config import GATE_ROOT, SELECTION_ROOT, GateConfig, SelectionConfig
-from nodes.select_for_labeling.scores import (
-    PREDICTION_COLUMNS,
-    predictions_from_annotations,
-    resolve_model_id,
-    score_items,
+from nodes.select_for_labeling.config import SELECTION_ROOT, SelectionConfig
+from nodes.select_for_labeling.scores import predictions_from_annotations
+from nodes.select_for_labeling.select import (
+    RECORD_FIELD,
+    RECORD_KEY,
+    Selection,
+    recorded_selection,
+    select_pool,
+    utc_now,
 )
-from nodes.select_for_labeling.select import Selection, route_item, select_pool, selection_record
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = MAX_PAGE_SIZE
 #: Chosen items per bulk update request.
 WRITE_CHUNK = 1000
-#: Where the record lives, under ``metadata.user`` of an item.
-RECORD_KEY = "activeLearning"
-RECORD_FIELD = "selection"
 EXECUTION_FIELD = f"metadata.user.{RECORD_KEY}.{RECORD_FIELD}.executionId"
 #: The hidden folder (a name starting with ``.``) of the dataset that holds one ranking item per run.
 RANKING_DIR = "/.activelearning/selections"
-#: Record keys compared to decide that a rerun has nothing to write (``selectedAt`` differs by design).
-_GATE_COMPARED = ("score", "strategy", "modelId", "executionId", "fallback")
+#: Keys of a DQL request the node sets itself; a pool query may carry them, they are replaced.
+REQUEST_KEYS = ("resource", "sort", "page", "pageSize")
+#: The order of the pool listing (explicit: offset pages of a stable order).
+POOL_SORT = {"id": "ascending"}
 
 __all__ = [
+    "POOL_SORT",
+    "REQUEST_KEYS",
     "batch_ranking",
     "chosen_items",
-    "gate_record",
     "in_hidden_folder",
     "item_record",
-    "list_item_annotations",
     "list_pool_annotations",
     "list_pool_items",
-    "with_own_items",
-    "read_annotation_page",
-    "node_config_from_context",
+    "pool_request",
     "ranked_ids",
     "ranking_file_name",
+    "read_annotation_page",
     "read_ranking",
-    "run_gate",
     "run_selection",
-    "same_gate_record",
+    "with_own_items",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared
-# ---------------------------------------------------------------------------------------------
-
-
-def node_config_from_context(context: Any) -> Mapping[str, Any] | None:
-    """EDGE. The running node's ``customNodeConfig``, or ``None`` outside a pipeline.
-
-    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access; see
-    :func:`nodes.common.context.node_config_from_context`.
-
-    Examples
-    --------
-    >>> node_config_from_context(None) is None
-    True
-    """
-    return read_node_config(context, logger, "the default node config")
-
-
-def _execution_id(context: Any) -> str | None:
-    value = getattr(context, "execution_id", None) if context is not None else None
-    return str(value) if value else None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _user_record(metadata: Any) -> Any:
-    """``metadata.user.activeLearning.selection`` of an entity's metadata dict, or ``None``."""
-    user = metadata.get("user") if isinstance(metadata, Mapping) else None
-    active = user.get(RECORD_KEY) if isinstance(user, Mapping) else None
-    return active.get(RECORD_FIELD) if isinstance(active, Mapping) else None
 
 
 def _tags(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     system = (doc.get("metadata") or {}).get("system") or {}
     tags = system.get("tags") if isinstance(system, Mapping) else None
     return tags if isinstance(tags, Mapping) else {}
-
-
-# ---------------------------------------------------------------------------------------------
-# Uncertainty Gate
-# ---------------------------------------------------------------------------------------------
-
-
-def list_item_annotations(item: Any) -> list[dict]:
-    """EDGE. The item's annotations as raw JSON: one query page of up to 1,000 (``POST /datasets/{id}/query``).
-
-    Examples
-    --------
-    >>> # annotations = list_item_annotations(dl.items.get(item_id="..."))
-    """
-    import dtlpy as dl
-
-    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=PAGE_SIZE)
-    filters.add(field="itemId", values=item.id)
-    return [doc for page in json_pages(item.annotations, filters, page_size=PAGE_SIZE) for doc in page]
-
-
-def gate_record(
-    score: float, fallback: bool, config: GateConfig, model_id: str | None, execution_id: str | None, now: str
-) -> dict[str, Any]:
-    """The gate's ``metadata.user.activeLearning.selection``: the batch record without ``rank``.
-
-    Examples
-    --------
-    >>> sorted(gate_record(0.7, False, GateConfig(), "m1", "e1", "2030-01-01T00:00:00Z"))
-    ['executionId', 'fallback', 'modelId', 'score', 'selectedAt', 'strategy']
-    """
-    record = selection_record(score, config.strategy, model_id, None, execution_id, now, fallback)
-    record.pop("rank")
-    return record
-
-
-def same_gate_record(existing: Any, new: Mapping[str, Any]) -> bool:
-    """Whether ``existing`` already says what ``new`` says (all but ``selectedAt``; scores to 1e-9).
-
-    Examples
-    --------
-    >>> a = gate_record(0.7, False, GateConfig(), "m1", "e1", "t1")
-    >>> same_gate_record(a, gate_record(0.7, False, GateConfig(), "m1", "e1", "t2"))
-    True
-    >>> same_gate_record(a, gate_record(0.7, False, GateConfig(), "m1", "e2", "t2"))
-    False
-    """
-    if not isinstance(existing, Mapping):
-        return False
-    for key in _GATE_COMPARED:
-        old, value = existing.get(key), new.get(key)
-        if key == "score" and isinstance(old, int | float) and isinstance(value, int | float):
-            if not math.isclose(float(old), float(value), abs_tol=1e-9):
-                return False
-        elif old != value:
-            return False
-    return True
-
-
-def _read_item(item: Any) -> Any:
-    """EDGE. The item as the platform has it now (one ``GET /items/{id}``)."""
-    fresh = item.items.get(item_id=item.id)
-    if fresh is None:
-        raise RuntimeError(f"reading item {item.id} failed (dtlpy logged the error above)")
-    return fresh
-
-
-def _write_item_record(item: Any, record: Mapping[str, Any]) -> Any:
-    """EDGE. One ``PATCH /items/{id}`` on a copy of ``item``: only the record changes (dtlpy sends the diff)."""
-    import dtlpy as dl
-
-    working = dl.Item.from_json(_json=item.to_json(), client_api=item._client_api, dataset=item._dataset)
-    metadata = working.metadata
-    user = metadata.setdefault("user", {})
-    if not isinstance(user, dict):
-        raise RuntimeError(f"item {item.id}: metadata.user is {type(user).__name__}, not an object; not overwriting it")
-    active = user.setdefault(RECORD_KEY, {})
-    if not isinstance(active, dict):
-        raise RuntimeError(
-            f"item {item.id}: metadata.user.{RECORD_KEY} is {type(active).__name__}, not an object; not overwriting it"
-        )
-    active[RECORD_FIELD] = dict(record)
-    updated = working.update()
-    if updated is None:
-        raise RuntimeError(f"writing the selection record on item {item.id} failed (dtlpy logged the error above)")
-    return updated
-
-
-def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
-    """EDGE. The Uncertainty Gate: score ``item``, record the score, route it ``label`` or ``skip``.
-
-    Requests: the node's pipeline (through ``context.node``) + 1 item read + 1 annotation query
-    page (whatever the number of annotations up to 1,000) + 1 item ``PATCH``, the last only when
-    the record differs (a rerun of the same execution writes nothing).
-
-    Parameters
-    ----------
-    item : dl.Item
-        An item with the model's predictions (annotations with ``metadata.user.model``).
-    progress : dl.Progress, optional
-        Receives ``action="label"`` when the score is at least ``threshold``, else ``"skip"``.
-    context : dl.Context, optional
-        ``context.node.metadata["customNodeConfig"]`` is the node config (defaults outside a
-        pipeline); ``context.execution_id`` goes into the record.
-
-    Returns
-    -------
-    dl.Item
-        The item as updated (or as read, when nothing changed).
-
-    Raises
-    ------
-    ValueError
-        A bad node config, or several models predicted on the item and ``modelId`` is not set.
-
-    Examples
-    --------
-    >>> # main.ServiceRunner().score_item(item=item, progress=progress, context=context)
-    """
-    if item is None:
-        raise ValueError("item: None; connect the Predict node's item output to the Uncertainty Gate")
-    config = GateConfig.from_node_config(node_config_from_context(context), GATE_ROOT)
-    fresh = _read_item(item)
-    annotations = list_item_annotations(fresh)
-    model_id = resolve_model_id(annotations, config.model_id, fresh.id, f"{GATE_ROOT}.modelId")
-    predictions = (
-        predictions_from_annotations(annotations, model_id)
-        if model_id is not None
-        else pd.DataFrame(columns=[*PREDICTION_COLUMNS, "model_id"])
-    )
-    scored = score_items(predictions, [fresh.id], config.strategy, config.aggregation, config.empty_score, config.seed)
-    score = float(scored.scores[0])
-    action = route_item(score, config.threshold)
-    record = gate_record(score, bool(scored.fallback[0]), config, model_id, _execution_id(context), _now())
-    if same_gate_record(_user_record(fresh.metadata), record):
-        logger.info(
-            "item %s: the record of this execution is already there (score %.4f): nothing written", fresh.id, score
-        )
-        result = fresh
-    else:
-        result = _write_item_record(fresh, record)
-    logger.info(
-        "item %s: %s score %.4f from %d prediction(s) of model %s%s -> %s (threshold %s)",
-        fresh.id,
-        config.strategy,
-        score,
-        int(scored.n_predictions[0]),
-        model_id,
-        " (fell back to least confidence)" if record["fallback"] else "",
-        action,
-        config.threshold,
-    )
-    if progress is not None:
-        progress.update(action=action)
-    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +89,23 @@ def _bad_request(error: BaseException | None) -> bool:
             return True
         error = error.__cause__
     return False
+
+
+def pool_request(query: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a pool ``query`` as the node sends it: its own sort, paging left to the pager.
+
+    A user's ``resource``, ``sort``, ``page`` and ``pageSize`` are accepted and replaced: the pool
+    is listed as items, by id ascending, 1,000 a page (``nodes.common.paging.json_pages``).
+
+    Examples
+    --------
+    >>> pool_request({"filter": {"dir": "/a"}, "resource": "items", "sort": {"filename": "descending"},
+    ...               "page": 3, "pageSize": 10})
+    {'filter': {'dir': '/a'}, 'sort': {'id': 'ascending'}}
+    """
+    request = {k: copy.deepcopy(v) for k, v in query.items() if k not in REQUEST_KEYS}
+    request["sort"] = dict(POOL_SORT)
+    return request
 
 
 def with_own_items(query: Mapping[str, Any], execution_id: str | None) -> dict[str, Any]:
@@ -357,8 +148,7 @@ def list_pool_items(dataset: Any, query: Mapping[str, Any], execution_id: str | 
     import dtlpy as dl
 
     def listing(dql: Mapping[str, Any]) -> list[dict]:
-        custom = copy.deepcopy(dict(dql))
-        custom["sort"] = {"id": "ascending"}  # explicit: offset pages of a stable order
+        custom = pool_request(dql)
         filters = dl.Filters(resource=dl.FiltersResource.ITEM, custom_filter=custom, page_size=PAGE_SIZE)
         try:
             return [doc for page in json_pages(dataset.items, filters, page_size=PAGE_SIZE) for doc in page]
@@ -654,7 +444,7 @@ def in_hidden_folder(doc: Mapping[str, Any]) -> bool:
 
 def _is_written(doc: Mapping[str, Any], execution_id: str | None, tag: str, ranking_item_id: str) -> bool:
     """Whether the item already carries this execution's record, pointing to this ranking item, and the tag."""
-    record = _user_record(doc.get("metadata"))
+    record = recorded_selection(doc.get("metadata"))
     return (
         execution_id is not None
         and isinstance(record, Mapping)
@@ -874,7 +664,7 @@ def _rerun_ranking(
 
     pointers = {
         str(record["ranking"])
-        for record in (_user_record(d.get("metadata")) for d in docs)
+        for record in (recorded_selection(d.get("metadata")) for d in docs)
         if isinstance(record, Mapping) and record.get("executionId") == execution_id and record.get("ranking")
     }
     for ranking_item_id in sorted(pointers):
@@ -935,7 +725,7 @@ def run_selection(
     """
     config = SelectionConfig.from_json(selection_config)
     _check_inputs(model, dataset)
-    execution_id = _execution_id(context)
+    execution_id = execution_id_of(context)
     feature_set = _feature_set(dataset, config.feature_set) if config.feature_set is not None else None
     task = _check_task_name(dataset, config, execution_id)
     query = config.pool_query()
@@ -1007,7 +797,7 @@ def run_selection(
             "budget %d is larger than the pool (%d items): the whole pool is taken", config.budget, selection.pool_size
         )
     fallback_ids = [] if scored is None else scored.item_ids[scored.fallback].tolist()
-    ranking = batch_ranking(selection, config, model.id, dataset.id, execution_id, _now(), fallback_ids)
+    ranking = batch_ranking(selection, config, model.id, dataset.id, execution_id, utc_now(), fallback_ids)
     ranking_item_id = _upload_ranking(dataset, ranking)
     items = _finish(dataset, config, ranking, ranking_item_id, docs_by_id, execution_id, task)
     logger.info("%s", selection.summary())
@@ -1017,7 +807,7 @@ def run_selection(
 
 
 def _chosen_by(doc: Mapping[str, Any], execution_id: str) -> bool:
-    record = _user_record(doc.get("metadata"))
+    record = recorded_selection(doc.get("metadata"))
     return isinstance(record, Mapping) and record.get("executionId") == execution_id
 
 

@@ -1,31 +1,12 @@
 """Uncertainty scores: how much an item is worth labelling, from its model predictions.
 
-Pure numpy / pandas, no dtlpy. Two layers:
-
-- :func:`score_items` turns per-item prediction records (``label``, ``confidence``, ``type``,
-  optional ``scores`` vector) into one score in [0, 1] per item, higher = more worth labelling,
-  with a ``fallback`` flag and details; :func:`predictions_from_annotations` builds those
-  records from the platform's annotation JSON, and :func:`resolve_model_id` says whose
-  predictions to use. Ties are broken by :func:`tie_break_keys`, so a ranking is reproducible.
-- The probability-matrix functions (:func:`margin_uncertainty`, :func:`entropy_uncertainty`,
-  :func:`least_confidence_uncertainty`, :func:`select_most_uncertain`, :func:`select_random`)
-  score rows of ``predict_proba`` directly (entropy in nats, unnormalised).
-
-Item scores, with ``p1 ≥ p2 ≥ …`` the item's class confidences (top-k when the model uploaded
-several class annotations, one per label, renormalised to sum 1 for entropy):
-
-- ``least_confidence`` = 1 − p1; ``margin`` = 1 − (p1 − p2); ``entropy`` = H(p) / log K.
-  With a single class annotation, margin and entropy fall back to least confidence
-  (``fallback`` is set).
-- Instances (box, polygon, segment, …): each instance's uncertainty is 1 − confidence, or the
-  strategy applied to its ``scores`` vector when present (else margin / entropy fall back);
-  they roll up per item by ``max``, ``mean`` or ``sum``. ``sum`` is min(1, Σ u): the score
-  stays in [0, 1], so items whose uncertainties add up to 1 or more tie at 1 (broken by the
-  seeded hash; ``max`` or ``mean`` keep ranking such items apart). An item with
-  both class and instance predictions rolls its classification uncertainty up as one more
-  instance.
-- An item with no prediction scores ``empty_score``; ``random`` scores every item by a seeded
-  hash of its id, uniform in [0, 1).
+Pure numpy / pandas, no dtlpy. :func:`score_items` turns per-item prediction records (built from
+annotation JSON by :func:`predictions_from_annotations`, for the model :func:`resolve_model_id`
+names) into one score in [0, 1] per item, higher = more worth labelling, ties broken by
+:func:`tie_break_keys`. The probability-matrix functions (:func:`margin_uncertainty`,
+:func:`entropy_uncertainty`, :func:`least_confidence_uncertainty`, :func:`select_most_uncertain`,
+:func:`select_random`) score rows of ``predict_proba`` directly. The formulas, fallbacks and
+aggregations: docs/nodes.md (Uncertainty Gate / Select for Labeling).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ excluded (test-subset) item. :func:`route_item` is the Uncertainty Gate's decisi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,9 @@ DEFAULT_CANDIDATE_FACTOR = 10
 MAX_KCENTER_CANDIDATES = 20_000
 LABEL = "label"
 SKIP = "skip"
+#: Where the selection record lives: ``metadata.user.<RECORD_KEY>.<RECORD_FIELD>`` of an item.
+RECORD_KEY = "activeLearning"
+RECORD_FIELD = "selection"
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,26 @@ def selection_record(
         "selectedAt": selected_at,
         "fallback": bool(fallback),
     }
+
+
+def recorded_selection(metadata: Any) -> Any:
+    """The ``metadata.user.activeLearning.selection`` of an entity's metadata dict, or ``None``.
+
+    Examples
+    --------
+    >>> recorded_selection({"user": {"activeLearning": {"selection": {"score": 0.5}}}})
+    {'score': 0.5}
+    >>> recorded_selection({"user": "not an object"}) is None
+    True
+    """
+    user = metadata.get("user") if isinstance(metadata, Mapping) else None
+    active = user.get(RECORD_KEY) if isinstance(user, Mapping) else None
+    return active.get(RECORD_FIELD) if isinstance(active, Mapping) else None
+
+
+def utc_now() -> str:
+    """The record's ``selectedAt``: now, UTC, to the second (``2030-01-01T00:00:00Z``)."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def select_pool(

@@ -1,0 +1,208 @@
+"""Uncertainty Gate pipeline edge: one item in, scored, recorded, routed ``label`` or ``skip``.
+
+:func:`run_gate` (called by ``main.ServiceRunner.score_item``) reads the node config from the
+pipeline context and the item as the platform has it now, lists its annotations (one raw-JSON
+query page), scores the model's predictions (:mod:`~nodes.select_for_labeling.scores`), writes
+``metadata.user.activeLearning.selection`` with one ``PATCH`` (nothing when this execution's
+record is already there) and routes the item by its score (:func:`~nodes.select_for_labeling.select.route_item`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from nodes.common.context import execution_id_of
+from nodes.common.context import node_config_from_context as read_node_config
+from nodes.common.paging import MAX_PAGE_SIZE, json_pages
+from nodes.select_for_labeling.config import GATE_ROOT, GateConfig
+from nodes.select_for_labeling.scores import (
+    PREDICTION_COLUMNS,
+    predictions_from_annotations,
+    resolve_model_id,
+    score_items,
+)
+from nodes.select_for_labeling.select import (
+    RECORD_FIELD,
+    RECORD_KEY,
+    recorded_selection,
+    route_item,
+    selection_record,
+    utc_now,
+)
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = MAX_PAGE_SIZE
+#: Record keys compared to decide that a rerun has nothing to write (``selectedAt`` differs by design).
+_GATE_COMPARED = ("score", "strategy", "modelId", "executionId", "fallback")
+
+__all__ = ["gate_record", "list_item_annotations", "node_config_from_context", "run_gate", "same_gate_record"]
+
+
+def node_config_from_context(context: Any) -> Mapping[str, Any] | None:
+    """EDGE. The running node's ``customNodeConfig``, or ``None`` outside a pipeline.
+
+    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access; see
+    :func:`nodes.common.context.node_config_from_context`.
+
+    Examples
+    --------
+    >>> node_config_from_context(None) is None
+    True
+    """
+    return read_node_config(context, logger, "the default node config")
+
+
+def list_item_annotations(item: Any) -> list[dict]:
+    """EDGE. The item's annotations as raw JSON: one query page of up to 1,000 (``POST /datasets/{id}/query``).
+
+    Examples
+    --------
+    >>> # annotations = list_item_annotations(dl.items.get(item_id="..."))
+    """
+    import dtlpy as dl
+
+    filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION, page_size=PAGE_SIZE)
+    filters.add(field="itemId", values=item.id)
+    return [doc for page in json_pages(item.annotations, filters, page_size=PAGE_SIZE) for doc in page]
+
+
+def gate_record(
+    score: float, fallback: bool, config: GateConfig, model_id: str | None, execution_id: str | None, now: str
+) -> dict[str, Any]:
+    """The gate's ``metadata.user.activeLearning.selection``: the batch record without ``rank``.
+
+    Examples
+    --------
+    >>> sorted(gate_record(0.7, False, GateConfig(), "m1", "e1", "2030-01-01T00:00:00Z"))
+    ['executionId', 'fallback', 'modelId', 'score', 'selectedAt', 'strategy']
+    """
+    record = selection_record(score, config.strategy, model_id, None, execution_id, now, fallback)
+    record.pop("rank")
+    return record
+
+
+def same_gate_record(existing: Any, new: Mapping[str, Any]) -> bool:
+    """Whether ``existing`` already says what ``new`` says (all but ``selectedAt``; scores to 1e-9).
+
+    Examples
+    --------
+    >>> a = gate_record(0.7, False, GateConfig(), "m1", "e1", "t1")
+    >>> same_gate_record(a, gate_record(0.7, False, GateConfig(), "m1", "e1", "t2"))
+    True
+    >>> same_gate_record(a, gate_record(0.7, False, GateConfig(), "m1", "e2", "t2"))
+    False
+    """
+    if not isinstance(existing, Mapping):
+        return False
+    for key in _GATE_COMPARED:
+        old, value = existing.get(key), new.get(key)
+        if key == "score" and isinstance(old, int | float) and isinstance(value, int | float):
+            if not math.isclose(float(old), float(value), abs_tol=1e-9):
+                return False
+        elif old != value:
+            return False
+    return True
+
+
+def _read_item(item: Any) -> Any:
+    """EDGE. The item as the platform has it now (one ``GET /items/{id}``)."""
+    fresh = item.items.get(item_id=item.id)
+    if fresh is None:
+        raise RuntimeError(f"reading item {item.id} failed (dtlpy logged the error above)")
+    return fresh
+
+
+def _write_item_record(item: Any, record: Mapping[str, Any]) -> Any:
+    """EDGE. One ``PATCH /items/{id}`` on a copy of ``item``: only the record changes (dtlpy sends the diff)."""
+    import dtlpy as dl
+
+    working = dl.Item.from_json(_json=item.to_json(), client_api=item._client_api, dataset=item._dataset)
+    metadata = working.metadata
+    user = metadata.setdefault("user", {})
+    if not isinstance(user, dict):
+        raise RuntimeError(f"item {item.id}: metadata.user is {type(user).__name__}, not an object; not overwriting it")
+    active = user.setdefault(RECORD_KEY, {})
+    if not isinstance(active, dict):
+        raise RuntimeError(
+            f"item {item.id}: metadata.user.{RECORD_KEY} is {type(active).__name__}, not an object; not overwriting it"
+        )
+    active[RECORD_FIELD] = dict(record)
+    updated = working.update()
+    if updated is None:
+        raise RuntimeError(f"writing the selection record on item {item.id} failed (dtlpy logged the error above)")
+    return updated
+
+
+def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
+    """EDGE. The Uncertainty Gate: score ``item``, record the score, route it ``label`` or ``skip``.
+
+    Requests: the node's pipeline (through ``context.node``) + 1 item read + 1 annotation query
+    page (whatever the number of annotations up to 1,000) + 1 item ``PATCH``, the last only when
+    the record differs (a rerun of the same execution writes nothing).
+
+    Parameters
+    ----------
+    item : dl.Item
+        An item with the model's predictions (annotations with ``metadata.user.model``).
+    progress : dl.Progress, optional
+        Receives ``action="label"`` when the score is at least ``threshold``, else ``"skip"``.
+    context : dl.Context, optional
+        ``context.node.metadata["customNodeConfig"]`` is the node config (defaults outside a
+        pipeline); ``context.execution_id`` goes into the record.
+
+    Returns
+    -------
+    dl.Item
+        The item as updated (or as read, when nothing changed).
+
+    Raises
+    ------
+    ValueError
+        A bad node config, or several models predicted on the item and ``modelId`` is not set.
+
+    Examples
+    --------
+    >>> # main.ServiceRunner().score_item(item=item, progress=progress, context=context)
+    """
+    if item is None:
+        raise ValueError("item: None; connect the Predict node's item output to the Uncertainty Gate")
+    config = GateConfig.from_node_config(node_config_from_context(context), GATE_ROOT)
+    fresh = _read_item(item)
+    annotations = list_item_annotations(fresh)
+    model_id = resolve_model_id(annotations, config.model_id, fresh.id, f"{GATE_ROOT}.modelId")
+    predictions = (
+        predictions_from_annotations(annotations, model_id)
+        if model_id is not None
+        else pd.DataFrame(columns=[*PREDICTION_COLUMNS, "model_id"])
+    )
+    scored = score_items(predictions, [fresh.id], config.strategy, config.aggregation, config.empty_score, config.seed)
+    score = float(scored.scores[0])
+    action = route_item(score, config.threshold)
+    record = gate_record(score, bool(scored.fallback[0]), config, model_id, execution_id_of(context), utc_now())
+    if same_gate_record(recorded_selection(fresh.metadata), record):
+        logger.info(
+            "item %s: the record of this execution is already there (score %.4f): nothing written", fresh.id, score
+        )
+        result = fresh
+    else:
+        result = _write_item_record(fresh, record)
+    logger.info(
+        "item %s: %s score %.4f from %d prediction(s) of model %s%s -> %s (threshold %s)",
+        fresh.id,
+        config.strategy,
+        score,
+        int(scored.n_predictions[0]),
+        model_id,
+        " (fell back to least confidence)" if record["fallback"] else "",
+        action,
+        config.threshold,
+    )
+    if progress is not None:
+        progress.update(action=action)
+    return result
