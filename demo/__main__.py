@@ -1,11 +1,9 @@
 """The demo program: ``python demo/__main__.py [options]`` (what ``python main.py demo [options]``
 runs) or ``python -m demo [options]``.
 
-The temporary ``DATALOOP_PATH`` is set before dtlpy is imported, so nothing is written to
-``~/.dataloop``. ``main.py`` starts this file as a script rather than with ``-m``: dtlpy calls
-``inspect.stack()`` on every request, and the frozen ``runpy`` frames that ``-m`` leaves at the
-bottom of the stack make each call about ten times slower (``inspect.getmodule`` scans
-``sys.modules`` for a file it can never find).
+``DATALOOP_PATH`` points at a temporary folder before dtlpy is imported, so nothing is written to
+``~/.dataloop``. main.py runs this file as a script, not with ``-m``: dtlpy calls
+``inspect.stack()`` on every request, about ten times slower with ``-m``'s frozen runpy frames.
 """
 
 from __future__ import annotations

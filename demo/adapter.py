@@ -1,23 +1,11 @@
-"""A scikit-learn digits classifier wrapped as a Dataloop model adapter.
+"""A scikit-learn digits classifier wrapped as a Dataloop model adapter (``dl.BaseModelAdapter``).
 
-``DigitsAdapter`` is a ``dl.BaseModelAdapter`` subclass, the way Dataloop model apps
-are written: it implements ``load`` / ``save`` / ``train`` / ``predict`` and lets dtlpy's
-own machinery (``train_model``, ``evaluate_model``, ``predict_items``,
-``save_to_model`` / ``load_from_model`` with model artifacts) do the platform work.
-The classifier is a multinomial ``LogisticRegression`` on 8×8 block-averaged pixels; ``predict``
-uploads its three most likely labels per image as class annotations with their probabilities.
-
-Two documented departures from the base class, both at the platform edge:
-
-- ``prepare_data`` is overridden: dtlpy's default downloads each subset through the
-  dataset *export* service; here each subset is listed with its DQL filter (paged) and
-  its ground truth comes from one paged dataset-level annotation query, so the request
-  count does not grow with annotations per item.
-- ``evaluate`` does not score: the platform's scoring service is replaced by the
-  Compare Models node, which scores the uploaded predictions with ``nodes/metrics.py``.
-
-The artifact is ``weights.npz`` (coefficients, intercepts, label names), loaded with
-``allow_pickle=False``; nothing is unpickled.
+``DigitsAdapter`` implements ``load`` / ``save`` / ``train`` / ``predict`` and lets dtlpy's own
+``train_model``, ``evaluate_model`` and ``predict_items`` do the platform work; ``predict``
+uploads the three most likely labels per image as class annotations with their probabilities.
+``prepare_data`` lists each subset with paged queries instead of dtlpy's export, and ``evaluate``
+leaves scoring to Compare Models (docs/demo.md). The artifact ``weights.npz`` is loaded with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations

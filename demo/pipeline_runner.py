@@ -1,28 +1,12 @@
 """Run the pipeline template on the local platform: install it, then call its nodes as its
 connections and actions say.
 
-:class:`InstalledPipeline` creates the template on the platform with dtlpy
-(``project.pipelines.create(pipeline_json=...)``, its variables filled with the demo's dataset and
-model ids) and installs it (``pipeline.install()``). :class:`PipelineRunner` then walks a branch:
-it runs a node on every input that reached it (one *execution group*, one console line, a progress
-bar when there are many items), and hands each output to the nodes that the connections of its
-action lead to. Each node type is executed by what stands in for it outside Dataloop:
-
-- ``custom`` nodes: ``main.ServiceRunner``'s method named by the node's ``functionName``, with a
-  ``dl.Context`` of this pipeline and node, so ``context.node`` is the template's node with its
-  ``customNodeConfig``;
-- ``ml`` nodes (predict / train / evaluate): the demo's ``dl.BaseModelAdapter``
-  (:class:`demo.adapter.DigitsAdapter`) through dtlpy's ``predict_items`` / ``train_model`` /
-  ``evaluate_model``;
-- ``task`` nodes: a simulated annotator (:class:`Annotator`): the Labeling task reveals an item's
-  ground truth, the Review task approves;
-- ``storage`` (dataset) nodes: an item that is not in the node's dataset is cloned into it
-  (``item.clone(dst_dataset_id=...)``), as Dataloop's dataset node does;
-- ``updateVariable``: the pipeline variable named by the input port gets the input's id
-  (``pipeline.variables`` + ``pipeline.update()``).
-
-Inputs a connection does not feed come from the pipeline variables the template names on the
-port (``variableName``), read from the installed pipeline when the node runs.
+:class:`InstalledPipeline` creates and installs the template with dtlpy and gives each node a
+``dl.Context`` of this pipeline, so ``context.node`` is the template's node with its
+``customNodeConfig``. :class:`PipelineRunner` walks a branch, one execution group per node:
+custom nodes through ``main.ServiceRunner``, ml nodes through the demo's model adapter, task nodes
+by :class:`Annotator`, dataset nodes by item clone, Update Variables by ``pipeline.update()``
+(docs/demo.md).
 """
 
 from __future__ import annotations

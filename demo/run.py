@@ -1,28 +1,10 @@
-"""The demo's edge: the Active Learning pipeline template, installed and run on the embedded local platform.
+"""The demo's edge: the Active Learning pipeline template, installed and run on the embedded local
+platform, round after round, for two arms (margin selection and a random baseline).
 
-``python main.py demo`` reads ``pipeline_configs/active_learning_pipeline.json``, creates it on
-the local platform with dtlpy and installs it, then runs its two branches round after round with
-:class:`demo.pipeline_runner.PipelineRunner`, which calls each node in the order the template's
-connections and actions give (custom nodes through ``main.ServiceRunner``, ml nodes through the
-demo's model adapter, task nodes by a simulated annotator, dataset nodes by item clone, Update
-Variables by updating the pipeline variable).
-
-Design (so that strategies and models are compared fairly):
-
-- Two **arms**, each the same template installed as its own pipeline with its own Raw Dataset
-  (the unlabelled pool), Ground Truth Dataset and Best Model variable: **margin** (the template
-  as shipped; Select for Labeling with ``strategy: margin``) and **random** (the baseline: Select
-  for Labeling with ``strategy: random``, and the Uncertainty Gate set to ``strategy: random,
-  threshold: 0`` so that it passes every item, otherwise the gate would turn random selection
-  into uncertainty selection).
-- Each round labels a **budget**: the demo's Select for Labeling node (``select_items``, of this
-  app's manifest; the template has no budget) sits on the Predict -> Uncertainty Gate connection
-  and lets ``budget`` of the predicted pool items go on.
-- A **fixed test subset** (20 % of the digits) is in both Ground Truth datasets from the start,
-  tagged ``test``; the learning curve scores every model on exactly these items. Items that Model
-  Data Split routes to ``test`` later join what Compare Models compares on.
-- The **initial labelled pool** (100 digits, tagged ``train``/``validation`` 80/20) trains the
-  base model, which is the first Best Model of both arms.
+:func:`run_demo` uploads the digits, trains the base model, installs the template once per arm
+and walks both branches with :class:`demo.pipeline_runner.PipelineRunner`; then it writes the
+report with a multi-seed study. Why the arms, the fixed test subset and the budget are set up as
+they are: docs/demo.md.
 """
 
 from __future__ import annotations
