@@ -138,10 +138,12 @@ def main_(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         old_count = 0
         paged = dataset.annotations.list(filters=filters)
-        for number, page in enumerate(compare_node._pages(paged)):
-            old_count += len([compare_records._annotation_record(annotation) for annotation in page])
-            if number + 1 >= args.old_pages:
+        for number in range(args.old_pages):  # dtlpy's PagedEntities, page by page
+            if number and not paged.has_next_page:
                 break
+            if number:
+                paged.next_page()
+            old_count += len([compare_records._annotation_record(annotation) for annotation in paged.items])
         old_per_annotation_s = (time.perf_counter() - start) / max(1, old_count)
 
         # end to end through the service runner, its phases timed by wrapping the module's functions

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -36,20 +36,6 @@ from nodes.compare_models.votes import (
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
-
-
-def _pages(paged: Any) -> Iterator[list]:
-    """Every page of a dtlpy ``PagedEntities``, without re-fetching the first one.
-
-    Not used by the node (its listings go through ``nodes.common.paging``); kept for the entity
-    listing that ``benchmarks/bench_compare.py`` measures as its reference.
-    """
-    yield paged.items
-    while paged.has_next_page:
-        paged.next_page()
-        if not paged.items:
-            break
-        yield paged.items
 
 
 def list_metric_samples(model: Any) -> pd.DataFrame:
