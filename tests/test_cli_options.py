@@ -106,7 +106,10 @@ def test_compare_config_file_problems_name_the_config_option(platform, tmp_path,
     deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'{"wins": "\xe9"}')
-    for path, problem in ((deep, "nested too deeply"), (latin, "not UTF-8"), (tmp_path, "is a folder")):
+    twice = tmp_path / "twice.json"
+    twice.write_text('{"precision_recall": {"min_delta": 0, "min_delta": 0.5}}', encoding="utf-8")
+    cases = ((deep, "nested too deeply"), (latin, "not UTF-8"), (tmp_path, "is a folder"), (twice, "given twice"))
+    for path, problem in cases:
         assert main.main(["compare", "--previous", "a", "--new", "b", "--config", str(path)]) == 2
         assert problem in capsys.readouterr().err
     assert platform.request_counts == Counter()

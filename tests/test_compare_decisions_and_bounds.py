@@ -22,11 +22,13 @@ from nodes.compare_models.votes import (
     bootstrap_block_size,
     bootstrap_weight_blocks,
     bootstrap_weights,
+    decimal_value,
     evaluation_votes,
     judge_vote,
     metric_value_at,
     new_model_wins,
     numeric_values,
+    relative_change,
     training_votes,
     wins_fraction,
 )
@@ -99,6 +101,90 @@ def test_min_relative_change_exactly_at_its_boundary_wins():
     assert lower.relative_change == 0.25 and lower.won
     assert not judge_vote("loss", 0.5, 0.375, min_delta=0.0, min_relative_change=0.2500001, higher_is_better=False).won
     assert judge_vote("v", 0.5, 0.625, min_delta=0.0).relative_change is None  # not asked, not computed
+
+
+# Boundaries written in decimal, not exact in binary: decided on the decimals written
+# (0.4 - 0.3 is 0.10000000000000003 in floats, (0.88 - 0.8) / 0.8 is 0.09999999999999995).
+@pytest.mark.parametrize(
+    ("previous", "new", "min_delta", "higher_is_better", "won"),
+    [
+        (0.3, 0.4, 0.1, True, False),  # exactly min_delta: strict, a float subtraction said +0.1000...03
+        (0.3, 0.4000000000000001, 0.1, True, True),
+        (0.3, 0.4, 0.09999999999999999, True, True),
+        (0.3, 0.6, 0.3, True, False),  # 0.3 in binary is below 3/10: the margin too is read as written
+        (0.01, 0.11000000000000001, 0.1, True, True),  # +0.10000000000000001 rounds to the float 0.1
+        (0.4, 0.3, 0.1, False, False),  # maximize false: previous - new
+        (0.4, 0.29999999999999993, 0.1, False, True),
+        (0.7, 0.8, 0.1, True, False),
+        (0.8, 0.7, 0.1, False, False),
+        (0.8, 0.6999999999999998, 0.1, False, True),
+    ],
+)
+def test_min_delta_at_a_decimal_boundary_is_strict(previous, new, min_delta, higher_is_better, won):
+    vote = judge_vote("v", previous, new, min_delta=min_delta, higher_is_better=higher_is_better)
+    assert vote.won is won, vote.reason
+    # the same through a training-metric check (maximize false: a loss)
+    check = PlotCheck(legend="val", figure="loss", maximize=higher_is_better, min_delta=min_delta)
+    [training] = training_votes(_samples([0], [previous]), _samples([0], [new]), [check])
+    assert training.won is won, training.reason
+
+
+def test_min_delta_reasons_show_the_numbers_compared():
+    assert judge_vote("v", 0.3, 0.4, min_delta=0.1).reason == "delta +0.1 is not > min_delta 0.1"
+    assert judge_vote("v", 0.3, 0.4, min_delta=0.1).delta == 0.1
+    assert judge_vote("v", 0.01, 0.11000000000000001, min_delta=0.1).reason == (
+        "delta +0.10000000000000001 > min_delta 0.1"  # all the digits where 4 would show them equal
+    )
+    assert judge_vote("v", 0.5, 0.625, min_delta=0.0).reason == "delta +0.125 > min_delta 0"
+
+
+@pytest.mark.parametrize(
+    ("previous", "new", "min_relative_change", "higher_is_better", "won"),
+    [
+        (0.8, 0.88, 0.1, True, True),  # exactly 10 %: the boundary passes
+        (0.8, 0.8799999999999999, 0.1, True, False),
+        (0.8, 0.88, 0.10000000000000002, True, False),
+        (0.8, 0.88, 0.09999999999999999, True, True),
+        (0.3, 0.33, 0.1, True, True),  # (0.33 - 0.3) / 0.3 is 0.10000000000000009 in floats
+        (0.3, 0.32999999999999996, 0.1, True, False),
+        (0.8, 0.72, 0.1, False, True),  # maximize false: (previous - new) / |previous|
+        (0.8, 0.7200000000000001, 0.1, False, False),
+        (0.5, 0.45, 0.1, False, True),  # 0.09999999999999998 in floats
+        (0.5, 0.45000000000000007, 0.1, False, False),
+        # exactly 7/46961392596481900 below 203 %, though the float nearest the quotient is 2.03
+        (0.939227851929638, 2.845860391346803, 2.03, True, False),
+    ],
+)
+def test_min_relative_change_at_a_decimal_boundary_passes(previous, new, min_relative_change, higher_is_better, won):
+    vote = judge_vote(
+        "v", previous, new, min_delta=0.0, min_relative_change=min_relative_change, higher_is_better=higher_is_better
+    )
+    assert vote.won is won, vote.reason
+    if not won:
+        assert "below min_relative_change" in vote.reason
+
+
+def test_relative_change_reasons_and_values_are_the_decimal_ones():
+    at = judge_vote("v", 0.8, 0.88, min_delta=0.0, min_relative_change=0.1)
+    assert at.relative_change == 0.1 and at.reason == "delta +0.08 > min_delta 0"
+    below = judge_vote("v", 0.8, 0.8799999999999999, min_delta=0.0, min_relative_change=0.1)
+    assert below.reason == "relative change +9.9999999999999875% is below min_relative_change 10%"
+    clear = judge_vote("v", 0.5, 0.52, min_delta=0.0, min_relative_change=0.05)
+    assert clear.reason == "relative change +4.00% is below min_relative_change 5.00%"
+    assert relative_change(0.8, 0.88) == 0.1 and relative_change(0.0, 0.1) == math.inf
+
+
+def test_the_interval_bound_is_compared_with_min_delta_as_written():
+    assert not judge_vote("v", 0.3, 0.6, min_delta=0.1, interval=(0.1, 0.4)).won
+    assert judge_vote("v", 0.3, 0.6, min_delta=0.1, interval=(0.10000000000000002, 0.4)).won
+    assert not judge_vote("v", 0.3, 0.6, min_delta=0.3, interval=(0.3, 0.4)).won  # delta 0.3 is not > 0.3 either
+    assert not judge_vote("v", 0.3, 0.7, min_delta=0.3, interval=(0.3, 0.4)).won
+    assert judge_vote("v", 0.3, 0.7, min_delta=0.3, interval=(0.30000000000000004, 0.4)).won
+
+
+def test_decimal_value_reads_the_decimal_written():
+    assert decimal_value(0.1) == Fraction(1, 10) and decimal_value(np.float64(0.3)) == Fraction(3, 10)
+    assert decimal_value(-math.inf) == -math.inf and math.isnan(decimal_value(math.nan))
 
 
 @pytest.mark.parametrize(
@@ -255,6 +341,29 @@ HOSTILE = [
     ({"precision_recall": {"iou_threshold": "0." + "5" * 5000}}, "is not a finite number"),
     ({1: "x"}, "is not a string"),
     ({"checks": [{"legend": "v", "figure": "f", "type": object()}]}, "is not JSON"),
+    (
+        {"precision_recall": {"test_subset": {"filter": {"k" * 300_000: {"$bad": 1}}}}},
+        "compare_config.precision_recall.test_subset.filter." + "k" * 61 + "....$bad: '$bad' is not a supported",
+    ),
+    (
+        {"precision_recall": {"test_subset": {"filter": {"$" + "k" * 300_000: 1}}}},
+        "compare_config.precision_recall.test_subset.filter.$" + "k" * 60 + "...: '$kkk",
+    ),
+    (
+        {"precision_recall": {"test_subset": {"filter": {"a": {"$in": 1}}, "join": {"filter": _nested(60)}}}},
+        "test_subset.join.filter.x.x.x",
+    ),
+    ('{"precision_recall": {"min_delta": 0, "min_delta": 0.5}}', "key 'min_delta' is given twice in one object"),
+    ('{"checks": [{"legend": "v", "figure": "f", "legend": "w"}]}', "key 'legend' is given twice"),
+    ({"precision_recall": {"min_delta": -0.01}}, "compare_config.precision_recall.min_delta: -0.01 is negative"),
+    (
+        {"checks": [{"legend": "v", "figure": "f", "min_delta": -1}]},
+        "compare_config.checks[0].min_delta: -1 is negative",
+    ),
+    (
+        {"precision_recall": {"min_relative_change": -0.05}},
+        "compare_config.precision_recall.min_relative_change: -0.05 is negative",
+    ),
 ]
 
 
@@ -265,6 +374,39 @@ def test_hostile_configs_are_refused_with_a_short_message_naming_the_path(raw, p
     message = str(error.value)
     assert phrase in message, message[:300]
     assert len(message) <= 1024, len(message)
+
+
+def test_a_long_path_keeps_its_start_and_end():
+    condition: dict = {"$regexx": 1}
+    for _ in range(50):  # 50 keys of 5,000 characters: a path of 250,000
+        condition = {"k" * 5000: condition}
+    with pytest.raises(ValueError) as error:
+        CompareConfig.from_json({"precision_recall": {"test_subset": {"filter": condition}}})
+    message = str(error.value)
+    assert message.startswith("compare_config.precision_recall.test_subset.filter.kkk") and len(message) <= 1000
+    assert "...k" in message and ".$regexx: '$regexx' is not a supported operator" in message
+
+
+def test_margins_may_be_zero_but_not_negative():
+    config = CompareConfig.from_json(
+        {"precision_recall": {"min_delta": 0, "min_relative_change": 0.0}, "checks": [{"legend": "v", "figure": "f"}]}
+    )
+    assert config.precision_recall.min_delta == 0.0 and config.precision_recall.min_relative_change == 0.0
+    assert CompareConfig.from_json({"precision_recall": {"min_delta": -0.0}}).precision_recall.min_delta == 0.0
+    with pytest.raises(ValueError) as error:
+        CompareConfig.from_json({"precision_recall": {"min_relative_change": -1e-300}})
+    assert "use 0 or a positive fraction (0.05 = 5 %), or null for no relative check" in str(error.value)
+    with pytest.raises(ValueError, match=r"use 0 \(any improvement\) or a positive number"):
+        CompareConfig.from_json({"precision_recall": {"min_delta": -5e-324}})
+
+
+def test_duplicate_keys_are_refused_only_in_json_text():
+    text = '{"precision_recall": {"iou_threshold": 0.5, "min_delta": 0.1}}'
+    assert CompareConfig.from_json(text).precision_recall.min_delta == 0.1
+    assert CompareConfig.from_json('{"precision_recall": {"labels": ["a", "a"]}}').precision_recall.labels == ("a", "a")
+    with pytest.raises(ValueError) as error:
+        CompareConfig.from_json('{"wins": "all", "precision_recall": {}, "wins": "any"}')
+    assert str(error.value).startswith("compare_config: key 'wins' is given twice in one object; keep one")
 
 
 def test_config_limits_are_checked_before_any_request(platform, project, dataset):

@@ -332,3 +332,12 @@ def test_bad_model_configuration_makes_no_request(platform, project, dataset, mo
         )
     assert len(str(error.value)) <= MESSAGE_LIMIT
     assert sum(platform.request_counts.values()) == 0
+
+
+def test_json_text_with_a_key_given_twice_is_refused():
+    from nodes.create_new_model.config import normalize_subset_query, parse_model_configuration
+
+    with pytest.raises(ValueError, match=r"^model_configuration: key 'epochs' is given twice"):
+        parse_model_configuration('{"epochs": 1, "epochs": 2}')
+    with pytest.raises(ValueError, match=r"^train_subset: key 'dir' is given twice"):
+        normalize_subset_query('{"filter": {"dir": "/a", "dir": "/b"}}', "train_subset")

@@ -288,6 +288,7 @@ def _nested_text(depth: int) -> str:
 
 
 BIG = "x" * (2 * 1024 * 1024)  # 2 MB
+LONG_NAME = "k" * 300_000  # a field or operator name: cut in every message
 
 
 @dataclass
@@ -1047,6 +1048,16 @@ def _create_cases() -> list[Case]:
             Refused(("validation_subset",)),
         ),
         S("create/train-subset-empty-string", lambda c: c.create(train_subset=""), Result(created)),
+        S(
+            "create/subset-long-operator",
+            lambda c: c.create(train_subset={"filter": {"$" + LONG_NAME: 1}}),
+            Refused(("train_subset.filter.$kkk",)),
+        ),
+        S(
+            "create/subset-long-field",
+            lambda c: c.create(validation_subset={LONG_NAME: {"$regexx": "a"}}),
+            Refused(("validation_subset.filter.kkk", "$regexx")),
+        ),
     ]
 
 
@@ -1134,6 +1145,27 @@ def _compare_cases() -> list[Case]:
             lambda c: c.compare(_pr(test_subset={"filter": {"$where": "1"}})),
             Refused(("test_subset", "$where")),
         ),
+        S(
+            "compare/test-subset-long-field",
+            lambda c: c.compare(_pr(test_subset={"filter": {LONG_NAME: {"$regexx": "a"}}})),
+            Refused(("test_subset.filter.kkk", "$regexx")),
+        ),
+        S(
+            "compare/test-subset-long-operator",
+            lambda c: c.compare(_pr(test_subset={"$" + LONG_NAME: [{"dir": "/"}]})),
+            Refused(("test_subset.filter.$kkk",)),
+        ),
+        S("compare/min-delta-negative", lambda c: c.compare(_pr(min_delta=-0.01)), Refused(("min_delta", "negative"))),
+        S(
+            "compare/relative-change-negative",
+            lambda c: c.compare(_pr(min_relative_change=-0.05)),
+            Refused(("min_relative_change", "negative")),
+        ),
+        S(
+            "compare/config-duplicate-key-text",
+            lambda c: c.compare('{"precision_recall": {"min_delta": 0, "min_delta": 0.5}}'),
+            Refused(("compare_config", "min_delta")),
+        ),
         S("compare/verbose-string", lambda c: c.compare({"verbose": "yes", PR: {}}), Refused(("verbose",))),
         # checks
         S("compare/checks-string", lambda c: c.compare({"checks": "loss"}), Refused(("checks",))),
@@ -1143,6 +1175,11 @@ def _compare_cases() -> list[Case]:
         S("compare/checks-x-index-float", lambda c: c.compare(_check(x_index=1.5)), Refused(("x_index",))),
         S("compare/checks-maximize-string", lambda c: c.compare(_check(maximize="no")), Refused(("maximize",))),
         S("compare/checks-min-delta-nan", lambda c: c.compare(_check(min_delta=NAN)), Refused(("min_delta",))),
+        S(
+            "compare/checks-min-delta-negative",
+            lambda c: c.compare(_check(min_delta=-1)),
+            Refused(("checks[0].min_delta",)),
+        ),
         S("compare/checks-unknown-key", lambda c: c.compare(_check(extra=1)), Refused(("checks[0]", "extra"))),
         S("compare/checks-x-value", lambda c: c.compare(_check(x_value=3)), Refused(("x_index",))),
         # entity inputs
@@ -1450,6 +1487,13 @@ def _compare_cli_cases() -> list[Case]:
             "cli-compare/config-nan",
             lambda c: c.compare_cli("--config", c.file("c.json", '{"wins": NaN, "precision_recall": {}}')),
             Refused(("wins",)),
+        ),
+        cli(
+            "cli-compare/config-test-subset-long-field",
+            lambda c: c.compare_cli(
+                "--config", c.file("c.json", json.dumps(_pr(test_subset={"filter": {LONG_NAME: {"$regexx": "a"}}})))
+            ),
+            Refused(("test_subset.filter.kkk", "$regexx")),
         ),
         cli(
             "cli-compare/config-list",

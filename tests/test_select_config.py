@@ -167,8 +167,12 @@ def test_pool_with_and_is_extended_not_nested():
         ({"budget": 1, "pool": "dir=/a"}, "selection_config.pool: 'dir=/a' is not a non-empty DQL object"),
         ({"budget": 1, "pool": {}}, "selection_config.pool: {}"),
         (
-            {"budget": 1, "pool": {"filter": {"dir": "/a"}, "page": 2}},
-            r"selection_config.pool: unknown query key\(s\) 'page'",
+            {"budget": 1, "pool": {"filter": {"dir": "/a"}, "pagee": 2}},
+            r"selection_config.pool: unknown query key\(s\) 'pagee'",
+        ),
+        (
+            {"budget": 1, "pool": {"filter": {"dir": "/a"}, "resource": "annotations"}},
+            r"selection_config.pool.resource: 'annotations' is not 'items'",
         ),
         ({"budget": 1, "featureSet": 3}, "selection_config.featureSet: 3"),
         ({"budget": 1, "perLabelQuota": 0}, "selection_config.perLabelQuota: 0"),
@@ -214,3 +218,108 @@ def test_errors_carry_an_example():
 )
 def test_task_due_date_forms(value, expected):
     assert TaskConfig.from_json({"name": "t", "dueDate": value}, "task").due_date == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"budget": 5, "tag": "picked\n"}, r"selection_config.tag: 'picked\\n' is not a tag name"),
+        ({"budget": 5, "tag": "picked\r\n"}, r"selection_config.tag: 'picked\\r\\n'"),
+        ({"budget": 5, "testSubsetTags": ["test\n"]}, r"selection_config.testSubsetTags\[0\]: 'test\\n'"),
+        (
+            {"budget": 5, "task": {"name": "t", "assignees": ["ann@example.com\n"]}},
+            r"selection_config.task.assignees\[0\]: 'ann@example.com\\n' is not an email address",
+        ),
+        (
+            {"budget": 5, "task": {"name": "t", "assignees": ["a@b.c", "\nann@example.com"]}},
+            r"selection_config.task.assignees\[1\]",
+        ),
+        (
+            {"budget": 5, "task": {"name": "t", "assignees": ["a" * 250 + "@b.co"]}},
+            r"selection_config.task.assignees\[0\]: 'aaa",
+        ),
+    ],
+)
+def test_names_are_checked_on_the_whole_string(raw, message):
+    with pytest.raises(ValueError, match=message):
+        SelectionConfig.from_json(raw)
+
+
+def test_the_longest_valid_tag_and_email_pass():
+    config = SelectionConfig.from_json(
+        {"budget": 1, "tag": "t" * 64, "task": {"name": "t", "assignees": ["a" * 242 + "@example.com"]}}
+    )
+    assert config.tag == "t" * 64 and len(config.task.assignees[0]) == 254
+    with pytest.raises(ValueError, match="selection_config.tag"):
+        SelectionConfig.from_json({"budget": 1, "tag": "t" * 65})
+    with pytest.raises(ValueError, match=r"assignees\[0\]"):
+        SelectionConfig.from_json({"budget": 1, "task": {"name": "t", "assignees": ["a" * 243 + "@example.com"]}})
+    with pytest.raises(ValueError, match="customNodeConfig"):
+        GateConfig.from_node_config({"strategy": "margin\n"})
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("call", "start"),
+    [
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "pool": {"filter": {"k" * 300_000: {"$bad": 1}}}}),
+            "selection_config.pool.filter.kkk",
+        ),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "pool": {"filter": {"a": 1}, "z" * 300_000: 1}}),
+            "selection_config.pool: unknown query key(s) 'zzz",
+        ),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, **{f"k{i}" * 1000: 1 for i in range(100)}}),
+            "selection_config: unknown key(s) 'k0k0",
+        ),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "strategy": "s" * 300_000}),
+            "selection_config.strategy: 'sss",
+        ),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "task": {"name": "t", "dueDate": "d" * 300_000}}),
+            "selection_config.task.dueDate: 'ddd",
+        ),
+        (lambda: SelectionConfig.from_json({"budget": 1, "pool": _nested(10_000)}), "selection_config.pool.x.x"),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "pool": {"filter": {"a": "x" * 2_000_000}}}),
+            "selection_config: 2,000,",
+        ),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "pool": {"filter": {"k" * 300_000: math.nan}}}),
+            "selection_config.pool.filter.kkk",
+        ),
+        (lambda: GateConfig.from_node_config({"strategy": "s" * 300_000}), "customNodeConfig.strategy: 'sss"),
+        (lambda: GateConfig.from_node_config({"validation": _nested(10_000)}), "customNodeConfig.validation.x"),
+    ],
+)
+def test_every_message_is_short_and_names_the_field(call, start):
+    with pytest.raises(ValueError) as error:  # never a RecursionError / MemoryError
+        call()
+    message = str(error.value)
+    assert message.startswith(start), message[:200]
+    assert len(message) <= 1000, len(message)
+
+
+def test_a_full_pool_query_is_accepted_and_the_node_sets_paging_and_sort():
+    config = SelectionConfig.from_json(
+        {
+            "budget": 1,
+            "pool": {
+                "filter": {"dir": "/a"},
+                "resource": "items",
+                "page": 3,
+                "pageSize": 10,
+                "sort": {"filename": "descending"},
+            },
+        }
+    )
+    assert config.pool_query() == {"filter": {"$and": [{"dir": "/a"}, {"metadata.system.tags.test": {"$ne": True}}]}}

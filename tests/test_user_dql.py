@@ -1,4 +1,4 @@
-"""nodes/dql.py: user DQL is checked as data before any request (subsets, test_subset)."""
+"""nodes/common/dql.py: user DQL is checked as data before any request (subsets, test_subset)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import doctest
 import pytest
 
 from nodes.common import dql
+from nodes.common.limits import MAX_KEY_CHARS, MAX_MESSAGE_CHARS
 from nodes.compare_models import CompareConfig
 from nodes.create_new_model import normalize_subset_query
+from nodes.select_for_labeling.config import SelectionConfig
 
 
 def test_docstring_examples():
@@ -162,3 +164,86 @@ def test_huge_values_are_cut_in_messages():
     with pytest.raises(ValueError) as error:
         dql.check_dql_condition({"a": {"$in": "x" * 100_000}}, "f")
     assert len(str(error.value)) <= 1024 and "..." in str(error.value)
+
+
+LONG = "k" * 300_000
+
+
+@pytest.mark.parametrize(
+    ("call", "start"),
+    [
+        (lambda: normalize_subset_query({"filter": {"$" + LONG: 1}}, "train_subset"), "train_subset.filter.$kkk"),
+        (lambda: normalize_subset_query({LONG: {"$bad": 1}}, "train_subset"), "train_subset.filter.kkk"),
+        (lambda: normalize_subset_query({"a": {"$" + LONG: 1}}, "validation_subset"), "validation_subset.filter.a.$k"),
+        (
+            lambda: normalize_subset_query({"$and": [{LONG: {"$in": "x"}}]}, "train_subset"),
+            "train_subset.filter.$and[0].k",
+        ),
+        (
+            lambda: CompareConfig.from_json({"precision_recall": {"test_subset": {"filter": {LONG: {"$bad": 1}}}}}),
+            "compare_config.precision_recall.test_subset.filter.kkk",
+        ),
+        (
+            lambda: CompareConfig.from_json({"precision_recall": {"test_subset": {"$" + LONG: [{"a": 1}]}}}),
+            "compare_config.precision_recall.test_subset.filter.$kkk",
+        ),
+        (
+            lambda: SelectionConfig.from_json({"budget": 5, "pool": {"filter": {LONG: {"$bad": 1}}}}),
+            "selection_config.pool.filter.kkk",
+        ),
+        (
+            lambda: SelectionConfig.from_json(
+                {"budget": 5, "pool": {"filter": {"a": 1}, "join": {"filter": {LONG: {"$x": 1}}}}}
+            ),
+            "selection_config.pool.join.filter.kkk",
+        ),
+    ],
+)
+def test_long_field_and_operator_names_are_cut_in_every_message(call, start):
+    with pytest.raises(ValueError) as error:
+        call()
+    message = str(error.value)
+    assert message.startswith(start) and len(message) <= MAX_MESSAGE_CHARS, (len(message), message[:200])
+    assert "k" * (MAX_KEY_CHARS - 2) not in message.split(": ", 1)[0]  # the key is cut in the path
+
+
+def test_a_long_key_is_cut_to_its_first_characters_in_the_path():
+    with pytest.raises(ValueError) as error:
+        dql.check_dql_condition({"k" * 1000: {"$regexx": 1}}, "f")
+    assert str(error.value).startswith("f." + "k" * (MAX_KEY_CHARS - 3) + "....$regexx: '$regexx' is not a supported")
+    with pytest.raises(ValueError) as error:
+        dql.check_dql_condition({"$" + "o" * 1000: 1}, "f")
+    path, problem = str(error.value).split(": ", 1)
+    assert path == "f.$" + "o" * (MAX_KEY_CHARS - 4) + "..." and problem.startswith("'$ooo") and "...'" not in problem
+
+
+def test_deep_paths_of_long_keys_keep_start_and_end_and_stay_short():
+    condition: dict = {"leaf": {"$exists": "yes"}}
+    for level in range(60):
+        condition = {f"{level:02d}" + "k" * 10_000: condition}
+    with pytest.raises(ValueError) as error:
+        dql.check_dql_condition({"$or": [condition]}, "selection_config.pool.filter")
+    message = str(error.value)
+    assert len(message) <= MAX_MESSAGE_CHARS
+    assert message.startswith("selection_config.pool.filter.$or[0].59kkk")  # the outermost key first
+    assert ".leaf.$exists: 'yes' is not true or false" in message
+
+
+def test_set_and_join_paths_are_cut_too():
+    query = {"filter": {}, "except": {"query": {"join": {"filter": {LONG: {"$bad": 1}}}}}}
+    with pytest.raises(ValueError) as error:
+        dql.check_dql_query(query, "q" * 5000)
+    message = str(error.value)
+    assert len(message) <= MAX_MESSAGE_CHARS and message.startswith("qqq")
+    assert ".except.query.join.filter.kkk" in message
+
+
+def test_a_long_path_given_by_the_caller_is_cut_too():
+    for call in (
+        lambda: dql.check_dql_condition("not an object", "f" * 5000),
+        lambda: dql.check_dql_query([1], "q" * 5000),
+        lambda: dql.check_dql_condition({"": 1}, "f" * 5000),
+    ):
+        with pytest.raises(ValueError) as error:
+            call()
+        assert len(str(error.value)) <= MAX_MESSAGE_CHARS and "..." in str(error.value).split(": ", 1)[0]

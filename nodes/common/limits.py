@@ -1,10 +1,10 @@
 """Bounds on user-supplied JSON (node configs, model configurations) and on error messages.
 
-A config arrives from a pipeline variable or a node input: it may be nested without end, huge,
-or carry NaN / ±inf (which JSON does not allow and ``requests`` refuses only after the node has
-read the platform). :func:`check_json_value` refuses such a value with a ``ValueError`` that
-names the path, before anything else looks at it; it walks the value iteratively, so a hostile
-depth can never raise ``RecursionError``. :func:`shorten` keeps values quoted in messages short.
+:func:`check_json_value` refuses a config that is too deep, too large, not JSON, or holds NaN /
+±inf, with a ``ValueError`` naming the path, walking it iteratively (never a ``RecursionError``).
+:func:`shorten`, :func:`short_path` and :func:`join_path` keep the values and paths quoted in
+messages short, so no message exceeds :data:`MAX_MESSAGE_CHARS`; :func:`no_duplicate_keys`
+makes JSON text with a key given twice an error instead of "the last one wins".
 """
 
 from __future__ import annotations
@@ -21,8 +21,28 @@ MAX_BYTES = 1_000_000
 MAX_INT_BITS = 1024
 #: Longest value quoted in an error message.
 MAX_QUOTE_CHARS = 200
+#: Longest object key kept whole in a path (``a.<key>.b``); longer keys are cut with ``...``.
+MAX_KEY_CHARS = 64
+#: Longest path quoted in an error message (its start and its end are kept).
+MAX_PATH_CHARS = 2 * MAX_QUOTE_CHARS
+#: Longest error message a validator raises (a path, a quoted value and a fixed text with an example).
+MAX_MESSAGE_CHARS = 1000
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_INT_BITS", "MAX_QUOTE_CHARS", "check_json_value", "shorten"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_INT_BITS",
+    "MAX_KEY_CHARS",
+    "MAX_MESSAGE_CHARS",
+    "MAX_PATH_CHARS",
+    "MAX_QUOTE_CHARS",
+    "DuplicateKeyError",
+    "check_json_value",
+    "join_path",
+    "no_duplicate_keys",
+    "short_path",
+    "shorten",
+]
 
 
 def shorten(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
@@ -42,16 +62,76 @@ def shorten(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
-def _join(path: str, key: Any) -> str:
-    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+def short_path(path: str, limit: int = MAX_PATH_CHARS) -> str:
+    """A path for a message: its start and its end, cut in the middle with ``...`` when long.
 
-
-def _short_path(path: str, limit: int = 2 * MAX_QUOTE_CHARS) -> str:
-    """A path for a message: its start and its end when it is long (long keys, deep nesting)."""
+    Examples
+    --------
+    >>> short_path("cfg.a.b")
+    'cfg.a.b'
+    >>> short_path("cfg." + "k" * 50 + ".end", limit=21)
+    'cfg.kkkkk...kkkkk.end'
+    """
     if len(path) <= limit:
         return path
     half = (limit - 3) // 2
     return f"{path[:half]}...{path[-half:]}"
+
+
+def join_path(path: str, key: Any) -> str:
+    """``path[key]`` for an index, ``path.key`` otherwise; the key and the result are kept short.
+
+    A key longer than :data:`MAX_KEY_CHARS` is cut with ``...`` and the joined path is
+    :func:`short_path`-ed, so a path stays short however long the keys or deep the nesting.
+
+    Examples
+    --------
+    >>> join_path("cfg", "a"), join_path("cfg.a", 3)
+    ('cfg.a', 'cfg.a[3]')
+    >>> len(join_path("cfg", "k" * 300_000))
+    68
+    """
+    if isinstance(key, int) and not isinstance(key, bool):
+        return short_path(f"{path}[{key}]")
+    text = key if isinstance(key, str) else shorten(key, MAX_KEY_CHARS)
+    if len(text) > MAX_KEY_CHARS:
+        text = text[: MAX_KEY_CHARS - 3] + "..."
+    return short_path(f"{path}.{text}")
+
+
+class DuplicateKeyError(ValueError):
+    """JSON text gives one object the same key twice (:func:`no_duplicate_keys`)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"key {shorten(key, MAX_KEY_CHARS)} is given twice in one object; keep one (JSON text would "
+            "silently use the last)"
+        )
+
+
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads``: an object, or :class:`DuplicateKeyError`.
+
+    Python's ``json`` keeps the last of two equal keys without a word; a config edited by
+    hand that says ``"min_delta"`` twice would then use a value its author may not mean.
+
+    Examples
+    --------
+    >>> import json
+    >>> json.loads('{"a": 1, "b": {"c": 2}}', object_pairs_hook=no_duplicate_keys)
+    {'a': 1, 'b': {'c': 2}}
+    >>> json.loads('{"a": 1, "a": 2}', object_pairs_hook=no_duplicate_keys)
+    Traceback (most recent call last):
+    ...
+    nodes.common.limits.DuplicateKeyError: key 'a' is given twice in one object; keep one (JSON text would silently use the last)
+    """
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(key)
+        result[key] = value
+    return result
 
 
 def check_json_value(
@@ -87,8 +167,7 @@ def check_json_value(
     """
     stack: list[tuple[Any, str, int]] = [(value, field, 0)]
     while stack:
-        current, full_path, depth = stack.pop()
-        path = _short_path(full_path)
+        current, path, depth = stack.pop()
         if isinstance(current, bool) or current is None or isinstance(current, str):
             continue
         if isinstance(current, int):
@@ -112,9 +191,9 @@ def check_json_value(
                 for key, child in current.items():
                     if not isinstance(key, str):
                         raise ValueError(f"{path}: key {shorten(key)} is not a string; JSON object keys are strings")
-                    stack.append((child, _join(full_path, key), depth + 1))
+                    stack.append((child, join_path(path, key), depth + 1))
             else:
-                stack.extend((child, _join(full_path, i), depth + 1) for i, child in enumerate(current))
+                stack.extend((child, join_path(path, i), depth + 1) for i, child in enumerate(current))
             continue
         raise ValueError(
             f"{path}: a {type(current).__name__} ({shorten(current)}) is not JSON; "

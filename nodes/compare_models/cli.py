@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nodes.common.limits import MAX_BYTES, shorten
+from nodes.common.limits import MAX_BYTES, DuplicateKeyError, no_duplicate_keys, shorten
 from nodes.compare_models.config import CompareConfig
 from nodes.compare_models.node import _check_inputs, compare, store_report
 from nodes.compare_models.report import plot_pr_curves
@@ -155,7 +155,9 @@ def read_config_file(path: str | None) -> CompareConfig:
     except OSError as error:
         raise ValueError(f"--config: {shorten(path, 120)} cannot be read ({error.strerror or error}); {fix}") from None
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=no_duplicate_keys)
+    except DuplicateKeyError as error:
+        raise ValueError(f"--config {shorten(path, 120)}: {error}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"--config {shorten(path, 120)}: not valid JSON ({error}); fix the file") from None
     except RecursionError:

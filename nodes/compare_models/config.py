@@ -1,40 +1,12 @@
 """The Compare Models node's configuration: parsed once, validated, frozen.
 
-``CompareConfig.from_json`` turns the pipeline's ``compare_config`` JSON into frozen
-dataclasses before the node makes any request. Every error is a ``ValueError`` whose
-message names the field (dotted path from ``compare_config``), the bad value and the fix.
-The caller's dict is never modified.
-Accepted shape (every key optional, but at least one comparison must be configured)::
-
-    {
-      "precision_recall": {                      # evaluation on the test subset (needs a dataset)
-        "iou_threshold": 0.5,                    # (0, 1]
-        "min_delta": 0,                          # new - previous must be > min_delta (strict)
-        "interpolation": "every_point",          # or "coco", "11_point"
-        "per_label": false,                      # true: one vote per label
-        "min_relative_change": null,             # e.g. 0.05: also (new - prev) / |prev| >= 5 %
-        "confidence": null,                      # e.g. 0.95: paired-bootstrap lower bound > min_delta
-        "resamples": 1000,                       # bootstrap resamples, 1,000 to 100,000
-        "seed": 0,                               # bootstrap seed
-        "labels": null,                          # e.g. ["cat", "dog"]: evaluate only these labels
-        "test_subset": null                      # item DQL; default pipeline_configs/test_subset_filter.json
-      },
-      "wins": "all",                             # "any", "all", or a number in (0, 1] (also "0.6")
-      "checks": [                                # training metrics, one vote each
-        {"type": "plot", "legend": "val", "figure": "box_loss",
-         "x_index": -1, "maximize": false, "min_delta": 0}
-      ],
-      "verbose": false
-    }
-
-``wins``/``checks``/``verbose`` nested inside ``precision_recall`` (the shape used by the
-original app's end-to-end test configs) are accepted and hoisted to the top level with a
-warning; giving the same key in both places is an error.
-
-Before anything else looks at it, the whole value is checked by
-``nodes.common.limits.check_json_value``: nested deeper than 64 levels, larger than 1 MB of
-JSON, or holding NaN / ±inf anywhere is a ``ValueError`` naming the path. Values quoted in
-messages are cut to ~200 characters, so no message exceeds ~1 kB.
+``CompareConfig.from_json`` turns the pipeline's ``compare_config`` (an object, JSON text or
+``None`` for ``pipeline_configs/compare_configurations.json``) into frozen dataclasses before the
+node makes any request, never modifying the caller's dict. Every error is a ``ValueError`` naming
+the field (dotted path from ``compare_config``), the bad value and the fix, at most
+``nodes.common.limits.MAX_MESSAGE_CHARS`` long; the whole value first passes
+``nodes.common.limits.check_json_value`` (depth, size, NaN / ±inf). The keys, their defaults and
+meaning are in docs/nodes.md ("Compare Models").
 """
 
 from __future__ import annotations
@@ -49,7 +21,7 @@ from typing import Any
 
 from nodes.common.defaults import load_default_compare_config, load_subset_filter
 from nodes.common.dql import QUERY_PARTS, check_dql_query
-from nodes.common.limits import MAX_BYTES, check_json_value, shorten
+from nodes.common.limits import MAX_BYTES, DuplicateKeyError, check_json_value, no_duplicate_keys, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +64,14 @@ def _number(path: str, value: Any, example: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _fail(path, value, "is not a finite number", example)
     return float(value)
+
+
+def _margin(path: str, value: Any, example: str, fix: str = "use 0 (any improvement) or a positive number") -> float:
+    """A finite number >= 0: a required improvement. A negative one would let a worse model win the vote."""
+    number = _number(path, value, example)
+    if number < 0:
+        raise _fail(path, value, f"is negative: it is the improvement the new model must show; {fix}", example)
+    return number
 
 
 def _boolean(path: str, value: Any, example: str) -> bool:
@@ -218,7 +198,7 @@ class PlotCheck:
             figure=_text(f"{path}.figure", raw["figure"], '"figure": "box_loss"'),
             x_index=_integer(f"{path}.x_index", raw.get("x_index", -1), '"x_index": -1 (the last epoch)'),
             maximize=_boolean(f"{path}.maximize", raw.get("maximize", True), '"maximize": false for a loss'),
-            min_delta=_number(f"{path}.min_delta", raw.get("min_delta", 0), '"min_delta": 0.01'),
+            min_delta=_margin(f"{path}.min_delta", raw.get("min_delta", 0), '"min_delta": 0.01'),
             type="plot",
         )
 
@@ -274,7 +254,12 @@ class PrecisionRecallConfig:
             )
         relative = raw.get("min_relative_change")
         if relative is not None:
-            relative = _number(f"{path}.min_relative_change", relative, '"min_relative_change": 0.05 (5 %)')
+            relative = _margin(
+                f"{path}.min_relative_change",
+                relative,
+                '"min_relative_change": 0.05 (5 %)',
+                "use 0 or a positive fraction (0.05 = 5 %), or null for no relative check",
+            )
         confidence = raw.get("confidence")
         if confidence is not None:
             confidence = _number(f"{path}.confidence", confidence, '"confidence": 0.95')
@@ -300,7 +285,7 @@ class PrecisionRecallConfig:
             labels = tuple(_text(f"{path}.labels[{i}]", v, '"labels": ["cat"]') for i, v in enumerate(labels))
         return cls(
             iou_threshold=iou,
-            min_delta=_number(f"{path}.min_delta", raw.get("min_delta", 0), '"min_delta": 0'),
+            min_delta=_margin(f"{path}.min_delta", raw.get("min_delta", 0), '"min_delta": 0'),
             interpolation=interpolation,
             per_label=_boolean(f"{path}.per_label", raw.get("per_label", False), '"per_label": true'),
             min_relative_change=relative,
@@ -420,9 +405,11 @@ class CompareConfig:
                     f"config is a few lines; example: {example}"
                 )
             try:
-                raw = json.loads(raw)
+                raw = json.loads(raw, object_pairs_hook=no_duplicate_keys)
             except json.JSONDecodeError as error:
                 raise _fail(ROOT, raw, f"is not valid JSON ({error.msg})", example) from None
+            except DuplicateKeyError as error:
+                raise ValueError(f"{ROOT}: {error}; example: {example}") from None
             except RecursionError:
                 raise ValueError(
                     f"{ROOT}: nested too deeply to read; flatten the configuration; example: {example}"

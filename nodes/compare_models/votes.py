@@ -1,22 +1,13 @@
 """Compare Models decisions, as data: every vote, the ``wins`` rule and bootstrap confidence.
 
 Pure functions over plain values and DataFrames, no dtlpy; all metric math is ``nodes.metrics``.
-A *vote* is one sub-comparison, won when ``new - previous > min_delta`` (strict), and, if set,
-the relative change is at least ``min_relative_change`` and the lower bound of the
-paired-bootstrap interval of the difference is ``> min_delta``:
-
-- precision-recall votes (``evaluation_votes``): per geometry, the mean AP over the labels that
-  have ground truth (one vote per geometry), or each label's AP with ``per_label``;
-- training-metric votes (``training_votes``): the value of a figure/legend at ``x_index``;
-- the new model wins when the fraction of won votes is at least ``wins`` (``new_model_wins``).
-
-The evaluated items are the test-subset items: a model with no prediction on a test item detected
-nothing there (every ground truth on it is a miss for that model), and predictions on an item
-without ground truth are false positives, as in COCO. ``check_tables`` refuses only what cannot
-be compared: no test items, no ground truth, or a model with no prediction on any test item
-(never evaluated). ``prediction_coverage`` measures, per model, the share of test items holding
-at least one of its predictions, and warns when the two shares differ by more than 10 percentage
-points.
+A *vote* (the mean AP per geometry, or each label's AP: ``evaluation_votes``; a training metric:
+``training_votes``) is won when ``new - previous > min_delta`` (strict), the relative change is at
+least ``min_relative_change`` (if set) and the paired-bootstrap lower bound is ``> min_delta`` (if
+``confidence`` is set); the new model wins when the fraction of won votes is at least ``wins``
+(``new_model_wins``). Every boundary is compared exactly, on the decimals the numbers are written
+as (:func:`decimal_value`), never after a float rounding. ``check_tables`` refuses only what cannot
+be compared; the evaluated items and coverage are described in docs/nodes.md ("Compare Models").
 """
 
 from __future__ import annotations
@@ -27,6 +18,7 @@ import numbers
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -87,20 +79,51 @@ def _finite_or_none(value: float | None) -> float | None:
     return float(value)
 
 
-def relative_change(previous: float, new: float) -> float:
-    """``(new - previous) / |previous|``; ``+inf`` when ``previous`` is 0 and ``new`` is larger.
+def decimal_value(value: float) -> Fraction | float:
+    """The exact value of the decimal a float is written as (its ``repr``); ±inf / NaN unchanged.
+
+    A float stands for the shortest decimal that reads back as it, as ``wins_fraction`` reads
+    ``wins``: ``0.1`` is 1/10, so ``0.4 - 0.3`` is exactly 1/10 and a boundary written in a config
+    is decided as written, never by a binary rounding. Non-finite values stay floats, which a
+    ``Fraction`` compares correctly (``Fraction(1) < inf``; any comparison with NaN is false).
 
     Examples
     --------
-    >>> relative_change(0.5, 0.55)
-    0.10000000000000009
+    >>> decimal_value(0.4) - decimal_value(0.3) == decimal_value(0.1), 0.4 - 0.3 == 0.1
+    (True, False)
+    >>> decimal_value(float("inf"))
+    inf
+    """
+    number = float(value)
+    return Fraction(repr(number)) if math.isfinite(number) else number
+
+
+def relative_change(previous: float, new: float) -> float:
+    """``(new - previous) / |previous|`` on the decimals written; ``+inf`` from 0 to a larger value.
+
+    The value :func:`judge_vote` compares with ``min_relative_change`` (exactly, before this
+    conversion to a float).
+
+    Examples
+    --------
+    >>> relative_change(0.5, 0.55), relative_change(0.8, 0.88)
+    (0.1, 0.1)
     >>> relative_change(0.0, 0.1)
     inf
     """
-    delta = new - previous
-    if previous == 0:
-        return math.inf if delta > 0 else (-math.inf if delta < 0 else 0.0)
-    return delta / abs(previous)
+    previous, new = float(previous), float(new)
+    if not (math.isfinite(previous) and math.isfinite(new)):
+        delta = new - previous
+        return delta / abs(previous) if previous else math.copysign(math.inf, delta) if delta else 0.0
+    return float(_exact_relative(decimal_value(new) - decimal_value(previous), previous))
+
+
+def _exact_relative(exact_delta: Fraction, previous: float) -> Fraction | float:
+    """``exact_delta / |previous|`` exactly; from 0, ±inf (or 0 for no change)."""
+    base = abs(decimal_value(previous))
+    if base:
+        return exact_delta / base
+    return math.inf if exact_delta > 0 else (-math.inf if exact_delta < 0 else 0.0)
 
 
 def judge_vote(
@@ -118,8 +141,12 @@ def judge_vote(
     the original app), and, if ``min_relative_change`` is set, ``delta / |previous| >=
     min_relative_change``, and, if a bootstrap ``interval`` of the delta is given, its
     lower bound is ``> min_delta``. ``delta = new - previous`` (``previous - new`` when
-    lower is better). A value that is NaN or ±inf (either model's) loses the vote: the new
-    model does not win it, and a warning is logged.
+    lower is better). Every comparison is exact on the decimals written
+    (:func:`decimal_value` of the values, the thresholds and the interval bound), as ``wins``
+    is: ``0.3 -> 0.4`` is a delta of exactly 0.1, not above ``min_delta`` 0.1, and ``0.8 ->
+    0.88`` a relative change of exactly 10 %, enough for ``min_relative_change`` 0.1. A value
+    that is NaN or ±inf (either model's) loses the vote: the new model does not win it, and a
+    warning is logged.
 
     Parameters
     ----------
@@ -146,27 +173,55 @@ def judge_vote(
     True
     >>> judge_vote("ap", 0.5, 0.5, min_delta=0.0).won      # a tie is not an improvement
     False
+    >>> judge_vote("ap", 0.3, 0.4, min_delta=0.1).reason   # exactly min_delta: strict
+    'delta +0.1 is not > min_delta 0.1'
     """
     previous, new = float(previous), float(new)
-    delta = (new - previous) if higher_is_better else (previous - new)
     broken = [f"{who} {value}" for who, value in (("previous", previous), ("new", new)) if not math.isfinite(value)]
     if broken:
+        delta = (new - previous) if higher_is_better else (previous - new)
         reason = f"{' and '.join(broken)} is not a finite number; a NaN or infinite value loses the vote"
         logger.warning("%s: %s", name, reason)
         return Vote(name, previous, new, delta, False, reason, None, interval)
-    relative = None
-    if min_relative_change is not None:
-        relative = relative_change(previous, new) if higher_is_better else relative_change(-previous, -new)
-    if not delta > min_delta:
-        reason = f"delta {delta:+.4g} is not > min_delta {min_delta:g}"
+    # exact, on the decimals written (0.4 - 0.3 is 1/10, not 0.10000000000000003): see decimal_value
+    exact_delta = decimal_value(new) - decimal_value(previous)
+    if not higher_is_better:
+        exact_delta = -exact_delta
+    delta = float(exact_delta)
+    margin = decimal_value(min_delta)
+    exact_relative = None if min_relative_change is None else _exact_relative(exact_delta, previous)
+    relative = None if exact_relative is None else float(exact_relative)
+    if not exact_delta > margin:
+        reason = "delta {} is not > min_delta {}".format(*_compared(exact_delta, min_delta))
         return Vote(name, previous, new, delta, False, reason, relative, interval)
-    if relative is not None and not relative >= min_relative_change:
-        reason = f"relative change {relative:+.2%} is below min_relative_change {min_relative_change:.2%}"
+    if exact_relative is not None and not exact_relative >= decimal_value(min_relative_change):
+        reason = "relative change {} is below min_relative_change {}".format(
+            *_compared(exact_relative, min_relative_change, percent=True)
+        )
         return Vote(name, previous, new, delta, False, reason, relative, interval)
-    if interval is not None and not interval[0] > min_delta:
-        reason = f"interval lower bound {interval[0]:+.4g} is not > min_delta {min_delta:g} (not significant)"
+    if interval is not None and not decimal_value(interval[0]) > margin:
+        lower, limit = _compared(decimal_value(interval[0]), min_delta)
+        reason = f"interval lower bound {lower} is not > min_delta {limit} (not significant)"
         return Vote(name, previous, new, delta, False, reason, relative, interval)
-    return Vote(name, previous, new, delta, True, f"delta {delta:+.4g} > min_delta {min_delta:g}", relative, interval)
+    reason = "delta {} > min_delta {}".format(*_compared(exact_delta, min_delta))
+    return Vote(name, previous, new, delta, True, reason, relative, interval)
+
+
+def _compared(value: Fraction | float, threshold: float, percent: bool = False) -> tuple[str, str]:
+    """``value`` and ``threshold`` for a reason: 4 significant digits (2 decimals of a percentage),
+    all the digits when fewer would show two different numbers as equal."""
+    if percent:
+        shown = f"{float(value):+.2%}", f"{threshold:.2%}"
+    else:
+        shown = f"{float(value):+.4g}", f"{threshold:g}"
+    exact = decimal_value(threshold)
+    if shown[0].lstrip("+") != shown[1] or not isinstance(value, Fraction) or not isinstance(exact, Fraction):
+        return shown
+    scale, unit = (100, "%") if percent else (1, "")
+    with localcontext() as context:
+        context.prec = 40
+        texts = [Decimal(f.numerator) * scale / Decimal(f.denominator) for f in (value, exact)]
+    return f"{texts[0].normalize():+f}{unit}", f"{texts[1].normalize():f}{unit}"
 
 
 def wins_fraction(wins: Any) -> Fraction:

@@ -19,7 +19,7 @@ from typing import Any
 
 from nodes.common.defaults import load_subset_filter
 from nodes.common.dql import QUERY_PARTS, check_dql_condition, check_dql_query
-from nodes.common.limits import MAX_BYTES, MAX_DEPTH, check_json_value, shorten
+from nodes.common.limits import MAX_BYTES, MAX_DEPTH, DuplicateKeyError, check_json_value, no_duplicate_keys, shorten
 from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, parse_name_template, render_model_name
 
 #: Base model statuses that can be cloned into a new version.
@@ -135,7 +135,9 @@ def _parse_json_text(value: Any, field: str) -> Any:
                 "keep large data (weights, lists of ids) out of the configuration"
             )
         try:
-            return json.loads(value)
+            return json.loads(value, object_pairs_hook=no_duplicate_keys)
+        except DuplicateKeyError as error:
+            raise ValueError(f"{field}: {error}") from None
         except json.JSONDecodeError as error:
             raise ValueError(f"{field}: {shorten(value, 80)} is not valid JSON ({error})") from None
         except RecursionError:

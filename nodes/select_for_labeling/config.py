@@ -3,7 +3,8 @@
 :class:`GateConfig` is the Uncertainty Gate node's ``customNodeConfig``;
 :class:`SelectionConfig` is the ``selection_config`` input of Select for Labeling (with its
 optional :class:`TaskConfig`). Both are built before any request, never modify the caller's
-dict, and raise ``ValueError`` naming the field, the bad value and the fix, with an example.
+dict, and raise ``ValueError`` naming the field, the bad value and the fix, with an example, at
+most ``nodes.common.limits.MAX_MESSAGE_CHARS`` long.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from nodes.common.dql import QUERY_PARTS, check_dql_query
+from nodes.common.limits import check_json_value, shorten
 
 #: Scoring strategies; ``random`` is the baseline that ignores predictions.
 STRATEGIES = ("least_confidence", "margin", "entropy", "random")
@@ -56,22 +58,29 @@ SELECTION_KEYS = (
 TASK_KEYS = ("name", "assignees", "dueDate")
 QUERY_KEYS = QUERY_PARTS  # filter, join, intersect, except (nodes.common.dql)
 
-_TAG_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# whole-string patterns: always used with fullmatch (``$`` would also match before a trailing newline)
+_TAG_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: Longest email address (RFC 5321's path limit).
+_MAX_EMAIL_CHARS = 254
 _POOL_EXAMPLE = '"pool": {"filter": {"$and": [{"dir": "/incoming"}, {"metadata.system.tags.test": {"$ne": true}}]}}'
 
 
 def _fail(path: str, value: Any, problem: str, example: str) -> ValueError:
     """The house-style error: field, bad value, what is expected, an example."""
-    return ValueError(f"{path}: {value!r} {problem}; example: {example}")
+    return ValueError(f"{path}: {shorten(value)} {problem}; example: {example}")
+
+
+def _listed(names: list[str]) -> str:
+    """Up to 5 names, each cut, for a message: ``'a', 'b' and 3 more``."""
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return ", ".join(shorten(name, 60) for name in names[:5]) + more
 
 
 def _reject_unknown(path: str, raw: Mapping, allowed: tuple[str, ...]) -> None:
     unknown = sorted(str(k) for k in raw if k not in allowed)
     if unknown:
-        raise ValueError(
-            f"{path}: unknown key(s) {', '.join(repr(k) for k in unknown)}; known keys are {', '.join(allowed)}"
-        )
+        raise ValueError(f"{path}: unknown key(s) {_listed(unknown)}; known keys are {', '.join(allowed)}")
 
 
 def _choice(path: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -113,7 +122,7 @@ def _optional_text(path: str, value: Any, example: str) -> str | None:
 
 
 def _tag(path: str, value: Any) -> str:
-    if not isinstance(value, str) or not _TAG_RE.match(value):
+    if not isinstance(value, str) or not _TAG_RE.fullmatch(value):
         raise _fail(path, value, "is not a tag name of 1 to 64 letters, digits or underscores", f'"{DEFAULT_TAG}"')
     return value
 
@@ -122,18 +131,6 @@ def _as_mapping(path: str, raw: Any, example: str) -> Mapping:
     if not isinstance(raw, Mapping):
         raise _fail(path, raw, "is not an object", example)
     return raw
-
-
-def _no_nan(path: str, value: Any) -> None:
-    """Reject NaN / infinity anywhere in a JSON value (they are not JSON and break comparisons)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path}: {value!r} is not a finite number; JSON has no NaN or infinity")
-    if isinstance(value, Mapping):
-        for key, sub in value.items():
-            _no_nan(f"{path}.{key}", sub)
-    elif isinstance(value, list | tuple):
-        for index, sub in enumerate(value):
-            _no_nan(f"{path}[{index}]", sub)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,11 +192,11 @@ class GateConfig:
         """
         if raw is None:
             return cls()
-        raw = copy.deepcopy(dict(_as_mapping(source, raw, '{"strategy": "margin", "threshold": 0.5}')))
+        check_json_value(_as_mapping(source, raw, '{"strategy": "margin", "threshold": 0.5}'), source)
+        raw = copy.deepcopy(dict(raw))  # checked first: depth, size, NaN / ±inf, by path
         for key in PLATFORM_NODE_KEYS:
             raw.pop(key, None)
         _reject_unknown(source, raw, GATE_KEYS)
-        _no_nan(source, raw)
         if isinstance(raw.get("modelId"), str) and not raw["modelId"].strip():
             raw["modelId"] = None  # the UI stores the empty default of an optional text field as ""
         defaults = cls()
@@ -258,7 +255,7 @@ class TaskConfig:
         if not isinstance(assignees, list):
             raise _fail(f"{path}.assignees", assignees, "is not a list of emails", '"assignees": ["ann@example.com"]')
         for index, email in enumerate(assignees):
-            if not isinstance(email, str) or not _EMAIL_RE.match(email):
+            if not isinstance(email, str) or len(email) > _MAX_EMAIL_CHARS or not _EMAIL_RE.fullmatch(email):
                 raise _fail(f"{path}.assignees[{index}]", email, "is not an email address", '"ann@example.com"')
         return cls(name=name, assignees=tuple(assignees), due_date=_due_date(f"{path}.dueDate", raw.get("dueDate")))
 
@@ -315,10 +312,14 @@ def _pool_query(path: str, value: Any) -> dict[str, Any] | None:
     if not isinstance(value, Mapping) or not value:
         raise _fail(path, value, "is not a non-empty DQL object", _POOL_EXAMPLE)
     query = copy.deepcopy(dict(value)) if "filter" in value else {"filter": copy.deepcopy(dict(value))}
+    if query.get("resource", "items") != "items":
+        raise _fail(f"{path}.resource", query["resource"], "is not 'items': a pool is a set of items", _POOL_EXAMPLE)
+    # a full query (as Create New Model's subsets are written) is accepted; the node sets paging and sort
+    query = {k: v for k, v in query.items() if k not in ("resource", "sort", "page", "pageSize")}
     extra = sorted(str(k) for k in query if k not in QUERY_KEYS)
     if extra:
         raise ValueError(
-            f"{path}: unknown query key(s) {', '.join(map(repr, extra))}; a pool has 'filter' (and optionally "
+            f"{path}: unknown query key(s) {_listed(extra)}; a pool has 'filter' (and optionally "
             f"'join', 'intersect', 'except'); paging and sorting are set by the node; example: {_POOL_EXAMPLE}"
         )
     if not isinstance(query["filter"], Mapping) or not query["filter"]:
@@ -391,9 +392,9 @@ class SelectionConfig:
         example = '{"budget": 100, "strategy": "margin", "diversity": "cluster"}'
         if raw is None:
             raise ValueError(f"{source}: missing; give at least a budget; example: {example}")
-        raw = copy.deepcopy(dict(_as_mapping(source, raw, example)))
+        check_json_value(_as_mapping(source, raw, example), source)
+        raw = copy.deepcopy(dict(raw))  # checked first: depth, size, NaN / ±inf, by path
         _reject_unknown(source, raw, SELECTION_KEYS)
-        _no_nan(source, raw)
         if "budget" not in raw:
             raise ValueError(f"{source}.budget: missing; say how many items to choose; example: {example}")
         quota = raw.get("perLabelQuota")
