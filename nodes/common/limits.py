@@ -4,7 +4,8 @@
 ±inf, with a ``ValueError`` naming the path, walking it iteratively (never a ``RecursionError``).
 :func:`shorten`, :func:`short_path` and :func:`join_path` keep the values and paths quoted in
 messages short, so no message exceeds :data:`MAX_MESSAGE_CHARS`; :func:`no_duplicate_keys`
-makes JSON text with a key given twice an error instead of "the last one wins".
+makes JSON text with a key given twice an error instead of "the last one wins"; :func:`loads_json_text`
+parses user JSON text with that hook, the size bound and every parse error as a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "DuplicateKeyError",
     "check_json_value",
     "join_path",
+    "loads_json_text",
     "no_duplicate_keys",
     "short_path",
     "shorten",
@@ -132,6 +134,42 @@ def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise DuplicateKeyError(key)
         result[key] = value
     return result
+
+
+def loads_json_text(text: str, field: str, *, hint: str = "", max_bytes: int | None = MAX_BYTES) -> Any:
+    """User JSON text parsed, or a ``ValueError`` naming ``field`` (size, duplicate key, syntax, depth).
+
+    ``hint`` (e.g. ``"example: {...}"``) ends every message; ``max_bytes=None`` skips the size bound
+    (for text whose size the caller already bounded). The value is not checked: use
+    :func:`check_json_value` on it.
+
+    Examples
+    --------
+    >>> loads_json_text('{"lr": 0.01}', "model_configuration")
+    {'lr': 0.01}
+    >>> loads_json_text('{"a": 1, "a": 2}', "cfg", hint="keep the first")
+    Traceback (most recent call last):
+    ...
+    ValueError: cfg: key 'a' is given twice in one object; keep one (JSON text would silently use the last); keep the first
+    """
+    tail = f"; {hint}" if hint else ""
+    size = len(text.encode("utf-8", errors="surrogatepass")) if max_bytes is not None else 0
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(
+            f"{field}: {size:,} bytes of JSON text is over the {max_bytes:,}-byte limit; "
+            f"keep large data (weights, lists of ids) out of the configuration{tail}"
+        )
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicate_keys)
+    except DuplicateKeyError as error:
+        raise ValueError(f"{field}: {error}{tail}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{field}: {shorten(text, 80)} is not valid JSON ({error}){tail}") from None
+    except RecursionError:
+        raise ValueError(
+            f"{field}: nested too deeply to read (nested deeper than {MAX_DEPTH} levels); flatten the "
+            f"configuration (at most {MAX_DEPTH} levels of objects and arrays){tail}"
+        ) from None
 
 
 def check_json_value(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -143,16 +143,7 @@ def offset_pages(repository: Any, filters: Any, page_size: int | None = None) ->
     if base.custom_filter is not None:
         raise ValueError("filters: offset_pages takes a structured filter; page a custom_filter with json_pages")
     base.page_size = _check_page_size(base.page_size if page_size is None else page_size)
-    page = 0
-    while True:
-        request = copy.deepcopy(base)
-        request.page = page
-        docs, has_next = _request_page(repository, request)
-        if docs:
-            yield docs
-        if not docs or not has_next:
-            return
-        page += 1
+    yield from _numbered_pages(repository, base, lambda request, page: setattr(request, "page", page))
 
 
 def build_entities(repository: Any, docs: list[dict]) -> list[Any]:
@@ -187,11 +178,20 @@ def _offset_pages(repository: Any, base: Any) -> Iterator[list[dict]]:
     query = copy.deepcopy(custom) if "filter" in custom else {"filter": custom}
     query.setdefault("pageSize", base.page_size)  # dtlpy keeps a pageSize written in the query
     query["sort"] = _explicit_sort(query.get("sort"))
+
+    def set_page(request: Any, page: int) -> None:
+        request.custom_filter = copy.deepcopy(query)
+        request.custom_filter["page"] = page
+
+    yield from _numbered_pages(repository, base, set_page)
+
+
+def _numbered_pages(repository: Any, base: Any, set_page: Callable[[Any, int], None]) -> Iterator[list[dict]]:
+    """EDGE. Offset paging: a copy of ``base`` numbered 0, 1, ... by ``set_page``, while ``hasNextPage``."""
     page = 0
     while True:
         request = copy.deepcopy(base)
-        request.custom_filter = copy.deepcopy(query)
-        request.custom_filter["page"] = page
+        set_page(request, page)
         docs, has_next = _request_page(repository, request)
         if docs:
             yield docs

@@ -10,14 +10,13 @@ the entities are fetched and checked to belong to one project; any bad option ex
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from nodes.common.limits import MAX_BYTES, DuplicateKeyError, no_duplicate_keys, shorten
+from nodes.common.limits import MAX_BYTES, loads_json_text, shorten
 from nodes.compare_models.config import CompareConfig
 from nodes.compare_models.node import _check_inputs, compare, store_report
 from nodes.compare_models.report import plot_pr_curves
@@ -154,17 +153,13 @@ def read_config_file(path: str | None) -> CompareConfig:
         ) from None
     except OSError as error:
         raise ValueError(f"--config: {shorten(path, 120)} cannot be read ({error.strerror or error}); {fix}") from None
-    try:
-        raw = json.loads(text, object_pairs_hook=no_duplicate_keys)
-    except DuplicateKeyError as error:
-        raise ValueError(f"--config {shorten(path, 120)}: {error}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--config {shorten(path, 120)}: not valid JSON ({error}); fix the file") from None
-    except RecursionError:
-        raise ValueError(
-            f"--config {shorten(path, 120)}: nested too deeply to read; a compare config is a few levels deep, "
-            "see pipeline_configs/compare_configurations.json"
-        ) from None
+    # the file's size is bounded above (whitespace allowed); the parsed value is bounded by from_json
+    raw = loads_json_text(
+        text,
+        f"--config {shorten(path, 120)}",
+        hint="fix the file (see pipeline_configs/compare_configurations.json)",
+        max_bytes=None,
+    )
     return CompareConfig.from_json(raw)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from nodes.common.defaults import load_default_compare_config, load_subset_filter
 from nodes.common.dql import QUERY_PARTS, check_dql_query
-from nodes.common.limits import MAX_BYTES, DuplicateKeyError, check_json_value, no_duplicate_keys, shorten
+from nodes.common.limits import check_json_value, loads_json_text, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -399,21 +399,7 @@ class CompareConfig:
             raw = load_default_compare_config()
             logger.info("compare_config not given; using the packaged default %s", json.dumps(raw))
         elif isinstance(raw, str):
-            if len(raw.encode("utf-8", errors="replace")) > MAX_BYTES:
-                raise ValueError(
-                    f"{ROOT}: {len(raw):,} characters of JSON is over the {MAX_BYTES:,}-byte limit; a compare "
-                    f"config is a few lines; example: {example}"
-                )
-            try:
-                raw = json.loads(raw, object_pairs_hook=no_duplicate_keys)
-            except json.JSONDecodeError as error:
-                raise _fail(ROOT, raw, f"is not valid JSON ({error.msg})", example) from None
-            except DuplicateKeyError as error:
-                raise ValueError(f"{ROOT}: {error}; example: {example}") from None
-            except RecursionError:
-                raise ValueError(
-                    f"{ROOT}: nested too deeply to read; flatten the configuration; example: {example}"
-                ) from None
+            raw = loads_json_text(raw, ROOT, hint=f"example: {example}")
         check_json_value(raw, ROOT)  # depth, size, NaN / inf: before anything else looks at the value
         if not isinstance(raw, Mapping):
             raise _fail(ROOT, raw, "is not a JSON object", example)

@@ -11,7 +11,6 @@ naming the field, the bad value (cut short) and the fix.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +18,7 @@ from typing import Any
 
 from nodes.common.defaults import load_subset_filter
 from nodes.common.dql import QUERY_PARTS, check_dql_condition, check_dql_query
-from nodes.common.limits import MAX_BYTES, MAX_DEPTH, DuplicateKeyError, check_json_value, no_duplicate_keys, shorten
+from nodes.common.limits import check_json_value, loads_json_text, shorten
 from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, parse_name_template, render_model_name
 
 #: Base model statuses that can be cloned into a new version.
@@ -124,27 +123,9 @@ class ResolvedSubsets:
 
 
 def _parse_json_text(value: Any, field: str) -> Any:
-    """JSON text parsed (within the size and depth bounds), ``None`` for blank text, else ``value``."""
+    """JSON text parsed (within the size bound), ``None`` for blank text, else ``value``."""
     if isinstance(value, str):
-        if not value.strip():
-            return None
-        size = len(value.encode("utf-8", errors="surrogatepass"))
-        if size > MAX_BYTES:
-            raise ValueError(
-                f"{field}: {size:,} bytes of JSON text is over the {MAX_BYTES:,}-byte limit; "
-                "keep large data (weights, lists of ids) out of the configuration"
-            )
-        try:
-            return json.loads(value, object_pairs_hook=no_duplicate_keys)
-        except DuplicateKeyError as error:
-            raise ValueError(f"{field}: {error}") from None
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{field}: {shorten(value, 80)} is not valid JSON ({error})") from None
-        except RecursionError:
-            raise ValueError(
-                f"{field}: nested deeper than {MAX_DEPTH} levels; flatten the configuration "
-                f"(at most {MAX_DEPTH} levels of objects and arrays)"
-            ) from None
+        return loads_json_text(value, field) if value.strip() else None
     return value
 
 

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from nodes.common.context import node_config_from_context as read_node_config
+from nodes.common.context import node_config_from_context
 from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
 from nodes.common.paging import build_entities, count_matches, offset_pages
@@ -57,19 +57,6 @@ def _short_id(value: Any) -> str:
     """An id for a message, unquoted, cut at 100 characters."""
     text = str(value)
     return text if len(text) <= 100 else text[:97] + "..."
-
-
-def node_config_from_context(context: Any) -> Any:
-    """The node's ``customNodeConfig`` (edge: reads ``context.node``), ``None`` outside a pipeline.
-
-    See :func:`nodes.common.context.node_config_from_context` (nothing is logged here).
-
-    Examples
-    --------
-    >>> node_config_from_context(None) is None
-    True
-    """
-    return read_node_config(context)
 
 
 def run_node(

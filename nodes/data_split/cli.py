@@ -108,6 +108,18 @@ def _check_reference(option: str, value: Any) -> None:
         )
 
 
+def _get_by_name_or_id(getter: Any, kind: str, ref: str, not_found: ValueError) -> Any:
+    """Edge: ``getter(<kind>_name=ref)``, else ``getter(<kind>_id=ref)``; ``not_found`` when neither finds it."""
+    import dtlpy as dl
+
+    for key in (f"{kind}_name", f"{kind}_id"):
+        try:
+            return getter(**{key: ref})
+        except (dl.exceptions.NotFound, dl.exceptions.BadRequest, dl.exceptions.Forbidden):
+            continue
+    raise not_found from None
+
+
 def _get_dataset(project_ref: str, dataset_ref: str) -> Any:
     """Edge: the dataset named (or with the id) ``dataset_ref`` in project ``project_ref``.
 
@@ -115,28 +127,20 @@ def _get_dataset(project_ref: str, dataset_ref: str) -> Any:
     """
     import dtlpy as dl
 
-    missing = (dl.exceptions.NotFound, dl.exceptions.BadRequest, dl.exceptions.Forbidden)
-    try:
-        project = dl.projects.get(project_name=project_ref)
-    except missing:
-        try:
-            project = dl.projects.get(project_id=project_ref)
-        except missing:
-            raise ValueError(
-                f"--project: {shorten(project_ref, 80)} is not the name or id of a project you can access; "
-                "check the name (dl.projects.list()) or run `dl.login()` for the right environment"
-            ) from None
+    project = _get_by_name_or_id(
+        dl.projects.get,
+        "project",
+        project_ref,
+        ValueError(
+            f"--project: {shorten(project_ref, 80)} is not the name or id of a project you can access; "
+            "check the name (dl.projects.list()) or run `dl.login()` for the right environment"
+        ),
+    )
     not_here = ValueError(
         f"--dataset: {shorten(dataset_ref, 80)} is not the name or id of a dataset in project "
         f"{shorten(project.name, 80)}; check the name (project.datasets.list()) or give the dataset's --project"
     )
-    try:
-        dataset = project.datasets.get(dataset_name=dataset_ref)
-    except missing:
-        try:
-            dataset = project.datasets.get(dataset_id=dataset_ref)
-        except missing:
-            raise not_here from None
+    dataset = _get_by_name_or_id(project.datasets.get, "dataset", dataset_ref, not_here)
     # dtlpy gets a dataset by id whatever its project: a dataset of another project is refused here
     if project.id not in list(getattr(dataset, "projects", None) or []):
         raise not_here

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from nodes.common.context import node_config_from_context as read_node_config
+from nodes.common.context import node_config_from_context
 from nodes.common.paging import MAX_PAGE_SIZE, build_entities, json_pages
 from nodes.data_split.assign import (
     carries_model,
@@ -31,20 +31,6 @@ from nodes.data_split.assign import (
 from nodes.data_split.config import SplitConfig, _short
 
 logger = logging.getLogger(__name__)
-
-
-def node_config_from_context(context: Any) -> Mapping[str, Any] | None:
-    """Edge: the raw ``customNodeConfig`` of the running node, or ``None`` outside a pipeline.
-
-    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access; see
-    :func:`nodes.common.context.node_config_from_context`.
-
-    Examples
-    --------
-    >>> node_config_from_context(None) is None
-    True
-    """
-    return read_node_config(context, logger, "the panel defaults")
 
 
 def _read_item(item: Any) -> Any:
@@ -199,7 +185,7 @@ def run_node(item: Any, progress: Any = None, context: Any = None) -> Any:
 
     if not isinstance(item, dl.Item) or not isinstance(item.id, str):
         raise ValueError(f"item: {_short(item)} is not a dl.Item; connect the node's input to an Item output")
-    config = SplitConfig.from_node_config(node_config_from_context(context))
+    config = SplitConfig.from_node_config(node_config_from_context(context, logger, "the panel defaults"))
     current = _read_item(item)
     tags = _tags_of(current)
     elsewhere = foreign_subset(tags, config)

@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from nodes.common.context import execution_id_of
-from nodes.common.context import node_config_from_context as read_node_config
+from nodes.common.context import execution_id_of, node_config_from_context
 from nodes.common.paging import MAX_PAGE_SIZE, json_pages
 from nodes.select_for_labeling.config import GATE_ROOT, GateConfig
 from nodes.select_for_labeling.scores import (
@@ -41,21 +40,7 @@ PAGE_SIZE = MAX_PAGE_SIZE
 #: Record keys compared to decide that a rerun has nothing to write (``selectedAt`` differs by design).
 _GATE_COMPARED = ("score", "strategy", "modelId", "executionId", "fallback")
 
-__all__ = ["gate_record", "list_item_annotations", "node_config_from_context", "run_gate", "same_gate_record"]
-
-
-def node_config_from_context(context: Any) -> Mapping[str, Any] | None:
-    """EDGE. The running node's ``customNodeConfig``, or ``None`` outside a pipeline.
-
-    ``context.node`` resolves the pipeline (``GET /pipelines/{id}``) on first access; see
-    :func:`nodes.common.context.node_config_from_context`.
-
-    Examples
-    --------
-    >>> node_config_from_context(None) is None
-    True
-    """
-    return read_node_config(context, logger, "the default node config")
+__all__ = ["gate_record", "list_item_annotations", "run_gate", "same_gate_record"]
 
 
 def list_item_annotations(item: Any) -> list[dict]:
@@ -172,7 +157,8 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
     """
     if item is None:
         raise ValueError("item: None; connect the Predict node's item output to the Uncertainty Gate")
-    config = GateConfig.from_node_config(node_config_from_context(context), GATE_ROOT)
+    raw = node_config_from_context(context, logger, "the default node config")
+    config = GateConfig.from_node_config(raw, GATE_ROOT)
     fresh = _read_item(item)
     annotations = list_item_annotations(fresh)
     model_id = resolve_model_id(annotations, config.model_id, fresh.id, f"{GATE_ROOT}.modelId")
