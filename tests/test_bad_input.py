@@ -21,48 +21,26 @@ import dtlpy as dl
 import pytest
 
 import main
+from benchmarks.bench_load import NODE_CONFIG as SPLIT_OK
 from emulator import RecordingProgress
+from tests.helpers import Totals, box
 
 # ------------------------------------------------------------------------------------------
 # Totals, printed at the end of the run
 # ------------------------------------------------------------------------------------------
 
-TOTALS = {"tried": 0, "rejected": 0, "writes": 0}
-
-
-class _SummaryPlugin:
-    """Prints the bad-input totals in pytest's terminal summary (visible with ``-q``)."""
-
-    @staticmethod
-    def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG004 - hook signature
-        if TOTALS["tried"]:
-            terminalreporter.write_line(
-                f"bad inputs: {TOTALS['tried']} tried, {TOTALS['rejected']} rejected, {TOTALS['writes']} writes"
-            )
+TOTALS = Totals("bad inputs: {tried} tried, {ok} rejected, {writes} writes")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_totals(request):
-    plugin_name = "bad-input-totals"
-    manager = request.config.pluginmanager
-    if not manager.has_plugin(plugin_name):
-        manager.register(_SummaryPlugin(), plugin_name)
-    yield
+    TOTALS.print_at_end(request.config, "bad-input-totals")
 
 
 # ------------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------------
 
-SPLIT_OK = {
-    "name": "Model Data Split",
-    "groups": [
-        {"name": "train", "distribution": 80},
-        {"name": "validation", "distribution": 10},
-        {"name": "test", "distribution": 10},
-    ],
-    "itemMetadata": True,
-}
 TEST_TAG = {"system": {"tags": {"test": True}}}
 TRAIN_TAG = {"system": {"tags": {"train": True}}}
 
@@ -78,15 +56,7 @@ def _groups(*pairs: tuple[Any, Any]) -> dict:
 
 
 def _box(label: str, left: float, model: Any = None) -> dict:
-    annotation = {
-        "type": "box",
-        "label": label,
-        "coordinates": [{"x": left, "y": 10, "z": 0}, {"x": left + 30, "y": 40, "z": 0}],
-        "metadata": {},
-    }
-    if model is not None:
-        annotation["metadata"] = {"user": {"model": {"model_id": model.id, "name": model.name, "confidence": 0.9}}}
-    return annotation
+    return box(label, left, 10, size=30, model=model, confidence=0.9)
 
 
 class Env:
@@ -547,16 +517,16 @@ def _run(case: Case, env: Env, capsys) -> tuple[bool, str]:
 
 @pytest.mark.parametrize("case", _params())
 def test_bad_input_is_rejected_with_a_named_field_and_writes_nothing(case: Case, env: Env, capsys):
-    TOTALS["tried"] += 1
+    TOTALS.tried += 1
     rejected, message = False, ""
     writes = 0
     try:
         rejected, message = _run(case, env, capsys)
     finally:
         writes = env.platform.write_count()
-        TOTALS["writes"] += writes
+        TOTALS.writes += writes
         named = all(name.lower() in message.lower() for name in case.names)
-        TOTALS["rejected"] += int(rejected and named and writes == 0)
+        TOTALS.ok += int(rejected and named and writes == 0)
     assert rejected, f"{case.id}: expected {getattr(case.error, '__name__', 'exit code 2')}; got: {message}"
     for name in case.names:
         assert name.lower() in message.lower(), f"{case.id}: the message does not name {name!r}: {message}"

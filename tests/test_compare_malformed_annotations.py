@@ -12,25 +12,8 @@ import math
 import dtlpy as dl
 import pytest
 
-import main
-from emulator import RecordingProgress
 from nodes.compare_models.records import read_annotations, record_problem
-
-TEST_TAGS = {"system": {"tags": {"test": True}}}
-
-
-def _box(label, left, top, size=40.0, model=None, confidence=None):
-    annotation = {
-        "type": "box",
-        "label": label,
-        "coordinates": [{"x": left, "y": top, "z": 0}, {"x": left + size, "y": top + size, "z": 0}],
-        "metadata": {},
-    }
-    if model is not None:
-        annotation["metadata"] = {
-            "user": {"model": {"model_id": model.id, "name": model.name, "confidence": confidence}}
-        }
-    return annotation
+from tests.helpers import TEST_TAGS, box, run_compare
 
 
 def _upload(item_id, annotations):
@@ -44,13 +27,13 @@ def _upload(item_id, annotations):
 
 def _malformed(kind, previous, new):
     """One malformed annotation of each kind (a new-model prediction where confidence matters)."""
-    good = _box("cat", 10, 10)
+    good = box("cat", 10, 10)
     if kind == "empty-coordinates":
         return dict(good, coordinates=[])
     if kind == "null-coordinate":
         return dict(good, coordinates=[{"x": None, "y": 10}, {"x": 50, "y": 50}])
     if kind == "string-confidence":
-        return _box("cat", 10, 10, model=new, confidence="very high")
+        return box("cat", 10, 10, model=new, confidence="very high")
     if kind == "polygon-under-3-points":
         return {
             "type": "segment",
@@ -69,20 +52,12 @@ def _seed(platform, dataset, previous, new, n_items=6):
         _upload(
             item_id,
             [
-                _box("cat", 100, 100),
-                _box("cat", 100, 100, model=new, confidence=0.9),  # hit
-                _box("cat", 130, 100, model=previous, confidence=0.8 - i / 100),  # miss (IoU ~0.14)
+                box("cat", 100, 100),
+                box("cat", 100, 100, model=new, confidence=0.9),  # hit
+                box("cat", 130, 100, model=previous, confidence=0.8 - i / 100),  # miss (IoU ~0.14)
             ],
         )
     return ids
-
-
-def _run(previous, new, dataset, config=None):
-    progress = RecordingProgress()
-    winner = main.ServiceRunner().compare_models(
-        previous_model=previous, new_model=new, compare_config=config, dataset=dataset, progress=progress
-    )
-    return winner, progress
 
 
 KINDS = ["empty-coordinates", "null-coordinate", "string-confidence", "polygon-under-3-points", "undecodable-mask"]
@@ -103,7 +78,7 @@ def test_one_malformed_annotation_is_skipped_and_counted_in_the_report(platform,
     [bad] = _upload(ids[2], [_malformed(kind, previous, new)])
     platform.reset_counts()
 
-    winner, progress = _run(previous, new, dataset)
+    winner, progress = run_compare(previous, new, dataset)
 
     assert progress.actions == ["update model"] and winner.id == new.id  # the well-formed data decides
     report = platform.get_json("models", new.id)["metadata"]["user"]["activeLearning"]["comparison"]
@@ -126,10 +101,10 @@ def test_infinite_coordinates_stored_on_the_platform_are_skipped(platform, proje
     previous = platform.create_model(project, "previous", dataset=dataset)
     new = platform.create_model(project, "new", dataset=dataset)
     ids = _seed(platform, dataset, previous, new)
-    [plus] = platform.store.create_annotations(ids[0], [dict(_box("cat", 10, 10), coordinates=[{"x": math.inf, "y": 1}, {"x": 5, "y": 5}])])  # fmt: skip
-    [minus] = platform.store.create_annotations(ids[1], [_box("cat", -math.inf, 10, model=new, confidence=0.5)])
+    [plus] = platform.store.create_annotations(ids[0], [dict(box("cat", 10, 10), coordinates=[{"x": math.inf, "y": 1}, {"x": 5, "y": 5}])])  # fmt: skip
+    [minus] = platform.store.create_annotations(ids[1], [box("cat", -math.inf, 10, model=new, confidence=0.5)])
 
-    winner, progress = _run(previous, new, dataset)
+    winner, progress = run_compare(previous, new, dataset)
 
     assert progress.actions == ["update model"] and winner.id == new.id
     skipped = platform.get_json("models", new.id)["metadata"]["user"]["activeLearning"]["comparison"]["details"][
@@ -151,7 +126,7 @@ def test_every_kind_at_once_and_the_table_prints_the_count(platform, project, da
         _upload(ids[position], [_malformed(kind, previous, new)])
     caplog.set_level("INFO")
 
-    _run(previous, new, dataset, config={"precision_recall": {"per_label": True}})
+    run_compare(previous, new, dataset, config={"precision_recall": {"per_label": True}})
 
     report = platform.get_json("models", new.id)["metadata"]["user"]["activeLearning"]["comparison"]
     assert report["details"]["skippedAnnotations"]["count"] == len(KINDS)

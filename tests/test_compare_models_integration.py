@@ -13,24 +13,10 @@ import pytest
 
 import main
 from emulator import RecordingProgress
+from tests.helpers import TEST_TAGS, box, run_compare
 from tests.test_compare_models_unit import BAD_CONFIGS
 
 LABELS = ("cat", "dog", "bird")
-TEST_TAGS = {"system": {"tags": {"test": True}}}
-
-
-def _box(label, left, top, size=40.0, model=None, confidence=None):
-    annotation = {
-        "type": "box",
-        "label": label,
-        "coordinates": [{"x": left, "y": top, "z": 0}, {"x": left + size, "y": top + size, "z": 0}],
-        "metadata": {},
-    }
-    if model is not None:
-        annotation["metadata"] = {
-            "user": {"model": {"model_id": model.id, "name": model.name, "confidence": confidence}}
-        }
-    return annotation
 
 
 def seed_detections(platform, dataset, n_items, models, gt_per_item=4, preds_per_gt=1.0, seed=0, tags=TEST_TAGS,
@@ -46,14 +32,14 @@ def seed_detections(platform, dataset, n_items, models, gt_per_item=4, preds_per
         annotations = []
         places = rng.uniform(0, 600, size=(gt_per_item, 2))
         for k, (left, top) in enumerate(places):
-            annotations.append(_box(LABELS[k % len(LABELS)], left, top))
+            annotations.append(box(LABELS[k % len(LABELS)], left, top))
         for model, quality in models:
             n_preds = int(round(gt_per_item * preds_per_gt))
             for k in range(n_preds):
                 left, top = places[k % gt_per_item]
                 offset = 1.0 if rng.uniform() < quality else 25.0
                 label = LABELS[k % gt_per_item % len(LABELS)]
-                annotations.append(_box(label, left + offset, top, model=model, confidence=float(rng.uniform(0.05, 1))))
+                annotations.append(box(label, left + offset, top, model=model, confidence=float(rng.uniform(0.05, 1))))
         platform.store.create_annotations(item_id, annotations)
     return item_ids
 
@@ -62,19 +48,6 @@ def _models(platform, project, dataset):
     previous = platform.create_model(project, "previous", dataset=dataset)
     new = platform.create_model(project, "new", dataset=dataset)
     return previous, new
-
-
-def _compare(previous, new, dataset, config=None, context=None):
-    progress = RecordingProgress()
-    winner = main.ServiceRunner().compare_models(
-        previous_model=previous,
-        new_model=new,
-        compare_config=config,
-        dataset=dataset,
-        progress=progress,
-        context=context,
-    )
-    return winner, progress
 
 
 def _stored_report(platform, model_id):
@@ -87,7 +60,7 @@ def test_clearly_better_new_model_is_promoted_and_the_report_stored(platform, pr
     platform.reset_counts()
     new_metadata_before = json.dumps(new.metadata, sort_keys=True)
 
-    winner, progress = _compare(previous, new, dataset, config=None)
+    winner, progress = run_compare(previous, new, dataset, config=None)
 
     assert progress.actions == ["update model"]
     assert winner.id == new.id and isinstance(winner, dl.Model)
@@ -120,7 +93,7 @@ def test_worse_or_equal_new_model_is_discarded(platform, project, dataset, new_q
         seed_detections(platform, dataset, 30, [(previous, 0.8), (new, new_quality)], seed=1)
     platform.reset_counts()
 
-    winner, progress = _compare(previous, new, dataset, config={"precision_recall": {"per_label": True}})
+    winner, progress = run_compare(previous, new, dataset, config={"precision_recall": {"per_label": True}})
 
     assert progress.actions == ["discard"] and winner.id == previous.id
     report = _stored_report(platform, new.id)
@@ -137,9 +110,9 @@ def test_tag_follows_the_decision_and_reruns_are_idempotent(platform, project, d
     context = platform.make_context(node_config={"itemMetadata": True}, project=project)
     platform.reset_counts()
 
-    winner, progress = _compare(previous, new, dataset, context=context)
+    winner, progress = run_compare(previous, new, dataset, context=context)
     first = platform.get_json("models", new.id)["metadata"]
-    winner_again, _ = _compare(previous, new, dataset, context=context)
+    winner_again, _ = run_compare(previous, new, dataset, context=context)
     second = platform.get_json("models", new.id)["metadata"]
 
     assert progress.actions == ["discard"] and winner.id == winner_again.id == previous.id
@@ -150,7 +123,7 @@ def test_tag_follows_the_decision_and_reruns_are_idempotent(platform, project, d
     # a node without customNodeConfig, and no context at all: no tag written or removed, no crash (M13)
     bare = platform.make_context(node_config=None, project=project)
     for other_context in (bare, None):
-        _, progress = _compare(previous, new, dataset, context=other_context)
+        _, progress = run_compare(previous, new, dataset, context=other_context)
         assert progress.actions == ["discard"]
         assert platform.get_json("models", new.id)["metadata"]["system"]["tags"] == {"discard": True}
 
@@ -182,7 +155,7 @@ def test_training_metric_checks_read_every_page_sorted_by_x(platform, project, d
         ],
     }  # fmt: skip
 
-    winner, progress = _compare(previous, new, None, config=config)
+    winner, progress = run_compare(previous, new, None, config=config)
 
     report = _stored_report(platform, new.id)
     assert [(v["name"], v["previous"], v["new"], v["won"]) for v in report["votes"]] == [
@@ -194,11 +167,11 @@ def test_training_metric_checks_read_every_page_sorted_by_x(platform, project, d
     assert platform.request_counts["POST /ml/metrics/query"] >= 4  # 1,200 samples: 2 pages per model
 
     config["checks"][1]["min_delta"] = 0.01
-    winner, progress = _compare(previous, new, None, config=config)
+    winner, progress = run_compare(previous, new, None, config=config)
     assert progress.actions == ["update model"] and winner.id == new.id  # 2 of 3 >= 0.6
 
     with pytest.raises(ValueError) as error:
-        _compare(previous, new, None, config={"checks": [{"legend": "train", "figure": "box_loss"}]})
+        run_compare(previous, new, None, config={"checks": [{"legend": "train", "figure": "box_loss"}]})
     message = str(error.value)
     assert "has no metric with figure 'box_loss' and legend 'train'" in message
     assert "'box_loss'/'val'" in message and "'mAP50(B)'/'metrics'" in message
@@ -213,7 +186,7 @@ def test_a_refused_metrics_query_is_an_error_naming_it_not_no_metrics(platform, 
     platform.fail_next("POST", r"/ml/metrics/query", status=400)
     platform.reset_counts()
     with pytest.raises(RuntimeError, match=r"the platform refused the metrics query .*modelId"):
-        _compare(previous, new, None, config=config)
+        run_compare(previous, new, None, config=config)
     assert platform.write_count() == 0
 
 
@@ -226,21 +199,21 @@ def test_errors_write_nothing(platform, project, dataset):
     platform.reset_counts()
 
     with pytest.raises(ValueError, match=rf"new model 'new' \({new.id}\) has no predictions .* run Evaluate on"):
-        _compare(previous, new, dataset)
+        run_compare(previous, new, dataset)
 
     # (a new model with predictions on only some test items is compared: tests/test_compare_real_evaluations.py)
     assert len(ids) == 10
 
     with pytest.raises(ValueError, match="no ground truth"):
-        _compare(previous, new, empty)
+        run_compare(previous, new, empty)
     with pytest.raises(ValueError, match="test subset matched 0 items"):
-        _compare(
+        run_compare(
             previous, new, empty, config={"precision_recall": {"test_subset": {"metadata.system.tags.none": True}}}
         )
     with pytest.raises(ValueError, match="dataset: None, but compare_config.precision_recall"):
-        _compare(previous, new, None)
+        run_compare(previous, new, None)
     with pytest.raises(ValueError, match="same model as previous_model"):
-        _compare(previous, previous, dataset)
+        run_compare(previous, previous, dataset)
     assert platform.write_count() == 0
     assert all(not key.startswith(("PATCH", "PUT", "DELETE")) for key in platform.request_counts)
 
@@ -271,7 +244,7 @@ def test_polygons_and_classes_through_dtlpy_are_separate_votes(platform, project
         )  # fmt: skip
     platform.reset_counts()
 
-    winner, progress = _compare(previous, new, dataset, config={"precision_recall": {}, "wins": "all"})
+    winner, progress = run_compare(previous, new, dataset, config={"precision_recall": {}, "wins": "all"})
 
     votes = {v["name"]: v for v in _stored_report(platform, new.id)["votes"]}
     assert sorted(votes) == ["precision_recall.class", "precision_recall.polygon"]
@@ -291,7 +264,7 @@ def test_a_failed_report_write_sends_no_action(platform, project, dataset):
     assert progress.actions == []  # the pipeline is not routed when the decision could not be recorded
     # transient errors are retried by dtlpy: the decision is recorded and routed
     platform.fail_next("PATCH", r"/ml/models/", status=503, times=2)
-    winner, progress = _compare(previous, new, dataset)
+    winner, progress = run_compare(previous, new, dataset)
     assert progress.actions == ["update model"] and _stored_report(platform, winner.id)["decision"] == "update model"
 
 
@@ -300,7 +273,7 @@ def test_every_bad_config_is_refused_before_any_request(platform, project, datas
     platform.reset_counts()
     for raw, _ in BAD_CONFIGS:
         with pytest.raises(ValueError):
-            _compare(previous, new, dataset, config=raw)
+            run_compare(previous, new, dataset, config=raw)
     assert sum(platform.request_counts.values()) == 0
 
 
@@ -313,7 +286,7 @@ def test_request_count_for_2000_test_items_is_within_the_bound(platform, project
     assert n_annotations == 10 * n_items
     platform.reset_counts()
 
-    winner, progress = _compare(previous, new, dataset, config=None)
+    winner, progress = run_compare(previous, new, dataset, config=None)
 
     counts = platform.request_counts
     queries = counts["POST /datasets/{id}/query"]

@@ -10,37 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import main
-from emulator import RecordingProgress
 from nodes import metrics
 from nodes.compare_models.config import PrecisionRecallConfig
 from nodes.compare_models.records import annotation_tables
 from nodes.compare_models.report import ComparisonReport
 from nodes.compare_models.votes import check_tables, evaluation_votes, prediction_coverage
-
-TEST_TAGS = {"system": {"tags": {"test": True}}}
-
-
-def _box(label, left, top, size=40.0, model=None, confidence=None):
-    annotation = {
-        "type": "box",
-        "label": label,
-        "coordinates": [{"x": left, "y": top, "z": 0}, {"x": left + size, "y": top + size, "z": 0}],
-        "metadata": {},
-    }
-    if model is not None:
-        annotation["metadata"] = {
-            "user": {"model": {"model_id": model.id, "name": model.name, "confidence": confidence}}
-        }
-    return annotation
-
-
-def _run(previous, new, dataset, config=None):
-    progress = RecordingProgress()
-    winner = main.ServiceRunner().compare_models(
-        previous_model=previous, new_model=new, compare_config=config, dataset=dataset, progress=progress
-    )
-    return winner, progress
+from tests.helpers import TEST_TAGS, box, run_compare
 
 
 def _report(platform, model_id):
@@ -137,17 +112,17 @@ def test_a_new_model_evaluated_on_part_of_the_test_subset_is_compared_with_cover
     ids = platform.add_items(dataset, [{"name": f"c-{i}.jpg", "metadata": TEST_TAGS} for i in range(10)])
     annotations = {}
     for i, item_id in enumerate(ids):
-        annotations[item_id] = [_box("cat", 100, 100), _box("cat", 100, 100, model=previous, confidence=0.9)]
+        annotations[item_id] = [box("cat", 100, 100), box("cat", 100, 100, model=previous, confidence=0.9)]
         if i < 7:  # Evaluate found nothing on 3 images for the new model
-            annotations[item_id].append(_box("cat", 101, 100, model=new, confidence=0.9))
+            annotations[item_id].append(box("cat", 101, 100, model=new, confidence=0.9))
     empty_item = platform.add_items(dataset, [{"name": "no-gt.jpg", "metadata": TEST_TAGS}])[0]
-    annotations[empty_item] = [_box("cat", 5, 5, model=previous, confidence=0.1)]  # a false positive
+    annotations[empty_item] = [box("cat", 5, 5, model=previous, confidence=0.1)]  # a false positive
     for item_id, docs in annotations.items():
         platform.store.create_annotations(item_id, docs)
     platform.reset_counts()
     caplog.set_level("INFO")
 
-    winner, progress = _run(previous, new, dataset)
+    winner, progress = run_compare(previous, new, dataset)
 
     report = _report(platform, new.id)
     coverage = report["details"]["coverage"]
@@ -170,12 +145,12 @@ def test_coverage_within_ten_points_has_no_warning_in_the_report(platform, proje
     new = platform.create_model(project, "new", dataset=dataset)
     ids = platform.add_items(dataset, [{"name": f"w-{i}.jpg", "metadata": TEST_TAGS} for i in range(10)])
     for i, item_id in enumerate(ids):
-        docs = [_box("cat", 100, 100), _box("cat", 100, 100, model=new, confidence=0.9)]
+        docs = [box("cat", 100, 100), box("cat", 100, 100, model=new, confidence=0.9)]
         if i:  # previous model: nothing on one image (10 points apart, not more)
-            docs.append(_box("cat", 100, 100, model=previous, confidence=0.9))
+            docs.append(box("cat", 100, 100, model=previous, confidence=0.9))
         platform.store.create_annotations(item_id, docs)
 
-    winner, progress = _run(previous, new, dataset)
+    winner, progress = run_compare(previous, new, dataset)
 
     coverage = _report(platform, new.id)["details"]["coverage"]
     assert coverage["warning"] is None and coverage["gapPoints"] == 10.0
@@ -189,11 +164,11 @@ def test_labels_filter_through_dtlpy_does_not_refuse_a_model_without_that_label(
     for item_id in ids:
         platform.store.create_annotations(
             item_id,
-            [_box("cat", 0, 0), _box("dog", 200, 200), _box("cat", 0, 0, model=new, confidence=0.7),
-             _box("dog", 200, 200, model=previous, confidence=0.7)],
+            [box("cat", 0, 0), box("dog", 200, 200), box("cat", 0, 0, model=new, confidence=0.7),
+             box("dog", 200, 200, model=previous, confidence=0.7)],
         )  # fmt: skip
 
-    winner, progress = _run(previous, new, dataset, config={"precision_recall": {"labels": ["dog"]}})
+    winner, progress = run_compare(previous, new, dataset, config={"precision_recall": {"labels": ["dog"]}})
 
     [vote] = _report(platform, new.id)["votes"]
     assert (vote["previous"], vote["new"], vote["won"]) == (1.0, 0.0, False)
@@ -205,14 +180,14 @@ def test_only_a_model_never_evaluated_is_refused_and_nothing_is_written(platform
     new = platform.create_model(project, "new", dataset=dataset)
     ids = platform.add_items(dataset, [{"name": f"n-{i}.jpg", "metadata": TEST_TAGS} for i in range(3)])
     for item_id in ids:
-        platform.store.create_annotations(item_id, [_box("cat", 0, 0), _box("cat", 0, 0, model=previous, confidence=1)])
+        platform.store.create_annotations(item_id, [box("cat", 0, 0), box("cat", 0, 0, model=previous, confidence=1)])
     # the new model's predictions exist, but outside the test subset: never evaluated on it
     other = platform.add_items(dataset, [{"name": "train.jpg", "metadata": {"system": {"tags": {"train": True}}}}])
-    platform.store.create_annotations(other[0], [_box("cat", 0, 0, model=new, confidence=1)])
+    platform.store.create_annotations(other[0], [box("cat", 0, 0, model=new, confidence=1)])
     platform.reset_counts()
 
     with pytest.raises(ValueError) as error:
-        _run(previous, new, dataset)
+        run_compare(previous, new, dataset)
 
     message = str(error.value)
     assert "new model 'new'" in message and "no predictions on any of the 3 test-subset items" in message

@@ -37,7 +37,9 @@ import requests
 
 import emulator
 import main
+from benchmarks.bench_load import NODE_CONFIG as SPLIT_OK
 from emulator import RecordingProgress
+from tests.helpers import Totals, box
 
 # ------------------------------------------------------------------------------------------
 # Cases whose owner has not fixed the behaviour yet: id -> observed behaviour
@@ -52,27 +54,12 @@ KNOWN_FAILING: dict[str, str] = {
 # Totals, printed at the end of the run
 # ------------------------------------------------------------------------------------------
 
-TOTALS = {"tried": 0, "documented": 0, "writes": 0}
-
-
-class _SummaryPlugin:
-    """Prints the hostile totals in pytest's terminal summary (visible with ``-q``)."""
-
-    @staticmethod
-    def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG004 - hook signature
-        if TOTALS["tried"]:
-            terminalreporter.write_line(
-                f"hostile: {TOTALS['tried']} tried, {TOTALS['documented']} as documented, "
-                f"{TOTALS['writes']} writes before a refusal"
-            )
+TOTALS = Totals("hostile: {tried} tried, {ok} as documented, {writes} writes before a refusal")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_totals(request):
-    manager = request.config.pluginmanager
-    if not manager.has_plugin("hostile-totals"):
-        manager.register(_SummaryPlugin(), "hostile-totals")
-    yield
+    TOTALS.print_at_end(request.config, "hostile-totals")
 
 
 # ------------------------------------------------------------------------------------------
@@ -249,31 +236,12 @@ def _judge(case: Case, call: Callable[[], Any], ctx: Ctx, capsys) -> Outcome:
 
 TEST_TAG = {"system": {"tags": {"test": True}}}
 TRAIN_TAG = {"system": {"tags": {"train": True}}}
-SPLIT_OK = {
-    "name": "Model Data Split",
-    "groups": [
-        {"name": "train", "distribution": 80},
-        {"name": "validation", "distribution": 10},
-        {"name": "test", "distribution": 10},
-    ],
-    "itemMetadata": True,
-}
 CREATE_OK = {"createModel": "Create New Model", "modelName": "{base_model.name}-next"}
 NAN, INF = float("nan"), float("inf")
 
 
 def _box(label: str, left: float, model: Any = None, confidence: Any = 0.9) -> dict:
-    annotation = {
-        "type": "box",
-        "label": label,
-        "coordinates": [{"x": left, "y": 10, "z": 0}, {"x": left + 30, "y": 40, "z": 0}],
-        "metadata": {},
-    }
-    if model is not None:
-        annotation["metadata"] = {
-            "user": {"model": {"model_id": model.id, "name": model.name, "confidence": confidence}}
-        }
-    return annotation
+    return box(label, left, 10, size=30, model=model, confidence=confidence)
 
 
 def _nested(depth: int, leaf: Any = 1) -> dict:
@@ -1620,14 +1588,14 @@ def _params() -> list:
 
 @pytest.mark.parametrize("case", _params())
 def test_hostile_input_ends_as_documented(case: Case, world: World, platform, tmp_path, capsys):
-    TOTALS["tried"] += 1
+    TOTALS.tried += 1
     ctx = Ctx(world, platform, tmp_path)
     call = case.build(ctx)
     platform.reset_counts()
     outcome = _judge(case, call, ctx, capsys)
     if outcome.refused:
-        TOTALS["writes"] += len(outcome.writes)
-    TOTALS["documented"] += int(outcome.documented)
+        TOTALS.writes += len(outcome.writes)
+    TOTALS.ok += int(outcome.documented)
     assert outcome.documented, f"{case.id}: {outcome.detail}"
 
 

@@ -11,8 +11,7 @@ import math
 import dtlpy as dl
 import pytest
 
-import main
-from emulator import RecordingProgress
+from tests.helpers import run_node
 
 QUERY = "POST /datasets/{id}/query"
 PATCH = "PATCH /items/{id}"
@@ -39,9 +38,7 @@ def _predict(item, model_id, predictions, kind="class"):
 
 
 def _gate(item, context=None):
-    progress = RecordingProgress()
-    result = main.ServiceRunner().score_item(item=item, progress=progress, context=context)
-    return result, progress
+    return run_node("score_item", item=item, context=context)
 
 
 def _record(platform, item_id):

@@ -14,8 +14,7 @@ import dtlpy as dl
 import numpy as np
 import pytest
 
-import main
-from emulator import RecordingProgress
+from tests.helpers import run_node
 
 QUERY = "POST /datasets/{id}/query"
 UPLOAD = "POST /datasets/{id}/items"
@@ -61,11 +60,7 @@ def _per_item(platform):
 
 
 def _select(model, dataset, config, context=None):
-    progress = RecordingProgress()
-    items = main.ServiceRunner().select_items(
-        model=model, dataset=dataset, selection_config=config, progress=progress, context=context
-    )
-    return items, progress
+    return run_node("select_items", model=model, dataset=dataset, selection_config=config, context=context)
 
 
 def _item(platform, item_id):

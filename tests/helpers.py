@@ -1,0 +1,81 @@
+"""Helpers several test modules share: box annotations (ground truth or a model's prediction), a
+node called through ``main.ServiceRunner`` with a recorded progress, and the one-line totals a
+table-driven suite prints in pytest's terminal summary. Import as ``from tests.helpers import ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import main
+from emulator import RecordingProgress
+
+TEST_TAGS = {"system": {"tags": {"test": True}}}
+
+
+def box(label, left, top, size=40.0, model=None, confidence=None) -> dict:
+    """A ``size`` x ``size`` box at (``left``, ``top``): ground truth, or ``model``'s prediction.
+
+    Examples
+    --------
+    >>> box("cat", 10, 20, size=5)["coordinates"][1]
+    {'x': 15, 'y': 25, 'z': 0}
+    """
+    annotation = {
+        "type": "box",
+        "label": label,
+        "coordinates": [{"x": left, "y": top, "z": 0}, {"x": left + size, "y": top + size, "z": 0}],
+        "metadata": {},
+    }
+    if model is not None:
+        annotation["metadata"] = {
+            "user": {"model": {"model_id": model.id, "name": model.name, "confidence": confidence}}
+        }
+    return annotation
+
+
+def run_node(function: str, **inputs: Any) -> tuple[Any, RecordingProgress]:
+    """Call ``main.ServiceRunner().<function>(**inputs, progress=...)``; return (result, progress)."""
+    progress = RecordingProgress()
+    result = getattr(main.ServiceRunner(), function)(progress=progress, **inputs)
+    return result, progress
+
+
+def run_compare(previous, new, dataset, config=None, context=None) -> tuple[Any, RecordingProgress]:
+    """Compare Models on ``dataset``: (the winning model, the progress with the action taken)."""
+    return run_node(
+        "compare_models",
+        previous_model=previous,
+        new_model=new,
+        compare_config=config,
+        dataset=dataset,
+        context=context,
+    )
+
+
+@dataclass
+class Totals:
+    """Counts of a table-driven suite, printed as one line in pytest's terminal summary (visible
+    with ``-q``) once :meth:`print_at_end` registered it; ``line`` is formatted with ``tried``,
+    ``ok`` and ``writes``. Nothing is printed when no case ran."""
+
+    line: str
+    tried: int = 0
+    ok: int = 0
+    writes: int = 0
+
+    def print_at_end(self, config, name: str) -> None:
+        """Register (once per session) the plugin named ``name`` that prints the totals."""
+        if not config.pluginmanager.has_plugin(name):
+            config.pluginmanager.register(_SummaryPlugin(self), name)
+
+
+class _SummaryPlugin:
+    def __init__(self, totals: Totals) -> None:
+        self.totals = totals
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        totals = self.totals
+        if totals.tried:
+            terminalreporter.write_line(totals.line.format(tried=totals.tried, ok=totals.ok, writes=totals.writes))
