@@ -79,7 +79,7 @@ def _quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # aiohttp's verify_ssl notice inside dtlpy
     if verbose:
         return
-    for name in ("emulator", "nodes", "demo", "main"):
+    for name in ("emulator", "nodes", "demo", "main", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("dtlpy", "ModelAdapter"):  # the SSL notice for 127.0.0.1 and per-model chatter
         logging.getLogger(name).setLevel(logging.ERROR)
