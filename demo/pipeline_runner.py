@@ -294,12 +294,7 @@ class PipelineRunner:
 
         if not per_item:
             return [one(p) for p in payloads]
-        with self._bar(len(payloads), node["name"]) as bar, ThreadPoolExecutor(THREADS) as pool:
-            outputs = []
-            for output in pool.map(one, payloads):
-                outputs.append(output)
-                bar.update(1)
-        return outputs
+        return map_in_threads(one, payloads, self._bar(len(payloads), node["name"]))
 
     def _dataset_node(self, node: Mapping[str, Any], payloads: list[dict]) -> list[Output]:
         """Dataset node: items of another dataset are cloned into the node's dataset (with annotations
@@ -315,12 +310,7 @@ class PipelineRunner:
                 raise RuntimeError(f"cloning item {item.id} into dataset {dataset_id} failed (see dtlpy's log)")
             return Output({"item": cloned})
 
-        with self._bar(len(payloads), node["name"]) as bar, ThreadPoolExecutor(THREADS) as pool:
-            outputs = []
-            for output in pool.map(one, payloads):
-                outputs.append(output)
-                bar.update(1)
-        return outputs
+        return map_in_threads(one, payloads, self._bar(len(payloads), node["name"]))
 
     def _update_variables(self, node: Mapping[str, Any], payloads: list[dict]) -> list[Output]:
         """Update Variables: each input port names a pipeline variable; it takes the input's id."""
@@ -333,6 +323,17 @@ class PipelineRunner:
 
 
 # -------------------------------------------------------------------------------------------- tasks
+def map_in_threads(function: Callable[[Any], Any], values: list, bar: Any) -> list:
+    """``[function(v) for v in values]`` on ``THREADS`` threads, in order, ticking ``bar`` per value
+    (the executions of a node run side by side, as on the platform)."""
+    with bar, ThreadPoolExecutor(THREADS) as pool:
+        results = []
+        for result in pool.map(function, values):
+            results.append(result)
+            bar.update(1)
+    return results
+
+
 class Annotator:
     """The people of the Labeling and Review tasks, simulated.
 
@@ -356,12 +357,8 @@ class Annotator:
             return [Output({"item": p["item"]}, "approved") for p in payloads]
         if task_type != "annotation":
             raise ValueError(f"node {node['name']!r}: task type {task_type!r} is not annotation or qa")
-        with bar(len(payloads), node["name"]) as progress, ThreadPoolExecutor(THREADS) as pool:
-            outputs = []
-            for item in pool.map(self.label, [p["item"] for p in payloads]):
-                outputs.append(Output({"item": item}, "completed"))
-                progress.update(1)
-        return outputs
+        labelled = map_in_threads(self.label, [p["item"] for p in payloads], bar(len(payloads), node["name"]))
+        return [Output({"item": item}, "completed") for item in labelled]
 
     def label(self, item: dl.Item) -> dl.Item:
         """Replace the item's pre-annotations by its true class (1 bulk delete + 1 upload)."""
