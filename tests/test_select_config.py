@@ -9,12 +9,17 @@ from datetime import UTC, datetime
 import pytest
 
 from nodes.select_for_labeling.config import (
+    AGGREGATIONS,
+    DIVERSITIES,
     GATE_KEYS,
     SELECTION_KEYS,
+    SELECTION_NODE_KEYS,
+    STRATEGIES,
     GateConfig,
     SelectionConfig,
     TaskConfig,
     default_pool_filter,
+    merge_selection_config,
 )
 
 
@@ -323,3 +328,136 @@ def test_a_full_pool_query_is_accepted_and_the_node_sets_paging_and_sort():
         }
     )
     assert config.pool_query() == {"filter": {"$and": [{"dir": "/a"}, {"metadata.system.tags.test": {"$ne": True}}]}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Select for Labeling: node config (defaults) merged with the selection_config input (overrides)
+# ---------------------------------------------------------------------------------------------
+
+#: What the platform stores for a Select for Labeling node configured in its panel (manifest defaults).
+NODE_DEFAULTS = {
+    "name": "Select for Labeling",
+    "validation": {"valid": True, "errors": []},
+    "nodeName": "Select for Labeling",
+    "budget": 100,
+    "strategy": "margin",
+    "aggregation": "max",
+    "diversity": "none",
+    "tag": "to_label",
+    "seed": 0,
+    "featureSet": "",
+}
+
+
+@pytest.mark.parametrize("given", [None, {}])
+def test_merge_node_defaults_only(given):
+    node = {**NODE_DEFAULTS, "budget": 7, "strategy": "entropy", "diversity": "kcenter", "tag": "round_2", "seed": 4}
+    frozen = copy.deepcopy(node)
+    raw = merge_selection_config(node, given)
+    assert raw == {
+        "budget": 7,
+        "strategy": "entropy",
+        "aggregation": "max",
+        "diversity": "kcenter",
+        "tag": "round_2",
+        "seed": 4,
+    }
+    config = SelectionConfig.from_json(raw)
+    assert (config.budget, config.strategy, config.diversity, config.tag, config.seed) == (
+        7,
+        "entropy",
+        "kcenter",
+        "round_2",
+        4,
+    )
+    assert config.feature_set is None  # the UI's empty default "" is "not set"
+    assert node == frozen
+
+
+def test_merge_input_overrides_the_node_config():
+    node = {**NODE_DEFAULTS, "featureSet": "clip"}
+    given = {"budget": 5, "diversity": "cluster", "pool": {"filter": {"dir": "/new"}}}
+    frozen = copy.deepcopy(given)
+    raw = merge_selection_config(node, given)
+    assert raw["budget"] == 5 and raw["diversity"] == "cluster" and raw["pool"] == {"filter": {"dir": "/new"}}
+    assert (raw["strategy"], raw["tag"], raw["featureSet"]) == ("margin", "to_label", "clip")  # from the node
+    raw["pool"]["filter"]["dir"] = "/changed"
+    assert given == frozen  # a fresh copy: the caller's input is untouched
+    assert merge_selection_config(node, {"budget": 5, "featureSet": ""})["featureSet"] is None  # "" clears it
+    config = SelectionConfig.from_json(merge_selection_config({"budget": 3}, {"budget": 9, "strategy": "random"}))
+    assert (config.budget, config.strategy) == (9, "random")
+
+
+def test_merge_without_a_node_config_is_the_input():
+    assert merge_selection_config(None, {"budget": 2, "seed": 1}) == {"budget": 2, "seed": 1}
+    assert SelectionConfig.from_json(merge_selection_config(None, {"budget": 2})) == SelectionConfig(budget=2)
+
+
+@pytest.mark.parametrize(
+    ("node", "given", "message"),
+    [
+        ({"budget": 0}, None, r"^customNodeConfig\.budget: 0 is less than 1; example"),
+        ({"budget": 2.5}, {}, r"^customNodeConfig\.budget: 2\.5 is not a positive integer"),
+        ({"budget": 1, "strategy": "bald"}, None, r"^customNodeConfig\.strategy: 'bald' is not one of"),
+        ({"budget": 1, "aggregation": "min"}, None, r"^customNodeConfig\.aggregation: 'min'"),
+        ({"budget": 1, "diversity": "coreset"}, None, r"^customNodeConfig\.diversity: 'coreset'"),
+        ({"budget": 1, "tag": "to label"}, None, r"^customNodeConfig\.tag: 'to label' is not a tag name"),
+        ({"budget": 1, "tag": "test"}, None, r"^customNodeConfig\.tag: 'test' is also a test-subset tag"),
+        ({"budget": 1, "seed": "1"}, None, r"^customNodeConfig\.seed: '1' is not an integer"),
+        ({"budget": 1, "featureSet": 3}, None, r"^customNodeConfig\.featureSet: 3"),
+        ({"budget": 1, "nodeName": 5}, None, r"^customNodeConfig\.nodeName: 5"),
+        (
+            {"budget": 1, "pool": {}},
+            None,
+            r"^customNodeConfig: unknown key\(s\) 'pool'; known keys are nodeName, budget",
+        ),
+        ([1], None, r"^customNodeConfig: \[1\] is not an object"),
+        # a bad node value is reported even when the input overrides it
+        ({"budget": -1}, {"budget": 3}, r"^customNodeConfig\.budget: -1"),
+        # input values: named as selection_config fields
+        ({"budget": 1}, "budget=3", r"^selection_config: 'budget=3' is not an object"),
+        (None, None, r"^selection_config\.budget: missing; set the node's budget field \(customNodeConfig\.budget\)"),
+        ({"strategy": "entropy"}, {}, r"^selection_config\.budget: missing"),
+    ],
+)
+def test_merge_bad_node_value_names_the_node_config_field(node, given, message):
+    with pytest.raises(ValueError, match=message):
+        merge_selection_config(node, given)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"budget": 0}, r"^selection_config\.budget: 0 is less than 1"),
+        ({"strategy": "bald"}, r"^selection_config\.strategy: 'bald'"),
+        ({"tag": "test"}, r"^selection_config\.tag: 'test' is also a test-subset tag"),
+        ({"name": "x"}, r"^selection_config: unknown key\(s\) 'name'"),
+    ],
+)
+def test_merge_bad_input_value_names_the_selection_config_field(given, message):
+    with pytest.raises(ValueError, match=message):
+        SelectionConfig.from_json(merge_selection_config(NODE_DEFAULTS, given))
+
+
+def test_merge_ignores_the_platform_keys():
+    stored = {"name": "select", "validation": {"valid": False, "errors": ["x"]}, "nodeName": "Pick", "budget": 3}
+    assert merge_selection_config(stored, None) == {"budget": 3}
+    assert SelectionConfig.from_json(merge_selection_config(NODE_DEFAULTS, None)) == SelectionConfig(budget=100)
+    assert "validation" in stored and stored["nodeName"] == "Pick"
+
+
+def test_node_config_keys_are_the_manifest_fields():
+    import json
+    from pathlib import Path
+
+    manifest = json.loads((Path(__file__).resolve().parent.parent / "dataloop.json").read_text())
+    node = next(n for n in manifest["components"]["pipelineNodes"] if n["name"] == "selectForLabeling")
+    fields = {f["name"]: f["props"] for f in node["configuration"]["fields"]}
+    assert tuple(fields) == SELECTION_NODE_KEYS
+    defaults = {k: p["default"] for k, p in fields.items()}
+    assert defaults == {k: v for k, v in NODE_DEFAULTS.items() if k not in ("name", "validation")}
+    assert all(p.get("tooltip") for p in fields.values())
+    assert fields["featureSet"]["required"] is False
+    for key, allowed in (("strategy", STRATEGIES), ("aggregation", AGGREGATIONS), ("diversity", DIVERSITIES)):
+        assert {o["value"] for o in fields[key]["options"]} == set(allowed)
+    assert SelectionConfig.from_json(merge_selection_config(defaults, None)) == SelectionConfig(budget=100)

@@ -136,6 +136,33 @@ def test_chooses_the_most_uncertain_records_tags_and_returns_items(platform, pro
     assert progress.updates and "chose 5 of 40" in progress.updates[-1]["message"]
 
 
+def test_node_config_alone_chooses_its_budget(platform, project, dataset, model):
+    """A node configured in its panel needs no selection_config: budget 2 from customNodeConfig."""
+    margins = seed_pool(platform, dataset, model, 12)
+    node_config = {
+        "name": "Select for Labeling",
+        "validation": {"valid": True, "errors": []},
+        "nodeName": "Select for Labeling",
+        "budget": 2,
+        "strategy": "margin",
+        "aggregation": "max",
+        "diversity": "none",
+        "tag": "round_1",
+        "seed": 0,
+        "featureSet": "",
+    }
+    context = platform.make_context(node_config=node_config, execution_id="exec-node-cfg", project=project)
+    platform.reset_counts()
+    items, _ = _select(model, dataset, None, context)
+
+    expected = sorted(margins, key=lambda i: -margins[i])[:2]
+    assert [i.id for i in items] == expected
+    assert all(_item(platform, i)["metadata"]["system"]["tags"].get("round_1") is True for i in expected)
+    ranking = _ranking(platform, dataset, "exec-node-cfg")
+    assert (ranking["budget"], ranking["tag"], ranking["featureSet"]) == (2, "round_1", None)
+    assert platform.write_count() == 2  # the ranking upload + one bulk update
+
+
 def test_rerun_of_the_same_execution_returns_the_same_items_and_writes_nothing(platform, project, dataset, model):
     seed_pool(platform, dataset, model, 30)
     context = platform.make_context(execution_id="exec-rerun", project=project)
@@ -241,7 +268,9 @@ def test_request_bound_and_bulk_chunks(platform, project, dataset, model):
     bulk_writes = _bulk_writes(platform)
     assert len(bulk_writes) == 3  # ceil(2100 / 1000)
     assert len(writes) == len(bulk_writes) + 1  # + the one ranking upload
-    bound = math.ceil(n_annotations / 1000) + math.ceil(2500 / 1000) + len(bulk_writes) + 1
+    # + the ranking upload + the node config read (GET /pipelines/{id}, once per execution)
+    bound = math.ceil(n_annotations / 1000) + math.ceil(2500 / 1000) + len(bulk_writes) + 2
+    assert platform.request_counts["GET /pipelines/{id}"] == 1
     assert len(platform.requests) <= bound, (len(platform.requests), bound, platform.request_counts)
     assert _per_item(platform) == []
 

@@ -2,7 +2,8 @@
 
 :class:`GateConfig` is the Uncertainty Gate node's ``customNodeConfig``;
 :class:`SelectionConfig` is the ``selection_config`` input of Select for Labeling (with its
-optional :class:`TaskConfig`). Both are built before any request, never modify the caller's
+optional :class:`TaskConfig`), over the defaults of that node's config
+(:func:`merge_selection_config`). Both are built before any request, never modify the caller's
 dict, and raise ``ValueError`` naming the field, the bad value and the fix, with an example, at
 most ``nodes.common.limits.MAX_MESSAGE_CHARS`` long.
 """
@@ -33,7 +34,9 @@ DEFAULT_AGGREGATION = "max"
 DEFAULT_TAG = "to_label"
 DEFAULT_TEST_SUBSET_TAGS = ("test",)
 
-GATE_ROOT = "customNodeConfig"
+#: Where a custom node's config lives (the platform's ``customNodeConfig``): the prefix of its errors.
+NODE_ROOT = "customNodeConfig"
+GATE_ROOT = NODE_ROOT
 SELECTION_ROOT = "selection_config"
 #: Keys of the Uncertainty Gate node config (``nodeName`` is the node's display name field).
 GATE_KEYS = ("nodeName", "strategy", "threshold", "aggregation", "modelId", "emptyScore", "seed")
@@ -452,3 +455,123 @@ class SelectionConfig:
         existing = query["filter"].get("$and", []) if set(query["filter"]) == {"$and"} else [query["filter"]]
         query["filter"] = {"$and": [*existing, *(g for g in guards if g not in existing)]}
         return query
+
+
+# ---------------------------------------------------------------------------------------------
+# Select for Labeling: node config (the defaults) + the selection_config input (the overrides)
+# ---------------------------------------------------------------------------------------------
+
+#: Fields of the Select for Labeling node config (``nodeName`` is the node's display name field);
+#: each one is the default of the ``selection_config`` key of the same name.
+SELECTION_NODE_KEYS = ("nodeName", "budget", "strategy", "aggregation", "diversity", "tag", "seed", "featureSet")
+_BUDGET_EXAMPLE = '"budget": 100'
+
+
+def _node_selection_values(node_config: Any, node_source: str) -> dict[str, Any]:
+    """The Select for Labeling node config, validated field by field (``node_source.<key>``).
+
+    Drops the platform's ``name`` / ``validation`` keys, ``nodeName`` (after checking it) and an
+    empty ``featureSet`` (the UI stores the empty default of an optional text field as ``""``).
+    """
+    if node_config is None:
+        return {}
+    check_json_value(_as_mapping(node_source, node_config, '{"budget": 100, "strategy": "margin"}'), node_source)
+    raw = copy.deepcopy(dict(node_config))
+    for key in PLATFORM_NODE_KEYS:
+        raw.pop(key, None)
+    _reject_unknown(node_source, raw, SELECTION_NODE_KEYS)
+    _optional_text(f"{node_source}.nodeName", raw.pop("nodeName", None), '"nodeName": "Select for Labeling"')
+    feature_set = raw.pop("featureSet", None)
+    if isinstance(feature_set, str) and not feature_set.strip():
+        feature_set = None
+    checks = {
+        "budget": lambda path, v: _integer(path, v, _BUDGET_EXAMPLE, minimum=1),
+        "strategy": lambda path, v: _choice(path, v, STRATEGIES),
+        "aggregation": lambda path, v: _choice(path, v, AGGREGATIONS),
+        "diversity": lambda path, v: _choice(path, v, DIVERSITIES),
+        "tag": _tag,
+        "seed": lambda path, v: _integer(path, v, '"seed": 0'),
+    }
+    values = {key: checks[key](f"{node_source}.{key}", value) for key, value in raw.items()}
+    if feature_set is not None:
+        values["featureSet"] = _optional_text(
+            f"{node_source}.featureSet", feature_set, '"featureSet": "clip-embeddings"'
+        )
+    return values
+
+
+def merge_selection_config(
+    node_config: Mapping[str, Any] | None,
+    selection_config: Mapping[str, Any] | None,
+    node_source: str = NODE_ROOT,
+    source: str = SELECTION_ROOT,
+) -> dict[str, Any]:
+    """The raw ``selection_config`` that :meth:`SelectionConfig.from_json` parses: the node
+    config's fields as defaults, the keys present in ``selection_config`` over them.
+
+    A shallow merge: a key of ``selection_config`` replaces the node's value whole (``pool`` and
+    ``task`` exist only in ``selection_config``). ``selection_config`` may be ``None`` or ``{}``
+    (a node configured in its panel needs no JSON). The platform's ``name`` / ``validation`` keys
+    and ``nodeName`` of the node config are ignored, and an empty ``featureSet`` (``""``, the
+    UI's empty default) is "not set": dropped from the node config, ``None`` in
+    ``selection_config`` (which also clears a node's feature set). Neither dict is modified.
+
+    The node's values are validated here, so a bad one is reported as ``customNodeConfig.<key>``
+    (the node config); a bad input value is reported as ``selection_config.<key>`` by
+    :meth:`SelectionConfig.from_json`.
+
+    Parameters
+    ----------
+    node_config : dict or None
+        The node's ``customNodeConfig`` (``None`` outside a pipeline).
+    selection_config : dict or None
+        The node's ``selection_config`` input.
+    node_source, source : str
+        The field prefixes of errors.
+
+    Returns
+    -------
+    dict
+        A fresh dict (deep-copied values).
+
+    Raises
+    ------
+    ValueError
+        Naming the field, where it came from (``customNodeConfig.<key>`` or
+        ``selection_config.<key>``), the bad value and the fix.
+
+    Examples
+    --------
+    >>> node = {"name": "select", "nodeName": "Select for Labeling", "budget": 100, "featureSet": ""}
+    >>> merge_selection_config(node, {"budget": 5, "diversity": "cluster"})
+    {'budget': 5, 'diversity': 'cluster'}
+    >>> SelectionConfig.from_json(merge_selection_config({"budget": 20, "tag": "round_2"}, None)).tag
+    'round_2'
+    >>> merge_selection_config({"budget": 0}, {})
+    Traceback (most recent call last):
+    ...
+    ValueError: customNodeConfig.budget: 0 is less than 1; example: "budget": 100
+    """
+    node = _node_selection_values(node_config, node_source)
+    if selection_config is None:
+        given: dict[str, Any] = {}
+    else:
+        check_json_value(_as_mapping(source, selection_config, '{"budget": 100, "diversity": "cluster"}'), source)
+        given = copy.deepcopy(dict(selection_config))
+    if isinstance(given.get("featureSet"), str) and not given["featureSet"].strip():
+        given["featureSet"] = None
+    merged = {**node, **given}
+    if "budget" not in merged:
+        raise ValueError(
+            f"{source}.budget: missing; set the node's budget field ({node_source}.budget) or give "
+            f"{source} a budget; example: {_BUDGET_EXAMPLE}"
+        )
+    tags = merged.get("testSubsetTags", list(DEFAULT_TEST_SUBSET_TAGS))
+    if "tag" in node and "tag" not in given and isinstance(tags, list) and node["tag"] in tags:
+        raise _fail(
+            f"{node_source}.tag",
+            node["tag"],
+            f"is also a test-subset tag ({source}.testSubsetTags); chosen items would leak into the test set",
+            '"tag": "to_label"',
+        )
+    return merged

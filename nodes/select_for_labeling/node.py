@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nodes.common.context import execution_id_of
+from nodes.common.context import execution_id_of, node_config_from_context
 from nodes.common.paging import MAX_PAGE_SIZE, json_pages
-from nodes.select_for_labeling.config import SELECTION_ROOT, SelectionConfig
+from nodes.select_for_labeling.config import SELECTION_ROOT, SelectionConfig, merge_selection_config
 from nodes.select_for_labeling.scores import predictions_from_annotations
 from nodes.select_for_labeling.select import (
     RECORD_FIELD,
@@ -682,6 +682,23 @@ def _rerun_ranking(
     return None
 
 
+def _log_config_sources(node_config: Any, selection_config: Any) -> None:
+    """One line: which selection fields the node config gave and which ``selection_config`` overrode."""
+    node_keys = (
+        {k for k in node_config if k not in ("name", "validation", "nodeName")}
+        if isinstance(node_config, Mapping)
+        else set()
+    )
+    given = set(selection_config) if isinstance(selection_config, Mapping) else set()
+    logger.info(
+        "selection config: node config fields %s, %s keys %s (overriding %s)",
+        sorted(node_keys - given),
+        SELECTION_ROOT,
+        sorted(given),
+        sorted(node_keys & given),
+    )
+
+
 def run_selection(
     model: Any,
     dataset: Any,
@@ -699,11 +716,16 @@ def run_selection(
     dataset : dl.Dataset
         Holds the pool; the batch ranking is uploaded into it as the hidden item
         ``/.activelearning/selections/<executionId>.json``.
-    selection_config : dict
-        See :class:`~nodes.select_for_labeling.config.SelectionConfig` (``budget`` is required).
+    selection_config : dict or None
+        See :class:`~nodes.select_for_labeling.config.SelectionConfig`. Its keys override the
+        node's config fields (``budget``, ``strategy``, ``aggregation``, ``diversity``, ``tag``,
+        ``seed``, ``featureSet``), a shallow merge
+        (:func:`~nodes.select_for_labeling.config.merge_selection_config`); ``None`` or ``{}``
+        uses the node config alone. A ``budget`` must come from one of the two.
     progress : dl.Progress, optional
         Receives the summary line as its message.
     context : dl.Context, optional
+        ``context.node`` carries the node config (``customNodeConfig``; none outside a pipeline);
         ``context.execution_id`` makes the run idempotent (a rerun writes nothing).
 
     Returns
@@ -714,7 +736,7 @@ def run_selection(
     Raises
     ------
     ValueError
-        Bad ``selection_config``, a pool DQL the platform rejects, a ``featureSet`` that does not
+        Bad node config (``customNodeConfig.<field>``) or ``selection_config``, a pool DQL the platform rejects, a ``featureSet`` that does not
         exist, or a model that never predicted on the pool (for strategies that need
         predictions) — before any write.
 
@@ -723,7 +745,10 @@ def run_selection(
     >>> # main.ServiceRunner().select_items(model=model, dataset=dataset,
     >>> #                                   selection_config={"budget": 100, "diversity": "cluster"})
     """
-    config = SelectionConfig.from_json(selection_config)
+    node_config = node_config_from_context(context, logger, "selection_config alone (no node config)")
+    raw = merge_selection_config(node_config, selection_config)
+    config = SelectionConfig.from_json(raw)
+    _log_config_sources(node_config, selection_config)
     _check_inputs(model, dataset)
     execution_id = execution_id_of(context)
     feature_set = _feature_set(dataset, config.feature_set) if config.feature_set is not None else None
