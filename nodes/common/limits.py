@@ -30,6 +30,7 @@ MAX_PATH_CHARS = 2 * MAX_QUOTE_CHARS
 MAX_MESSAGE_CHARS = 1000
 
 __all__ = [
+    "cut",
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_INT_BITS",
@@ -61,6 +62,18 @@ def shorten(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
         text = repr(value)
     except RecursionError:  # a self-referencing or absurdly deep value
         text = f"<{type(value).__name__}>"
+    return cut(text, limit)
+
+
+def cut(text: Any, limit: int = MAX_QUOTE_CHARS) -> str:
+    """``str(text)`` cut to ``limit`` characters with ``...`` (unquoted, for ids and names).
+
+    Examples
+    --------
+    >>> cut("abcdefghij", limit=6), cut("abc", limit=6)
+    ('abc...', 'abc')
+    """
+    text = str(text)
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 

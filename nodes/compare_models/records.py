@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nodes import metrics
-from nodes.common.limits import shorten
+from nodes.common.limits import cut, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -278,11 +278,6 @@ def _unreadable_reason(doc: dict, error: Exception) -> str:
     return f"unreadable ({type(error).__name__}: {shorten(str(error), 120)})"
 
 
-def _short_text(value: Any, limit: int = 60) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def read_annotations(docs: Iterable[dict]) -> tuple[list[dict], list[dict]]:
     """Records of the annotations that can be scored, and the malformed ones apart.
 
@@ -322,9 +317,9 @@ def read_annotations(docs: Iterable[dict]) -> tuple[list[dict], list[dict]]:
             continue
         skipped.append(
             {
-                "annotationId": _short_text(doc.get("id")),
-                "itemId": _short_text(doc.get("itemId")),
-                "type": _short_text(doc.get("type")),
+                "annotationId": cut(doc.get("id"), 60),
+                "itemId": cut(doc.get("itemId"), 60),
+                "type": cut(doc.get("type"), 60),
                 "reason": problem,
             }
         )

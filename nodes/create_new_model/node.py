@@ -19,7 +19,7 @@ from typing import Any
 
 from nodes.common.context import node_config_from_context
 from nodes.common.entities import check_entity_input
-from nodes.common.limits import shorten
+from nodes.common.limits import cut, shorten
 from nodes.common.paging import build_entities, count_matches, offset_pages
 from nodes.create_new_model.config import (
     CreateModelConfig,
@@ -51,12 +51,6 @@ _ERROR_CHARS = 300
 
 def _error_text(error: BaseException) -> str:
     return shorten(str(error), _ERROR_CHARS)
-
-
-def _short_id(value: Any) -> str:
-    """An id for a message, unquoted, cut at 100 characters."""
-    text = str(value)
-    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def run_node(
@@ -201,7 +195,7 @@ def _models_of_execution(project: Any, execution_id: str) -> list[Any]:
         return _list_models(project, filters)
     except Exception as error:
         raise RuntimeError(
-            f"looking up the model created by execution {_short_id(execution_id)} failed: {_error_text(error)}"
+            f"looking up the model created by execution {cut(execution_id, 100)} failed: {_error_text(error)}"
         ) from error
 
 
@@ -324,7 +318,7 @@ def _keep_one_model(project: Any, execution_id: str | None, new_model: Any) -> A
         new_model.delete()
     except Exception as error:
         raise RuntimeError(
-            f"execution {_short_id(execution_id)} created two models, {other.name!r} ({other.id}) and "
+            f"execution {cut(execution_id, 100)} created two models, {other.name!r} ({other.id}) and "
             f"{new_model.name!r} ({new_model.id}); deleting the second failed: {_error_text(error)}; delete it by hand"
         ) from error
     return other
