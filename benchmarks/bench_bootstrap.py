@@ -3,7 +3,7 @@
 Builds (in memory, no platform) a test subset of N items (default 1,000) with 6 ground-truth boxes
 over 3 labels each and, for each of 2 models, 6 predictions whose confidences are rounded to 0.1
 (so one item often holds tied true and false positives), then runs
-``nodes.compare_models.votes.evaluation_votes`` with ``confidence`` 0.95 and ``resamples`` =
+``nodes.compare_models.evaluation.evaluation_votes`` with ``confidence`` 0.95 and ``resamples`` =
 100,000 (``MAX_RESAMPLES``) and ``per_label`` on, measuring the peak of traced memory
 (``tracemalloc``; numpy reports its buffers to it) over the whole call (both evaluations and the
 bootstrap).
@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from nodes.compare_models.config import MAX_RESAMPLES, PrecisionRecallConfig  # noqa: E402
+from nodes.compare_models.evaluation import bootstrap_block_size, evaluation_votes  # noqa: E402
 from nodes.compare_models.records import annotation_tables  # noqa: E402
-from nodes.compare_models.votes import bootstrap_block_size, evaluation_votes  # noqa: E402
 
 LABELS = ("cat", "dog", "bird")
 LIMIT_BYTES = 256 * 2**20

@@ -17,21 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodes.compare_models.config import MAX_RESAMPLES, CompareConfig, PlotCheck, PrecisionRecallConfig
-from nodes.compare_models.records import annotation_tables, samples_frame
-from nodes.compare_models.votes import (
+from nodes.compare_models.evaluation import (
     bootstrap_block_size,
     bootstrap_weight_blocks,
     bootstrap_weights,
-    decimal_value,
     evaluation_votes,
-    judge_vote,
-    metric_value_at,
-    new_model_wins,
-    numeric_values,
-    relative_change,
-    training_votes,
-    wins_fraction,
 )
+from nodes.compare_models.records import annotation_tables, samples_frame
+from nodes.compare_models.training import metric_value_at, numeric_values, training_votes
+from nodes.compare_models.votes import decimal_value, judge_vote, new_model_wins, relative_change, wins_fraction
 
 # ------------------------------------------------------------------------------------ wins
 
@@ -220,7 +214,7 @@ def test_samples_are_ordered_by_numeric_x_not_text():
 
 def test_null_or_non_number_x_never_decides_and_is_counted(caplog):
     frame = _samples([0, 1, None, "last", True, math.nan, math.inf, 2], [0.5, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3])
-    with caplog.at_level(logging.WARNING, logger="nodes.compare_models.votes"):
+    with caplog.at_level(logging.WARNING, logger="nodes.compare_models.training"):
         value = metric_value_at(frame, PlotCheck(legend="val", figure="loss"), "new model m")
     assert value == 0.3  # x = 2 is the last numeric x; the five others are ignored
     assert any(

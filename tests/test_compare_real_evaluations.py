@@ -12,9 +12,9 @@ import pytest
 
 from nodes import metrics
 from nodes.compare_models.config import PrecisionRecallConfig
+from nodes.compare_models.evaluation import check_tables, evaluation_votes, prediction_coverage
 from nodes.compare_models.records import annotation_tables
 from nodes.compare_models.report import ComparisonReport
-from nodes.compare_models.votes import check_tables, evaluation_votes, prediction_coverage
 from tests.helpers import TEST_TAGS, box, run_compare
 
 

@@ -5,12 +5,24 @@ label) and their training metrics each give votes; the new model wins when the f
 won votes is at least ``wins``. The report is stored on the new model, and the winner returned.
 
 Modules, in the order data flows: ``config`` (parse and validate ``compare_config``),
-``records`` (platform JSON -> records and DataFrames), ``votes`` (every decision),
+``records`` (platform JSON -> records and DataFrames), ``votes`` (one vote and the ``wins``
+rule), ``training`` / ``evaluation`` (training-metric / precision-recall votes), ``stopping``
+(agreement, ledger, recommendation),
 ``report`` (the report and its renderings), ``node`` (the pipeline edge, ``run_node``),
 ``cli`` (``python main.py compare``).
 """
 
 from nodes.compare_models.config import CompareConfig, PlotCheck, PrecisionRecallConfig, parse_wins
+from nodes.compare_models.evaluation import (
+    EvaluationOutcome,
+    bootstrap_weight_blocks,
+    bootstrap_weights,
+    check_tables,
+    evaluation_votes,
+    paired_bootstrap_interval,
+    percentile_interval,
+    prediction_coverage,
+)
 from nodes.compare_models.node import (
     compare,
     list_metric_samples,
@@ -38,24 +50,8 @@ from nodes.compare_models.report import (
     plot_pr_curves,
     updated_metadata,
 )
-from nodes.compare_models.votes import (
-    EvaluationOutcome,
-    Vote,
-    bootstrap_weight_blocks,
-    bootstrap_weights,
-    check_tables,
-    evaluation_votes,
-    judge_vote,
-    metric_value_at,
-    new_model_wins,
-    numeric_values,
-    paired_bootstrap_interval,
-    percentile_interval,
-    prediction_coverage,
-    relative_change,
-    training_votes,
-    wins_fraction,
-)
+from nodes.compare_models.training import metric_value_at, numeric_values, training_votes
+from nodes.compare_models.votes import Vote, judge_vote, new_model_wins, relative_change, wins_fraction
 
 __all__ = [
     "ACTIONS",

@@ -29,7 +29,7 @@ ROOT = "compare_config"
 INTERPOLATIONS = ("every_point", "coco", "11_point")
 MIN_RESAMPLES = 1000
 #: Upper bound of ``resamples``: the bootstrap keeps 8 bytes per resample and vote, and scores
-#: resamples in blocks (``nodes.compare_models.votes.bootstrap_block_size``).
+#: resamples in blocks (``nodes.compare_models.evaluation.bootstrap_block_size``).
 MAX_RESAMPLES = 100_000
 TOP_LEVEL_KEYS = ("precision_recall", "wins", "checks", "verbose")
 HOISTABLE_KEYS = ("wins", "checks", "verbose")

@@ -23,15 +23,11 @@ from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
 from nodes.common.paging import json_pages, offset_pages
 from nodes.compare_models.config import CompareConfig
+from nodes.compare_models.evaluation import check_tables, evaluation_votes, prediction_coverage
 from nodes.compare_models.records import annotation_tables, read_annotations, samples_frame, skipped_summary
 from nodes.compare_models.report import DISCARD, UPDATE_MODEL, Comparison, ComparisonReport, updated_metadata
-from nodes.compare_models.votes import (
-    Vote,
-    check_tables,
-    evaluation_votes,
-    prediction_coverage,
-    training_votes,
-)
+from nodes.compare_models.training import training_votes
+from nodes.compare_models.votes import Vote
 
 logger = logging.getLogger(__name__)
 

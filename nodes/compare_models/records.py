@@ -204,7 +204,7 @@ def _annotation_record(annotation: Any) -> dict:
 def samples_frame(records: Sequence[dict]) -> pd.DataFrame:
     """Metric samples ``[{"figure", "legend", "x", "y"}, ...]`` as a DataFrame.
 
-    ``x`` and ``y`` are kept as given; ``nodes.compare_models.votes.metric_value_at`` reads them
+    ``x`` and ``y`` are kept as given; ``nodes.compare_models.training.metric_value_at`` reads them
     as numbers (a sample whose x is null or not a number never decides; a y that is not a finite
     number loses the vote).
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from nodes.compare_models.config import CompareConfig
-from nodes.compare_models.votes import EvaluationOutcome, Vote, new_model_wins
+from nodes.compare_models.evaluation import EvaluationOutcome
+from nodes.compare_models.votes import Vote, new_model_wins
 
 logger = logging.getLogger(__name__)
 
