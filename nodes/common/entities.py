@@ -1,4 +1,4 @@
-"""Entity inputs of a node (a model, a dataset), checked for their kind before any request.
+"""Entity inputs of a node (a model, a dataset, an item), checked for their kind before any request.
 
 A pipeline connects entities to a node's inputs; code calling a node directly may pass an id
 string, a dict or the wrong entity instead. :func:`check_entity_input` refuses those with a
@@ -17,6 +17,7 @@ from nodes.common.limits import shorten
 ENTITY_KINDS = {
     "model": ("Model", "dl.models.get(model_id=...)"),
     "dataset": ("Dataset", "dl.datasets.get(dataset_id=...)"),
+    "item": ("Item", "dl.items.get(item_id=...)"),
 }
 
 __all__ = ["ENTITY_KINDS", "check_entity_input"]
@@ -31,8 +32,8 @@ def check_entity_input(value: Any, field: str, kind: str, node: str, what: str) 
         The input as the node received it.
     field : str
         The input's name, e.g. ``"base_model"``.
-    kind : {"model", "dataset"}
-        The entity the input must be (``dl.Model`` / ``dl.Dataset``).
+    kind : {"model", "dataset", "item"}
+        The entity the input must be (``dl.Model`` / ``dl.Dataset`` / ``dl.Item``).
     node : str
         The node's display name, e.g. ``"Create New Model"``.
     what : str
@@ -53,10 +54,11 @@ def check_entity_input(value: Any, field: str, kind: str, node: str, what: str) 
     import dtlpy as dl
 
     class_name, getter = ENTITY_KINDS[kind]
+    article = "an" if kind[0] in "aeiou" else "a"
     if value is None:
-        raise ValueError(f"{field}: None is not a {kind}; connect {what} to the {node} node's {field} input")
-    if not isinstance(value, getattr(dl, class_name)):
+        raise ValueError(f"{field}: None is not {article} {kind}; connect {what} to the {node} node's {field} input")
+    if not isinstance(value, getattr(dl, class_name)) or not isinstance(getattr(value, "id", None), str):
         raise ValueError(
-            f"{field}: {shorten(value, 80)} is a {type(value).__name__}, not a {kind}; connect {what} to the "
+            f"{field}: {shorten(value, 80)} is a {type(value).__name__}, not {article} {kind}; connect {what} to the "
             f"{node} node's {field} input (in code: {getter})"
         )

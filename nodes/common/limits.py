@@ -6,12 +6,18 @@
 messages short, so no message exceeds :data:`MAX_MESSAGE_CHARS`; :func:`no_duplicate_keys`
 makes JSON text with a key given twice an error instead of "the last one wins"; :func:`loads_json_text`
 parses user JSON text with that hook, the size bound and every parse error as a ``ValueError``.
+:func:`check_visible_name` refuses a name that is not visible text (Unicode format characters
+such as a right-to-left override, or nothing visible at all); :func:`reject_unknown_keys`
+refuses a config key no one reads (a typo such as ``itemMetdata``), suggesting the nearest valid key.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import unicodedata
+from collections.abc import Collection, Mapping
 from typing import Any
 
 #: Deepest nesting a config may have (objects and arrays count one level each).
@@ -40,6 +46,8 @@ __all__ = [
     "MAX_QUOTE_CHARS",
     "DuplicateKeyError",
     "check_json_value",
+    "check_visible_name",
+    "reject_unknown_keys",
     "join_path",
     "loads_json_text",
     "no_duplicate_keys",
@@ -256,3 +264,114 @@ def check_json_value(
             f"{field}: {size:,} bytes of JSON is over the {max_bytes:,}-byte limit; "
             "keep large data (weights, lists of ids) out of the configuration"
         )
+
+
+#: Unicode categories never allowed in a name: controls, format characters (bidi overrides,
+#: zero-width spaces, ...), surrogates, unassigned code points and line / paragraph separators.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
+
+
+def check_visible_name(path: str, value: Any, example: str = "") -> None:
+    r"""Refuse a name that holds an invisible or format character, or has nothing visible.
+
+    A name made of a right-to-left override (U+202E), zero-width spaces (U+200B) or other
+    characters of Unicode category ``Cf`` (or controls, separators, unassigned code points) looks
+    different on screen from what it is, or looks empty; so does a name of spaces and combining
+    marks only. Such a name is refused wherever a node builds one.
+
+    Parameters
+    ----------
+    path : str
+        The field in messages, e.g. ``"model_configuration.name"``.
+    value : object
+        The name; anything but a ``str`` is refused.
+    example : str, optional
+        Ends the message, e.g. ``'"name": "round-7"'``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path``, the first offending character (code point and Unicode name) and the fix.
+
+    Examples
+    --------
+    >>> check_visible_name("name", "round 7")
+    >>> check_visible_name("name", "abc\u202etxt.exe")
+    Traceback (most recent call last):
+    ...
+    ValueError: name: 'abc\u202etxt.exe' holds U+202E (RIGHT-TO-LEFT OVERRIDE), an invisible or format character; use visible characters only
+    >>> check_visible_name("name", " \u200b ")
+    Traceback (most recent call last):
+    ...
+    ValueError: name: ' \u200b ' holds U+200B (ZERO WIDTH SPACE), an invisible or format character; use visible characters only
+    >>> check_visible_name("name", "   ", example='"name": "v2"')
+    Traceback (most recent call last):
+    ...
+    ValueError: name: '   ' has no visible character; use visible characters only, e.g. "name": "v2"
+    """
+    fix = "use visible characters only" + (f", e.g. {example}" if example else "")
+    if not isinstance(value, str):
+        raise ValueError(f"{path}: {shorten(value, 80)} is a {type(value).__name__}, not a text; {fix}")
+    visible = False
+    for char in value:
+        category = unicodedata.category(char)
+        if category in _INVISIBLE_CATEGORIES:
+            name = unicodedata.name(char, "unnamed")
+            raise ValueError(
+                f"{path}: {shorten(value, 80)} holds U+{ord(char):04X} ({name}), an invisible or format character; {fix}"
+            )
+        visible = visible or category[0] not in "ZCM"
+    if not visible:
+        raise ValueError(f"{path}: {shorten(value, 80)} has no visible character; {fix}")
+
+
+def reject_unknown_keys(path: str, raw: Any, allowed: Collection[str], platform_keys: Collection[str] = ()) -> None:
+    """Refuse a key of ``raw`` that is neither ``allowed`` nor written by the platform itself.
+
+    A misspelt key (``itemMetdata``) would otherwise be ignored and its default used without a
+    word. ``platform_keys`` are keys the platform or its panel stores in the same object (a custom
+    node config's ``name``, ``validation``, ``ports``...): accepted and not suggested.
+
+    Parameters
+    ----------
+    path : str
+        The object in messages, e.g. ``"customNodeConfig"`` or ``"customNodeConfig.groups[0]"``.
+    raw : object
+        The config as given; anything but a mapping is left to the caller's type check.
+    allowed : collection of str
+        The keys the node reads.
+    platform_keys : collection of str
+        Keys accepted without being read.
+
+    Raises
+    ------
+    ValueError
+        Naming the first unknown key, the nearest valid key (``difflib``) or the valid keys.
+
+    Examples
+    --------
+    >>> reject_unknown_keys("cfg", {"seed": 1, "name": "x"}, ["seed", "itemMetadata"], ["name"])
+    >>> reject_unknown_keys("cfg", {"itemMetdata": True}, ["seed", "itemMetadata"], ["name"])
+    Traceback (most recent call last):
+    ...
+    ValueError: cfg.itemMetdata: unknown key; did you mean 'itemMetadata'? (valid keys: itemMetadata, seed)
+    >>> reject_unknown_keys("cfg", {"zzz": 1}, ["seed"])
+    Traceback (most recent call last):
+    ...
+    ValueError: cfg.zzz: unknown key; remove it (valid keys: seed)
+    """
+    if not isinstance(raw, Mapping):
+        return
+    known = set(allowed) | set(platform_keys)
+    unknown = [key for key in raw if key not in known]
+    if not unknown:
+        return
+    key = unknown[0]
+    text = key if isinstance(key, str) else repr(key)
+    nearest = difflib.get_close_matches(text, sorted(allowed), n=1, cutoff=0.6)
+    if not nearest:  # a case slip (ITEMMETADATA) is still the nearest key
+        nearest = [k for k in sorted(allowed) if k.lower() == text.lower()][:1]
+    valid = cut(", ".join(sorted(allowed)), 300)
+    more = f" ({len(unknown) - 1} more unknown keys)" if len(unknown) > 1 else ""
+    hint = f"did you mean {nearest[0]!r}?" if nearest else "remove it"
+    raise ValueError(f"{join_path(path, text)}: unknown key{more}; {hint} (valid keys: {valid})")
