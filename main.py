@@ -40,8 +40,40 @@ def demo_command(argv: list[str]) -> list[str] | None:
     return [sys.executable, str(ROOT / "demo" / "__main__.py"), *options, *rest[1:]]
 
 
-if __name__ == "__main__" and (_demo := demo_command(sys.argv[1:])) is not None:
-    sys.exit(subprocess.call(_demo, cwd=ROOT))  # before dtlpy is imported: see demo_command
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python main.py`` command line; each node's options live in its ``cli`` module."""
+    from emulator import serve as serve_cli
+    from nodes.compare_models import cli as compare_cli
+    from nodes.data_split import cli as split_cli
+
+    parser = argparse.ArgumentParser(prog="python main.py", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True)
+    # listed for --help only: main() hands "demo" to its own program before parsing (see demo_command)
+    commands.add_parser("demo", help="run an end-to-end active-learning round on the embedded local platform")
+    for name, module, help_text in (
+        ("split", split_cli, "split a whole dataset into subsets (batch Model Data Split)"),
+        ("compare", compare_cli, "compare two models from a terminal and write a report"),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_cli_arguments(sub)
+        sub.set_defaults(run=module.run_cli)
+    help_text = "run the local Dataloop platform alone, for your own dtlpy scripts and dlp (Ctrl-C stops it)"
+    sub = commands.add_parser("platform", help=help_text, description=help_text)
+    serve_cli.add_cli_arguments(sub)
+    return parser
+
+
+if __name__ == "__main__":
+    # before dtlpy is imported: --help, bad options, the demo and the local platform need no dtlpy
+    # login state (importing it takes seconds and writes a log file into ~/.dataloop)
+    if (_demo := demo_command(sys.argv[1:])) is not None:
+        sys.exit(subprocess.call(_demo))  # the caller's folder stays the working folder (--out rel)
+    _ARGS = build_parser().parse_args(sys.argv[1:])
+    if _ARGS.command == "platform":
+        from emulator.serve import serve
+
+        sys.exit(serve(_ARGS.dataloop_path, _ARGS.project or None))
 
 import dtlpy as dl  # noqa: E402
 
@@ -125,31 +157,15 @@ class ServiceRunner(dl.BaseServiceRunner):
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python main.py`` command line; each node's options live in its ``cli`` module."""
-    from nodes.compare_models import cli as compare_cli
-    from nodes.data_split import cli as split_cli
-
-    parser = argparse.ArgumentParser(prog="python main.py", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    commands = parser.add_subparsers(dest="command", required=True)
-    # listed for --help only: main() hands "demo" to its own program before parsing (see demo_command)
-    commands.add_parser("demo", help="run an end-to-end active-learning round on the embedded local platform")
-    for name, module, help_text in (
-        ("split", split_cli, "split a whole dataset into subsets (batch Model Data Split)"),
-        ("compare", compare_cli, "compare two models from a terminal and write a report"),
-    ):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        module.add_cli_arguments(sub)
-        sub.set_defaults(run=module.run_cli)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if (command := demo_command(argv)) is not None:
-        return subprocess.call(command, cwd=ROOT)
+        return subprocess.call(command)
     args = build_parser().parse_args(argv)
+    if args.command == "platform":
+        from emulator.serve import serve
+
+        return serve(args.dataloop_path, args.project or None)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -158,4 +174,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main())  # parses again: cheap, and main() stays callable from tests

@@ -8,6 +8,7 @@ runs) or ``python -m demo [options]``.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ if __name__ == "__main__" and not __package__:
 from demo.isolation import isolate_dataloop_path  # noqa: E402
 
 if __name__ == "__main__":
+    # SIGTERM unwinds like Ctrl-C, so the temporary folders' clean-up (atexit, finally) runs
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     isolate_dataloop_path(force=True)
     from demo.cli import main  # noqa: E402  (after the isolation above, on purpose)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"error: {error}")
         return 2
     _quiet_libraries(verbose=bool(getattr(args, "verbose", False)))
-    run_demo(options)
+    # progress bars only on a terminal: a log file or CI gets one line per step
+    run_demo(options, progress_bars=sys.stderr.isatty())
     return 0
 
 

@@ -9,6 +9,7 @@ they are: docs/demo.md.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import importlib
@@ -98,9 +99,16 @@ class DemoOptions:
         integer("budget", 1, N_DIGITS, "100")
         integer("initial", 10, N_DIGITS, "100")
         integer("study_seeds", 0, 100, "10")
+        initial, items = values.get("initial", cls.initial), values.get("items", cls.items)
+        if initial >= items:
+            raise ValueError(
+                f"--initial: {initial} labelled items leave no pool in --items {items}; "
+                f"give fewer, e.g. --initial {max(10, items // 5)}"
+            )
         for name in ("out", "template"):
             if name in values:
-                values[name] = Path(values[name])
+                # relative to where the user runs the command, whatever folder the program runs from
+                values[name] = Path(values[name]).expanduser().absolute()
         return cls(**values)
 
 
@@ -747,18 +755,21 @@ def _curves(evaluation: _Evaluation, labels: list[str]) -> dict:
 
 
 def _keep_running(platform, echo: Callable[[str], None]) -> None:
-    """Leave the platform up and say how to point dtlpy at it, until Ctrl-C."""
-    base = platform.url
+    """Leave the platform up and say how to point dtlpy and dlp at it, until Ctrl-C.
+
+    The connection goes into a ``DATALOOP_PATH`` folder of its own (removed on exit): the user's
+    ``~/.dataloop`` and their real login are neither read nor changed.
+    """
+    from emulator.serve import connection_lines, write_connection
+
+    folder = tempfile.mkdtemp(prefix="active-learning-demo-connection-")
+    atexit.register(shutil.rmtree, folder, True)
+    write_connection(folder, platform.url, platform.alias, platform.token)
     echo("")
-    echo("The local platform keeps running (Ctrl-C to stop). From another Python process:")
-    echo("    import dtlpy as dl")
-    echo(
-        f"    dl.add_environment(environment={base!r}, alias={platform.alias!r}, gate_url={base!r}, "
-        f"url={base.rsplit('/api/v1', 1)[0] + '/'!r}, verify_ssl=False)"
-    )
-    echo(f"    dl.setenv({platform.alias!r})")
-    echo(f"    dl.client_api.token = {platform.token!r}")
-    echo("    dl.projects.get(project_name='active-learning-demo').pipelines.list()")
+    echo("The local platform keeps running (Ctrl-C to stop). In another shell (your ~/.dataloop is untouched):")
+    for line in connection_lines(folder, "active-learning-demo"):
+        if not line.startswith("dlp app publish"):
+            echo(f"    {line}")
     try:
         while True:
             time.sleep(1)
