@@ -434,5 +434,11 @@ def test_eleven_point_recall_points_are_exact_tenths():
 def test_docstring_examples_run():
     import doctest
 
-    failures, attempted = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
+    import importlib
+    import pkgutil
+
+    failures = attempted = 0
+    for info in pkgutil.iter_modules(metrics.__path__, prefix="nodes.metrics."):
+        result = doctest.testmod(importlib.import_module(info.name), optionflags=doctest.NORMALIZE_WHITESPACE)
+        failures, attempted = failures + result.failed, attempted + result.attempted
     assert attempted >= 20 and failures == 0

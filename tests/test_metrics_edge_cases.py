@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodes import metrics
+from nodes.metrics.ap import _weighted_columns
 from tests.test_metrics_reference import assert_same_ap, our_ap, pycocotools_ap
 
 BOX = ["left", "top", "right", "bottom"]
@@ -113,10 +114,10 @@ def test_weighted_columns_expand_only_mixed_tie_groups():
     tp = np.array([[True, False, True, True, False]])
     items = np.array([0, 0, 1, 1, 2])
     confidence = np.array([0.9, 0.9, 0.9, 0.9, 0.5])  # item 0: mixed tie; item 1: tie of TPs only
-    columns, copies = metrics._weighted_columns(items, confidence, tp, np.array([[3.0, 2.0, 1.0]]))
+    columns, copies = _weighted_columns(items, confidence, tp, np.array([[3.0, 2.0, 1.0]]))
     assert columns.tolist() == [0, 1, 0, 1, 0, 1, 2, 3, 4]
     assert copies.tolist() == [0, 0, 1, 1, 2, 2, -1, -1, -1]
-    plain, none = metrics._weighted_columns(items, confidence, np.ones((1, 5), bool), np.ones((1, 3)))
+    plain, none = _weighted_columns(items, confidence, np.ones((1, 5), bool), np.ones((1, 3)))
     assert plain.tolist() == [0, 1, 2, 3, 4] and none.tolist() == [-1] * 5
 
 
