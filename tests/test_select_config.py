@@ -61,7 +61,10 @@ def test_gate_defaults_and_values():
         ({"emptyScore": 2}, "customNodeConfig.emptyScore: 2"),
         ({"seed": 1.5}, "customNodeConfig.seed: 1.5 is not an integer"),
         ({"seed": False}, "customNodeConfig.seed: False"),
-        ({"treshold": 0.5}, r"customNodeConfig: unknown key\(s\) 'treshold'; known keys are nodeName, strategy"),
+        (
+            {"treshold": 0.5},
+            r"customNodeConfig: unknown key\(s\) 'treshold' \(rename it to 'threshold'\); known keys are nodeName, strategy",
+        ),
         ([1], r"customNodeConfig: \[1\] is not an object"),
     ],
 )
@@ -195,7 +198,10 @@ def test_pool_with_and_is_extended_not_nested():
         ({"budget": 1, "task": {"name": "t", "assignees": ["ann"]}}, r"selection_config.task.assignees\[0\]: 'ann'"),
         ({"budget": 1, "task": {"name": "t", "dueDate": "next week"}}, "selection_config.task.dueDate: 'next week'"),
         ({"budget": 1, "task": {"name": "t", "dueDate": -1}}, "selection_config.task.dueDate: -1"),
-        ({"budget": 1, "task": {"name": "t", "owner": "x"}}, r"selection_config.task: unknown key\(s\) 'owner'"),
+        (
+            {"budget": 1, "task": {"name": "t", "owner": "x"}},
+            r"selection_config.task: unknown key\(s\) 'owner' \(remove it\)",
+        ),
         ({"budget": 1, "pool": {"filter": {"size": math.inf}}}, "selection_config.pool.filter.size: inf"),
         (None, "selection_config: missing"),
     ],
@@ -409,7 +415,7 @@ def test_merge_without_a_node_config_is_the_input():
         (
             {"budget": 1, "pool": {}},
             None,
-            r"^customNodeConfig: unknown key\(s\) 'pool'; known keys are nodeName, budget",
+            r"^customNodeConfig: unknown key\(s\) 'pool' \(remove it\); known keys are nodeName, budget",
         ),
         ([1], None, r"^customNodeConfig: \[1\] is not an object"),
         # a bad node value is reported even when the input overrides it
@@ -461,3 +467,127 @@ def test_node_config_keys_are_the_manifest_fields():
     for key, allowed in (("strategy", STRATEGIES), ("aggregation", AGGREGATIONS), ("diversity", DIVERSITIES)):
         assert {o["value"] for o in fields[key]["options"]} == set(allowed)
     assert SelectionConfig.from_json(merge_selection_config(defaults, None)) == SelectionConfig(budget=100)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 23: subset tags, held-out tags, seeds, task names and due dates, unknown keys
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["train", "validation", "test"])
+def test_a_subset_tag_is_never_the_selection_tag(tag):
+    with pytest.raises(ValueError, match=rf"^selection_config\.tag: '{tag}' is (a subset tag|also a test-subset)"):
+        SelectionConfig.from_json({"budget": 1, "tag": tag})
+    with pytest.raises(ValueError, match=rf"^customNodeConfig\.tag: '{tag}'"):
+        merge_selection_config({"budget": 1, "tag": tag}, None)
+
+
+def test_a_test_subset_tag_or_a_pipeline_group_is_never_the_selection_tag():
+    from nodes.select_for_labeling.config import check_selection_tag
+
+    with pytest.raises(ValueError, match=r"'holdout' is also a test-subset tag"):
+        SelectionConfig.from_json({"budget": 1, "tag": "holdout", "testSubsetTags": ["holdout"]})
+    with pytest.raises(ValueError, match=r"customNodeConfig\.tag: 'holdout' is also a test-subset tag"):
+        merge_selection_config({"budget": 1, "tag": "holdout"}, {"testSubsetTags": ["holdout"]})
+    with pytest.raises(ValueError, match=r"'gold' is a subset tag of Model Data Split.*'gold' subset"):
+        check_selection_tag("selection_config.tag", "gold", subset_tags=("gold", "silver"))
+    assert check_selection_tag("selection_config.tag", "round_3", subset_tags=("gold",)) == "round_3"
+
+
+def test_empty_test_subset_tags_are_refused_and_test_is_always_held_out():
+    with pytest.raises(ValueError, match=r"^selection_config\.testSubsetTags: \[\] is empty.*held-out"):
+        SelectionConfig.from_json({"budget": 1, "testSubsetTags": []})
+    config = SelectionConfig.from_json({"budget": 1, "testSubsetTags": ["holdout"], "pool": {"dir": "/a"}})
+    assert config.held_out_tags == ("holdout", "test")
+    guards = config.pool_query()["filter"]["$and"]
+    assert {"metadata.system.tags.test": {"$ne": True}} in guards
+    assert {"metadata.system.tags.holdout": {"$ne": True}} in guards
+
+
+def test_pipeline_groups_join_the_default_pool_exclusions_only_when_they_are_tag_names():
+    conditions = SelectionConfig(budget=1).pool_query(("gold", "bad.name", "x y"))["filter"]["$and"]
+    assert {"metadata.system.tags.gold": {"$ne": True}} in conditions
+    assert not [c for c in conditions if "bad" in next(iter(c)) or "x y" in next(iter(c))]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: SelectionConfig.from_json({"budget": 1, "seed": -1}), r"selection_config\.seed: -1 is less than 0"),
+        (lambda: GateConfig.from_node_config({"seed": -5}), r"customNodeConfig\.seed: -5 is less than 0"),
+        (lambda: merge_selection_config({"budget": 1, "seed": -2}, None), r"customNodeConfig\.seed: -2"),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "seed": 2**32}),
+            r"selection_config\.seed: 4294967296 is more",
+        ),
+    ],
+)
+def test_negative_or_huge_seeds_are_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("due", "message"),
+    [
+        ("2026-12-31", r"dueDate: '2026-12-31' is in the past"),
+        (1_700_000_000_000, r"dueDate: 1700000000000 is in the past"),
+        (1_896_048_000, r"is in the past .*\(epoch times are milliseconds\)"),  # seconds, not ms
+        ("9999-12-31", r"dueDate: '9999-12-31' is after 2037-"),
+        (1e30, r"dueDate: 1e\+30 is after"),
+    ],
+)
+def test_past_or_absurd_due_dates_are_refused(due, message):
+    with pytest.raises(ValueError, match=message):
+        TaskConfig.from_json({"name": "t", "dueDate": due}, "task", now=NOW)
+    assert TaskConfig.from_json({"name": "t", "dueDate": "2027-06-01"}, "task", now=NOW).due_date is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("round\n1", r"holds U\+000A \(a control or format character\) at position 5"),
+        ("round\u202e1gpj.exe", r"holds U\+202E"),
+        ("\u200b", r"holds U\+200B"),
+        ("a\u200bb", r"holds U\+200B .* at position 1"),
+        ("\u0301\u0301", r"has no visible character"),
+        ("\u3000 \u00a0", r"is not a non-empty string"),
+        ("x" * 300, r"is 300 characters long, more than 256"),
+        ("x" * 300_000, r"is 300,000 characters long"),
+    ],
+)
+def test_task_names_with_control_or_format_characters_or_nothing_visible_are_refused(name, message):
+    with pytest.raises(ValueError, match=r"^selection_config\.task\.name: .*" + message) as error:
+        SelectionConfig.from_json({"budget": 1, "task": {"name": name}})
+    assert len(str(error.value)) < 1024
+
+
+@pytest.mark.parametrize(
+    ("call", "suggestion"),
+    [
+        (lambda: SelectionConfig.from_json({"budget": 1, "budgte": 2}), "'budgte' (rename it to 'budget')"),
+        (lambda: SelectionConfig.from_json({"budget": 1, "testSubsetTag": []}), "(rename it to 'testSubsetTags')"),
+        (lambda: SelectionConfig.from_json({"budget": 1, "task": {"nmae": "t"}}), "'nmae' (rename it to 'name')"),
+        (
+            lambda: SelectionConfig.from_json({"budget": 1, "pool": {"filter": {"a": 1}, "jion": {}}}),
+            "'jion' (rename it to 'join')",
+        ),
+        (lambda: GateConfig.from_node_config({"modelid": "m"}), "'modelid' (rename it to 'modelId')"),
+        (lambda: GateConfig.from_node_config({"emptyscore": 1}), "'emptyscore' (rename it to 'emptyScore')"),
+        (lambda: merge_selection_config({"budget": 1, "featureset": "x"}, None), "(rename it to 'featureSet')"),
+        (lambda: merge_selection_config({"budget": 1, "zzz": 1}, None), "'zzz' (remove it)"),
+    ],
+)
+def test_unknown_keys_are_refused_with_the_nearest_valid_key(call, suggestion):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert "unknown" in str(error.value) and suggestion in str(error.value)
+
+
+def test_the_keys_the_platform_writes_stay_accepted():
+    platform_keys = {"name": "node", "validation": {"valid": True, "errors": []}}
+    assert GateConfig.from_node_config({**platform_keys, "threshold": 0.2}).threshold == 0.2
+    assert merge_selection_config({**platform_keys, "budget": 4}, None) == {"budget": 4}

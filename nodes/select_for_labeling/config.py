@@ -11,11 +11,13 @@ most ``nodes.common.limits.MAX_MESSAGE_CHARS`` long.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from nodes.common.dql import QUERY_PARTS, check_dql_query
@@ -33,6 +35,15 @@ DEFAULT_STRATEGY = "margin"
 DEFAULT_AGGREGATION = "max"
 DEFAULT_TAG = "to_label"
 DEFAULT_TEST_SUBSET_TAGS = ("test",)
+#: Largest seed: scikit-learn's ``random_state`` (k-means) takes 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: Longest task name (dtlpy and the Dataloop docs state no limit; ours, as for model names).
+MAX_TASK_NAME_CHARS = 256
+#: Unicode categories a task name may not hold: control (Cc), format (Cf: RLO, zero-width space, ...),
+#: surrogate (Cs), private use (Co), line / paragraph separator (Zl, Zp).
+FORBIDDEN_TASK_NAME_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+#: Latest task due date accepted, in days from now (a later one is a typo, e.g. seconds given as ms).
+MAX_DUE_DAYS = 3660
 
 #: Where a custom node's config lives (the platform's ``customNodeConfig``): the prefix of its errors.
 NODE_ROOT = "customNodeConfig"
@@ -74,16 +85,34 @@ def _fail(path: str, value: Any, problem: str, example: str) -> ValueError:
     return ValueError(f"{path}: {shorten(value)} {problem}; example: {example}")
 
 
-def _listed(names: list[str]) -> str:
-    """Up to 5 names, each cut, for a message: ``'a', 'b' and 3 more``."""
+def _listed(names: list[str], allowed: Iterable[str] | None = None) -> str:
+    """Up to 5 names, each cut, for a message: ``'a', 'b' and 3 more``; with ``allowed``, each
+    followed by the nearest allowed name to rename it to (difflib), or ``(remove it)``."""
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-    return ", ".join(shorten(name, 60) for name in names[:5]) + more
+    if allowed is None:
+        return ", ".join(shorten(name, 60) for name in names[:5]) + more
+    return ", ".join(f"{shorten(name, 60)} {_suggestion(name, allowed)}" for name in names[:5]) + more
+
+
+def _suggestion(key: str, allowed: Iterable[str]) -> str:
+    """``(rename it to 'budget')`` for the nearest known key (difflib), else ``(remove it)``."""
+    near = difflib.get_close_matches(key[:200], list(allowed), n=1, cutoff=0.6)
+    return f"(rename it to {near[0]!r})" if near else "(remove it)"
 
 
 def _reject_unknown(path: str, raw: Mapping, allowed: tuple[str, ...]) -> None:
+    """Refuse keys not in ``allowed``, each with the nearest known key suggested.
+
+    Examples
+    --------
+    >>> _reject_unknown("selection_config", {"budgt": 1}, ("budget", "seed"))
+    Traceback (most recent call last):
+    ...
+    ValueError: selection_config: unknown key(s) 'budgt' (rename it to 'budget'); known keys are budget, seed
+    """
     unknown = sorted(str(k) for k in raw if k not in allowed)
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {_listed(unknown)}; known keys are {', '.join(allowed)}")
+        raise ValueError(f"{path}: unknown key(s) {_listed(unknown, allowed)}; known keys are {', '.join(allowed)}")
 
 
 def _choice(path: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -106,14 +135,21 @@ def _unit_number(path: str, value: Any, example: str) -> float:
     return float(value)
 
 
-def _integer(path: str, value: Any, example: str, minimum: int | None = None) -> int:
-    """An ``int`` (not a bool, not ``3.0``), at least ``minimum`` when given."""
+def _integer(path: str, value: Any, example: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An ``int`` (not a bool, not ``3.0``), in [``minimum``, ``maximum``] when given."""
     if isinstance(value, bool) or not isinstance(value, int):
         what = "a positive integer" if minimum == 1 else "an integer"
         raise _fail(path, value, f"is not {what}", example)
     if minimum is not None and value < minimum:
         raise _fail(path, value, f"is less than {minimum}", example)
+    if maximum is not None and value > maximum:
+        raise _fail(path, value, f"is more than {maximum}", example)
     return int(value)
+
+
+def _seed(path: str, value: Any) -> int:
+    """A seed: an integer from 0 to 2**32 - 1 (what NumPy's and scikit-learn's generators take)."""
+    return _integer(path, value, '"seed": 0', minimum=0, maximum=MAX_SEED)
 
 
 def _optional_text(path: str, value: Any, example: str) -> str | None:
@@ -209,7 +245,7 @@ class GateConfig:
             aggregation=_choice(f"{source}.aggregation", raw.get("aggregation", defaults.aggregation), AGGREGATIONS),
             model_id=_optional_text(f"{source}.modelId", raw.get("modelId"), '"modelId": "65f0c2..."'),
             empty_score=_unit_number(f"{source}.emptyScore", raw.get("emptyScore", 1.0), '"emptyScore": 1'),
-            seed=_integer(f"{source}.seed", raw.get("seed", 0), '"seed": 0'),
+            seed=_seed(f"{source}.seed", raw.get("seed", 0)),
             node_name=_optional_text(f"{source}.nodeName", raw.get("nodeName"), '"nodeName": "Uncertainty Gate"'),
         )
 
@@ -242,16 +278,15 @@ class TaskConfig:
     due_date: float | None = None
 
     @classmethod
-    def from_json(cls, raw: Any, path: str) -> TaskConfig:
-        """Validate the ``task`` object: ``name`` (required), ``assignees`` (emails), ``dueDate``."""
+    def from_json(cls, raw: Any, path: str, now: datetime | None = None) -> TaskConfig:
+        """Validate the ``task`` object: ``name`` (required), ``assignees`` (emails), ``dueDate``
+        (after ``now``, the current time by default, and at most :data:`MAX_DUE_DAYS` days later)."""
         example = '"task": {"name": "label round 1", "assignees": ["ann@example.com"], "dueDate": "2030-01-31"}'
         raw = _as_mapping(path, raw, example)
         _reject_unknown(path, raw, TASK_KEYS)
         if "name" not in raw:
             raise ValueError(f"{path}.name: missing; a task needs a name; example: {example}")
-        name = _optional_text(f"{path}.name", raw["name"], '"name": "label round 1"')
-        if name is None:
-            raise _fail(f"{path}.name", None, "is not a non-empty string", '"name": "label round 1"')
+        name = _task_name(f"{path}.name", raw["name"])
         assignees = raw.get("assignees", [])
         if assignees is None:
             assignees = []
@@ -260,11 +295,46 @@ class TaskConfig:
         for index, email in enumerate(assignees):
             if not isinstance(email, str) or len(email) > _MAX_EMAIL_CHARS or not _EMAIL_RE.fullmatch(email):
                 raise _fail(f"{path}.assignees[{index}]", email, "is not an email address", '"ann@example.com"')
-        return cls(name=name, assignees=tuple(assignees), due_date=_due_date(f"{path}.dueDate", raw.get("dueDate")))
+        due = _due_date(f"{path}.dueDate", raw.get("dueDate"), now)
+        return cls(name=name, assignees=tuple(assignees), due_date=due)
 
 
-def _due_date(path: str, value: Any) -> float | None:
-    """ISO date / datetime (naive means UTC) or epoch milliseconds → epoch seconds."""
+def _task_name(path: str, value: Any) -> str:
+    """A task name: text with a visible character, no control or format character, ≤ 256 characters.
+
+    Refused: control characters (category Cc: newline, tab, NUL, ...), format characters (Cf: the
+    right-to-left override U+202E, the zero-width space U+200B, ...), surrogates, private-use
+    characters, line / paragraph separators, and names with no letter, digit, punctuation or symbol.
+
+    Examples
+    --------
+    >>> _task_name("task.name", " label round 1 ")
+    'label round 1'
+    >>> _task_name("task.name", "round\u202e1")
+    Traceback (most recent call last):
+    ...
+    ValueError: task.name: 'round\u202e1' holds U+202E (a control or format character) at position 5; remove it; example: "name": "label round 1"
+    """
+    example = '"name": "label round 1"'
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, value, "is not a non-empty string", example)
+    text = value.strip()
+    for position, char in enumerate(text):
+        if unicodedata.category(char) in FORBIDDEN_TASK_NAME_CATEGORIES:
+            problem = f"holds U+{ord(char):04X} (a control or format character) at position {position}; remove it"
+            raise _fail(path, value, problem, example)
+    if not any(unicodedata.category(char)[0] in "LNPS" for char in text):
+        raise _fail(path, value, "has no visible character (letter, digit, punctuation or symbol)", example)
+    if len(text) > MAX_TASK_NAME_CHARS:
+        raise _fail(
+            path, value, f"is {len(text):,} characters long, more than {MAX_TASK_NAME_CHARS}; shorten it", example
+        )
+    return text
+
+
+def _due_date(path: str, value: Any, now: datetime | None = None) -> float | None:
+    """ISO date / datetime (naive means UTC) or epoch milliseconds → epoch seconds, after ``now``
+    (default: the current time) and at most :data:`MAX_DUE_DAYS` days later."""
     example = '"dueDate": "2030-01-31" (or "2030-01-31T18:00:00+00:00", or epoch ms 1896048000000)'
     if value is None:
         return None
@@ -273,7 +343,7 @@ def _due_date(path: str, value: Any) -> float | None:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value <= 0:
             raise _fail(path, value, "is not a positive epoch time in milliseconds", example)
-        return float(value) / 1000.0
+        return _due_in_range(path, value, float(value) / 1000.0, now, example)
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -285,8 +355,60 @@ def _due_date(path: str, value: Any) -> float | None:
             raise _fail(path, value, "is not an ISO date or datetime", example) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        return _due_in_range(path, value, parsed.timestamp(), now, example)
     raise _fail(path, value, "is not a date", example)
+
+
+def _due_in_range(path: str, value: Any, seconds: float, now: datetime | None, example: str) -> float:
+    """``seconds`` when it is after ``now`` and at most :data:`MAX_DUE_DAYS` days later."""
+    now = now or datetime.now(UTC)
+    if seconds <= now.timestamp():
+        when = "" if seconds > 1e11 else " (epoch times are milliseconds)"
+        raise _fail(
+            path,
+            value,
+            f"is in the past (now is {now.isoformat(timespec='seconds')}){when}; give a later date",
+            example,
+        )
+    latest = now + timedelta(days=MAX_DUE_DAYS)
+    if seconds > latest.timestamp():
+        raise _fail(
+            path,
+            value,
+            f"is after {latest.date().isoformat()} ({MAX_DUE_DAYS} days from now); give a nearer date",
+            example,
+        )
+    return seconds
+
+
+def check_selection_tag(
+    path: str, tag: str, test_tags: Iterable[str] = DEFAULT_TEST_SUBSET_TAGS, subset_tags: Iterable[str] = ()
+) -> str:
+    """``tag`` when it is not a subset tag; the tag a selection writes must never move items into a subset.
+
+    Refused: a test-subset tag (``test_tags``), a default Model Data Split subset
+    (:data:`SUBSET_TAGS`: ``train``, ``validation``, ``test``) and any other ``subset_tags`` (the
+    group names of the pipeline's Model Data Split nodes): unlabelled items would join that subset.
+
+    Examples
+    --------
+    >>> check_selection_tag("selection_config.tag", "round_2")
+    'round_2'
+    >>> check_selection_tag("selection_config.tag", "train")
+    Traceback (most recent call last):
+    ...
+    ValueError: selection_config.tag: 'train' is a subset tag of Model Data Split; the chosen, unlabelled items would join the 'train' subset; give a tag of its own; example: "tag": "to_label"
+    """
+    if tag in tuple(test_tags):
+        problem = "is also a test-subset tag; chosen items would leak into the test set; give a tag of its own"
+        raise _fail(path, tag, problem, f'"tag": "{DEFAULT_TAG}"')
+    if tag in SUBSET_TAGS or tag in tuple(subset_tags):
+        problem = (
+            f"is a subset tag of Model Data Split; the chosen, unlabelled items would join the {tag!r} subset; "
+            "give a tag of its own"
+        )
+        raise _fail(path, tag, problem, f'"tag": "{DEFAULT_TAG}"')
+    return tag
 
 
 def default_pool_filter(tag: str = DEFAULT_TAG, subset_tags: tuple[str, ...] = SUBSET_TAGS) -> dict[str, Any]:
@@ -322,7 +444,7 @@ def _pool_query(path: str, value: Any) -> dict[str, Any] | None:
     extra = sorted(str(k) for k in query if k not in QUERY_KEYS)
     if extra:
         raise ValueError(
-            f"{path}: unknown query key(s) {_listed(extra)}; a pool has 'filter' (and optionally "
+            f"{path}: unknown query key(s) {_listed(extra, (*QUERY_KEYS, 'resource', 'sort', 'page', 'pageSize'))}; a pool has 'filter' (and optionally "
             f"'join', 'intersect', 'except'); paging and sorting are set by the node; example: {_POOL_EXAMPLE}"
         )
     if not isinstance(query["filter"], Mapping) or not query["filter"]:
@@ -404,15 +526,16 @@ class SelectionConfig:
         tags = raw.get("testSubsetTags", list(DEFAULT_TEST_SUBSET_TAGS))
         if not isinstance(tags, list):
             raise _fail(f"{source}.testSubsetTags", tags, "is not a list of tag names", '"testSubsetTags": ["test"]')
-        test_tags = tuple(_tag(f"{source}.testSubsetTags[{i}]", t) for i, t in enumerate(tags))
-        tag = _tag(f"{source}.tag", raw.get("tag", DEFAULT_TAG))
-        if tag in test_tags:
+        if not tags:
             raise _fail(
-                f"{source}.tag",
-                tag,
-                "is also a test-subset tag; chosen items would leak into the test set",
-                '"tag": "to_label"',
+                f"{source}.testSubsetTags",
+                tags,
+                "is empty: the held-out test items would be chosen for labelling; leave it out (default "
+                '["test"]) or name the held-out subset tags',
+                '"testSubsetTags": ["test"]',
             )
+        test_tags = tuple(dict.fromkeys(_tag(f"{source}.testSubsetTags[{i}]", t) for i, t in enumerate(tags)))
+        tag = check_selection_tag(f"{source}.tag", _tag(f"{source}.tag", raw.get("tag", DEFAULT_TAG)), test_tags)
         task = raw.get("task")
         return cls(
             budget=_integer(f"{source}.budget", raw["budget"], '"budget": 100', minimum=1),
@@ -427,17 +550,29 @@ class SelectionConfig:
             if quota is None
             else _integer(f"{source}.perLabelQuota", quota, '"perLabelQuota": 20', 1),
             tag=tag,
-            seed=_integer(f"{source}.seed", raw.get("seed", 0), '"seed": 0'),
+            seed=_seed(f"{source}.seed", raw.get("seed", 0)),
             task=None if task is None else TaskConfig.from_json(task, f"{source}.task"),
             test_subset_tags=test_tags,
             empty_score=_unit_number(f"{source}.emptyScore", raw.get("emptyScore", 1.0), '"emptyScore": 1'),
         )
 
-    def pool_query(self) -> dict[str, Any]:
+    @property
+    def held_out_tags(self) -> tuple[str, ...]:
+        """The tags of items never chosen: ``test_subset_tags`` and always ``test``.
+
+        Examples
+        --------
+        >>> SelectionConfig(budget=1, test_subset_tags=("holdout",)).held_out_tags
+        ('holdout', 'test')
+        """
+        return tuple(dict.fromkeys((*self.test_subset_tags, *DEFAULT_TEST_SUBSET_TAGS)))
+
+    def pool_query(self, subset_tags: Iterable[str] = ()) -> dict[str, Any]:
         """The item DQL the edge lists: the pool, always ANDed with "no test-subset tag".
 
-        A fresh copy on every call. The default pool also excludes the other subset tags and
-        items already carrying ``tag``.
+        A fresh copy on every call. The default pool also excludes the other subset tags (the
+        defaults, and ``subset_tags``: the group names of the pipeline's Model Data Split nodes
+        that are tag names) and items already carrying ``tag``.
 
         Examples
         --------
@@ -445,13 +580,14 @@ class SelectionConfig:
         >>> q["filter"]["$and"]
         [{'dir': '/new'}, {'metadata.system.tags.test': {'$ne': True}}]
         """
+        groups = tuple(t for t in subset_tags if isinstance(t, str) and _TAG_RE.fullmatch(t))
         base = (
             self.pool
             if self.pool is not None
-            else default_pool_filter(self.tag, (*SUBSET_TAGS, *self.test_subset_tags))
+            else default_pool_filter(self.tag, (*SUBSET_TAGS, *groups, *self.held_out_tags))
         )
         query = copy.deepcopy(base)
-        guards = [{f"metadata.system.tags.{t}": {"$ne": True}} for t in self.test_subset_tags]
+        guards = [{f"metadata.system.tags.{t}": {"$ne": True}} for t in self.held_out_tags]
         existing = query["filter"].get("$and", []) if set(query["filter"]) == {"$and"} else [query["filter"]]
         query["filter"] = {"$and": [*existing, *(g for g in guards if g not in existing)]}
         return query
@@ -490,7 +626,7 @@ def _node_selection_values(node_config: Any, node_source: str) -> dict[str, Any]
         "aggregation": lambda path, v: _choice(path, v, AGGREGATIONS),
         "diversity": lambda path, v: _choice(path, v, DIVERSITIES),
         "tag": _tag,
-        "seed": lambda path, v: _integer(path, v, '"seed": 0'),
+        "seed": _seed,
     }
     values = {key: checks[key](f"{node_source}.{key}", value) for key, value in raw.items()}
     if feature_set is not None:
@@ -567,11 +703,7 @@ def merge_selection_config(
             f"{source} a budget; example: {_BUDGET_EXAMPLE}"
         )
     tags = merged.get("testSubsetTags", list(DEFAULT_TEST_SUBSET_TAGS))
-    if "tag" in node and "tag" not in given and isinstance(tags, list) and node["tag"] in tags:
-        raise _fail(
-            f"{node_source}.tag",
-            node["tag"],
-            f"is also a test-subset tag ({source}.testSubsetTags); chosen items would leak into the test set",
-            '"tag": "to_label"',
-        )
+    if "tag" in node and "tag" not in given:
+        held_out = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+        check_selection_tag(f"{node_source}.tag", node["tag"], held_out or DEFAULT_TEST_SUBSET_TAGS)
     return merged
