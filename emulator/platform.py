@@ -200,6 +200,7 @@ class LocalPlatform:
         try:
             self.server = EmulatorServer(self.store, self.log, token=self.token).start()
             self._point_dtlpy()
+            self.store.engine.start(self.url, self.token, workdir=self._tmpdir)
         except BaseException:
             if self.server is not None:
                 self.server.stop()
@@ -220,6 +221,7 @@ class LocalPlatform:
             if self in _STACK:
                 _STACK.remove(self)
         try:
+            self.store.engine.stop()
             self._restore_dtlpy()
         finally:
             self.server.stop()

@@ -22,10 +22,12 @@ from emulator.store.pipelines import PipelinesMixin
 from emulator.store.projects import ProjectsMixin
 from emulator.store.queries import QueriesMixin
 from emulator.store.recipes import RecipesMixin
+from emulator.store.services import ServicesMixin
 from emulator.store.tasks import TasksMixin
 
 
 class Store(
+    ServicesMixin,
     ProjectsMixin,
     DatasetsMixin,
     RecipesMixin,

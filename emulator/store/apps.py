@@ -125,6 +125,15 @@ class AppsMixin(StoreBase):
                 }
             )
             self.tables["apps"][app_id] = app
+            # one service per module of the manifest (emulator/README.md, "Services, executions, models")
+            try:
+                for module in (dpk.get("components") or {}).get("modules") or []:
+                    self.ensure_module_service(project_id, app, module["name"])
+            except ApiError:
+                del self.tables["apps"][app_id]
+                for service_id in self.services_of_app(app_id):
+                    del self.tables["services"][service_id]
+                raise
             return clone(app)
 
     def get_app(self, app_id: str) -> dict:
@@ -138,6 +147,8 @@ class AppsMixin(StoreBase):
         with self.lock:
             self._get("apps", app_id)
             del self.tables["apps"][app_id]
+        for service_id in self.services_of_app(app_id):
+            self.delete_service(service_id)
 
     # ------------------------------------------------------------------ FaaS packages
     def create_package(self, body: Mapping[str, Any]) -> dict:

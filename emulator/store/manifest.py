@@ -100,6 +100,9 @@ def check_manifest(manifest: Any) -> None:
     if not isinstance(components, Mapping):
         raise _fail("components", "must be an object")
     for key in components:
+        if key == "pipelines" and components[key] == []:
+            # dtlpy entities/dpk.py: the default of ``pipelineNodes`` also writes ``components.pipelines: []``
+            continue
         if key not in COMPONENT_KEYS:
             raise _fail(f"components.{key}", f"is not a component key; one of {sorted(COMPONENT_KEYS)}")
     compute = _named(components.get("computeConfigs"), "components.computeConfigs")

@@ -1,0 +1,370 @@
+"""The FaaS runtime of the local platform: services run their executions off the request
+thread, in worker processes (``runtime.Replica``) that import the code the app's codebase holds.
+
+Per service: a FIFO pool of ``runtime.concurrency`` threads, one warm replica shared by them
+(a process per execution when ``runExecutionAsProcess``), ``executionTimeout`` enforced by
+killing the replica, and a service reset (crash, kill, timeout) followed by ``onReset``:
+``rerun`` runs the execution again while ``attempts < maxAttempts``, ``failed`` fails it.
+An exception in the function fails its execution (traceback in the logs) and is not retried.
+Sources and assumptions: emulator/README.md, "Services, executions, models".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from emulator.engine import executions as ex
+from emulator.engine.codebase import codebase_item_id, find_function, find_module, unpack_zip
+from emulator.engine.runtime import Replica
+from emulator.store.base import ApiError, clone
+
+logger = logging.getLogger(__name__)
+
+OnDone = Callable[[dict], None]
+
+
+class _ServiceRuntime:
+    """What runs one service: its folder, module, thread pool and warm replica."""
+
+    def __init__(self, engine: Engine, service: Mapping[str, Any], module: dict, code_dir: str, folder: str) -> None:
+        self.engine = engine
+        self.service_id = service["id"]
+        self.service = clone(dict(service))
+        self.module = module
+        self.code_dir = code_dir
+        self.folder = folder
+        runtime = service.get("runtime") or {}
+        self.concurrency = max(1, int(runtime.get("concurrency") or 10))
+        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"svc-{self.service_id[-6:]}")
+        self.replica: Replica | None = None
+        self._replica_lock = threading.Lock()
+        self._processes = 0
+        self.running: dict[str, Replica] = {}
+
+    @property
+    def timeout_s(self) -> float:
+        return float(self.service.get("executionTimeout") or 3600)
+
+    @property
+    def as_process(self) -> bool:
+        return bool(self.service.get("runExecutionAsProcess"))
+
+    def _new_replica(self) -> Replica:
+        self._processes += 1
+        init = {
+            "type": "init",
+            "url": self.engine.url,
+            "token": self.engine.token,
+            "codeDir": self.code_dir,
+            "service": self.service,
+            "module": self.module,
+        }
+        folder = os.path.join(self.folder, f"process-{self._processes}")
+        self.engine.counters["processes_started"] += 1
+        service_id = self.service_id
+        return Replica(init, folder, lambda message: self.engine._on_message(message, service_id)).start()
+
+    def replica_for_run(self) -> Replica:
+        if self.as_process:
+            with self._replica_lock:
+                return self._new_replica()
+        with self._replica_lock:
+            if self.replica is None or not self.replica.alive:
+                self.replica = self._new_replica()
+            return self.replica
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self._replica_lock:
+            replicas = [self.replica, *self.running.values()]
+            self.replica = None
+        for replica in {id(r): r for r in replicas if r is not None}.values():
+            replica.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Engine:
+    """The runtime of one local platform (``store.engine``); see the package docstring for the API."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.url: str | None = None
+        self.token: str | None = None
+        self.workdir: str | None = None
+        self._own_workdir = False
+        self._runtimes: dict[str, _ServiceRuntime] = {}
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0
+        self._on_done: dict[str, OnDone] = {}
+        #: log lines by execution id (``POST /services/logs``), and service lines by service id
+        self.logs: dict[str, list[dict]] = {}
+        self.service_logs: dict[str, list[dict]] = {}
+        #: how much work the engine did (tests count work, never time)
+        self.counters = {"processes_started": 0, "executions": 0, "attempts": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def started(self) -> bool:
+        return self.url is not None
+
+    def start(self, url: str, token: str, workdir: str | None = None) -> Engine:
+        """Serve executions against the platform at ``url`` (workers use ``token``); service
+        folders go under ``workdir`` (a new temporary folder when None)."""
+        self.url, self.token = url, token
+        if workdir is None:
+            workdir, self._own_workdir = tempfile.mkdtemp(prefix="dataloop-services-"), True
+        else:
+            workdir = os.path.join(workdir, "services")
+            os.makedirs(workdir, exist_ok=True)
+            self._own_workdir = True
+        self.workdir = workdir
+        return self
+
+    def stop(self) -> None:
+        """Stop every service's replicas and remove their folders."""
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+            self._runtimes.clear()
+        for runtime in runtimes:
+            runtime.stop()
+        if self.workdir and self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.url = self.token = self.workdir = None
+
+    def stop_service(self, service_id: str) -> None:
+        """Stop a service's replicas and remove its folder (service deleted, archived or changed)."""
+        with self._lock:
+            runtime = self._runtimes.pop(service_id, None)
+        if runtime is not None:
+            runtime.stop()
+
+    # ------------------------------------------------------------------ services
+    def ensure_module_service(self, project_id: str, app_or_dpk: Mapping[str, Any], module_name: str) -> dict:
+        """The service of ``module_name`` of an installed app (or a DPK) in the project, created
+        when missing (what ``apps.install`` does for every module)."""
+        return self.store.ensure_module_service(project_id, app_or_dpk, module_name)
+
+    def _runtime(self, service: Mapping[str, Any]) -> _ServiceRuntime:
+        with self._lock:
+            runtime = self._runtimes.get(service["id"])
+            if runtime is not None:
+                return runtime
+            if not self.started:
+                raise ApiError(503, "the local platform's engine is not started: executions cannot run")
+            owner, what = self.store.code_owner(service)
+            module = find_module(owner, service.get("moduleName"), what)
+            folder = tempfile.mkdtemp(prefix=f"service-{service['name'][:40]}-", dir=self.workdir)
+            code_dir = os.path.join(folder, "code")
+            os.makedirs(code_dir)
+            item_id = codebase_item_id(owner, what)
+            unpack_zip(self.store.item_bytes(item_id), code_dir)
+            runtime = _ServiceRuntime(self, service, module, code_dir, folder)
+            self._runtimes[service["id"]] = runtime
+            return runtime
+
+    # ------------------------------------------------------------------ executions
+    def submit(
+        self,
+        service_id: str,
+        function_name: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        pipeline: Mapping[str, Any] | None = None,
+        on_done: OnDone | None = None,
+        model: Mapping[str, Any] | None = None,
+        trigger_id: str | None = None,
+        event: Mapping[str, Any] | None = None,
+    ) -> dict:
+        """Create a ``created`` execution of ``function_name`` on the service and queue it.
+
+        ``on_done(execution_json)`` is called off the request thread when it ends (success,
+        failed or terminated). Returns the new execution's JSON.
+        """
+        service = self.store.get("services", service_id)
+        if not service.get("active", True):
+            raise ApiError(400, f"service {service['name']!r} is paused (active: false); resume it to execute")
+        if service.get("archive"):
+            raise ApiError(400, f"service {service['name']!r} is archived")
+        runtime = self._runtime(service)
+        owner_module = runtime.module
+        if function_name not in {f.get("name") for f in owner_module.get("functions") or []} and owner_module.get(
+            "functions"
+        ):
+            names = [f.get("name") for f in owner_module["functions"]]
+            raise ApiError(
+                400, f"service {service['name']!r} has no function {function_name!r}; its functions: {names}"
+            )
+        execution = self.store.record_new_execution(
+            service,
+            function_name,
+            dict(inputs or {}),
+            pipeline=pipeline,
+            model=model,
+            trigger_id=trigger_id,
+            event=event,
+        )
+        with self._lock:
+            self._active += 1
+            self.counters["executions"] += 1
+            if on_done is not None:
+                self._on_done[execution["id"]] = on_done
+        try:
+            runtime.pool.submit(self._run, runtime, execution["id"])
+        except RuntimeError:  # the pool was shut down (service stopped)
+            self._finish(execution["id"], "failed", message="the service was stopped before the execution ran")
+        return execution
+
+    def rerun(self, execution_id: str) -> dict:
+        """``POST /executions/{id}/rerun``: a new execution with the same service, function and input."""
+        old = self.store.get("executions", execution_id)
+        return self.submit(
+            old["serviceId"],
+            old["functionName"],
+            old.get("input") or {},
+            pipeline=old.get("pipeline"),
+            model=old.get("model"),
+        )
+
+    def terminate(self, execution_id: str) -> dict:
+        """``POST /executions/{id}/terminate``: a queued execution ends ``terminated`` at once; a
+        running one is asked to stop (dtlpy ``kill_event()`` raises in its thread) and ends
+        ``terminated`` when its function returns."""
+        with self.store.lock:
+            execution = self.store._get("executions", execution_id)
+            if ex.is_final(execution):
+                raise ApiError(400, f"execution {execution_id!r} already ended ({ex.status_of(execution)})")
+            execution["toTerminate"] = True
+            queued = ex.status_of(execution) == "created"
+        if queued:
+            self._finish(execution_id, "terminated", message="terminated before it ran")
+        else:
+            runtime = self._runtimes.get(execution["serviceId"])
+            replica = runtime.running.get(execution_id) if runtime else None
+            if replica is not None:
+                replica.terminate(execution_id)
+        return self.store.get("executions", execution_id)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no execution is queued or running; False when ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    # ------------------------------------------------------------------ the run loop
+    def _run(self, runtime: _ServiceRuntime, execution_id: str) -> None:
+        try:
+            self._run_attempts(runtime, execution_id)
+        except Exception as error:  # the platform's own failure still ends the execution
+            logger.exception("execution %s", execution_id)
+            self._finish(execution_id, "failed", message=f"platform error: {type(error).__name__}: {error}")
+
+    def _run_attempts(self, runtime: _ServiceRuntime, execution_id: str) -> None:
+        while True:
+            with self.store.lock:
+                execution = self.store._get("executions", execution_id)
+                if ex.is_final(execution):
+                    return
+                execution["attempts"] += 1
+                ex.set_status(execution, "in-progress", percent=0)
+                snapshot = clone(execution)
+            self.counters["attempts"] += 1
+            function = find_function(runtime.module, snapshot["functionName"])
+            replica = runtime.replica_for_run()
+            runtime.running[execution_id] = replica
+            try:
+                result = replica.run({"execution": snapshot, "function": function}, runtime.timeout_s)
+            finally:
+                runtime.running.pop(execution_id, None)
+            if result is None:
+                replica.kill()
+                result = {
+                    "status": "crashed",
+                    "error": f"execution timed out after {runtime.timeout_s:g} s (service executionTimeout)",
+                    "traceback": "",
+                }
+            if runtime.as_process:
+                replica.close()
+            if self._settle(runtime, execution_id, result):
+                return
+
+    def _settle(self, runtime: _ServiceRuntime, execution_id: str, result: dict) -> bool:
+        """Record one attempt's result; True when the execution ended."""
+        status = result.get("status")
+        if status == "crashed" and result.get("traceback"):
+            for line in result["traceback"].splitlines():
+                self._log(execution_id, runtime.service_id, "ERROR", line)
+        if status == "crashed":
+            self._log(execution_id, runtime.service_id, "ERROR", result["error"])
+        with self.store.lock:
+            execution = self.store._get("executions", execution_id)
+            if execution.get("toTerminate"):
+                status, message = "terminated", "terminated on request"
+            elif status == "success":
+                execution["output"] = result.get("output")
+                execution["action"] = result.get("action")
+                message = None
+            elif status == "crashed":
+                rerun = runtime.service.get("onReset", "failed") == "rerun"
+                if rerun and execution["attempts"] < execution["maxAttempts"]:
+                    ex.set_status(
+                        execution,
+                        "created",
+                        percent=0,
+                        message=f"attempt {execution['attempts']}: {result['error']}; rerun (onReset 'rerun')",
+                    )
+                    return False
+                status, message = "failed", result["error"]
+            else:
+                status, message = "failed", result.get("error") or "failed"
+            error = result.get("traceback") if status == "failed" else None
+        self._finish(execution_id, status, message=message, error=error)
+        return True
+
+    def _finish(self, execution_id: str, status: str, *, message: str | None = None, error: str | None = None) -> None:
+        with self.store.lock:
+            execution = self.store._get("executions", execution_id)
+            if not ex.is_final(execution):
+                percent = 100 if status == "success" else None
+                ex.set_status(execution, status, percent=percent, message=message, error=error or None)
+                execution["duration"] = ex.seconds_between(execution["createdAt"], execution["updatedAt"])
+            final = clone(execution)
+        self.store.execution_ended(final)
+        with self._lock:
+            callback = self._on_done.pop(execution_id, None)
+        try:
+            if callback is not None:
+                callback(final)
+        except Exception:  # a caller's callback never breaks the engine
+            logger.exception("on_done of execution %s", execution_id)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    # ------------------------------------------------------------------ messages from replicas
+    def _on_message(self, message: dict, service_id: str | None = None) -> None:
+        execution_id = message.get("executionId")
+        if message.get("type") == "log":
+            self._log(execution_id, service_id, message.get("level", "INFO"), message.get("message", ""))
+        elif message.get("type") == "progress" and execution_id is not None:
+            with self.store.lock:
+                execution = self.store.tables["executions"].get(execution_id)
+                if execution is not None:
+                    ex.update_progress(execution, message.get("percentComplete"), message.get("message"))
+                    if message.get("action") is not None:
+                        execution["action"] = message["action"]
+
+    def _log(self, execution_id: str | None, service_id: str | None, level: str, text: str) -> None:
+        entry = {"timestamp": ex.now_iso(), "level": level, "message": text, "executionId": execution_id}
+        with self._lock:
+            if execution_id is not None:
+                self.logs.setdefault(execution_id, []).append(entry)
+            elif service_id is not None:
+                self.service_logs.setdefault(service_id, []).append(entry)
