@@ -51,10 +51,17 @@ def test_classification_scores_by_hand():
     assert one(THREE, "entropy")[0] == pytest.approx(0.817345, abs=1e-6)
 
 
-def test_entropy_matches_scipy_on_renormalised_top_k():
-    records = [cls("a", 0.5), cls("b", 0.2), cls("c", 0.1)]  # top-3 of a larger softmax: sums to 0.8
-    expected = scipy_entropy([0.5, 0.2, 0.1]) / math.log(3)  # scipy normalises the vector itself
-    assert one(records, "entropy")[0] == pytest.approx(expected)
+def test_top_k_entropy_is_completed_to_k_classes_never_renormalised():
+    records = [cls("a", 0.5), cls("b", 0.2), cls("c", 0.1)]  # top-3 of a 5-class softmax: 0.2 missing
+    expected = scipy_entropy([0.5, 0.2, 0.1, 0.1, 0.1]) / math.log(5)  # the missing 0.2 spread over 2 classes
+    assert one(records, "entropy", n_classes=5) == (pytest.approx(expected), False)
+    result = score_items({"i": records}, ["i"], "entropy")  # K unknown and 0.2 missing: least confidence
+    assert (float(result.scores[0]), result.strategy_used, result.strategy) == (
+        pytest.approx(0.5),
+        "least_confidence",
+        "entropy",
+    )
+    assert result.detail(0)["strategy"] == "least_confidence" and result.detail(0)["requested"] == "entropy"
 
 
 def test_record_order_and_duplicate_labels_do_not_matter():
@@ -94,9 +101,10 @@ def test_instance_class_scores_give_margin_and_entropy():
 
 
 def test_mixed_item_rolls_class_uncertainty_up_with_instances():
-    records = [*THREE, box(0.95)]  # class margin 0.7, instance 0.05
-    assert one(records, "margin", "max")[0] == pytest.approx(0.7)
-    assert one(records, "margin", "mean")[0] == pytest.approx((0.7 + 0.05) / 2)
+    records = [*THREE, box(0.95)]  # class margin 0.7; instance 0.95 + 0.025 + 0.025: margin 0.075
+    assert one(records, "margin", "max", n_classes=3)[0] == pytest.approx(0.7)
+    assert one(records, "margin", "mean", n_classes=3)[0] == pytest.approx((0.7 + 0.075) / 2)
+    assert one(records, "margin", "max") == (pytest.approx(0.4), True)  # K unknown: the box has one class
 
 
 def test_empty_items_score_empty_score_and_random_ignores_predictions():
@@ -140,7 +148,9 @@ def test_ties_are_ranked_by_the_seeded_hash_whatever_the_input_order():
         ({"i": [cls("a", 0.5)]}, {"strategy": "greedy"}, "strategy: 'greedy'"),
         ({"i": [cls("a", 0.5)]}, {"aggregation": "median"}, "aggregation: 'median'"),
         ({"i": [cls("a", 0.5)]}, {"empty_score": 2}, "empty_score: 2"),
-        ({"i": [box(0.5, scores=[0.5, float("nan")])]}, {}, "predictions.scores"),
+        ({"i": [box(0.5, scores=[0.5, float("nan")])]}, {}, r"metadata.user.model.scores: .* on item 'i'"),
+        ({"i": [cls("a", 0.5)]}, {"n_classes": 0}, "n_classes: 0 is not a positive integer"),
+        ({"i": [cls("a", 0.5)]}, {"n_classes": True}, "n_classes: True"),
         (pd.DataFrame({"item_id": ["i"]}), {}, "missing column"),
     ],
 )
@@ -178,8 +188,10 @@ def test_predictions_from_annotations_keeps_one_models_predictions():
         ["i2", "car", 0.4, "box"],
     ]
     assert len(predictions_from_annotations(annotations)) == 4
-    scores = score_items(frame, ["i1", "i2"], "margin")
-    assert scores.scores.tolist() == pytest.approx([0.5, 0.6])
+    scores = score_items(frame, ["i1", "i2"], "margin")  # K unknown, a box of one class: least confidence
+    assert scores.scores.tolist() == pytest.approx([0.3, 0.6]) and scores.strategy_used == "least_confidence"
+    scores = score_items(frame, ["i1", "i2"], "margin", n_classes=3)  # the box: 0.4 and 0.3, 0.3 completed
+    assert scores.scores.tolist() == pytest.approx([0.5, 0.9]) and scores.strategy_used == "margin"
 
 
 def test_model_ids_and_resolution():
@@ -216,12 +228,16 @@ pools = st.dictionaries(st.text("abcdef", min_size=1, max_size=4), st.lists(reco
     strategy=st.sampled_from(["least_confidence", "margin", "entropy", "random"]),
     aggregation=st.sampled_from(["max", "mean", "sum"]),
     seed=st.integers(0, 2**31),
+    n_classes=st.one_of(st.none(), st.integers(1, 6)),
 )
-def test_scores_are_in_unit_interval_and_deterministic(pool, strategy, aggregation, seed):
+def test_scores_are_in_unit_interval_and_deterministic(pool, strategy, aggregation, seed, n_classes):
     ids = list(pool)
-    result = score_items(pool, ids, strategy, aggregation, seed=seed)
+    result = score_items(pool, ids, strategy, aggregation, seed=seed, n_classes=n_classes)
     assert np.all((result.scores >= 0) & (result.scores <= 1))
-    again = score_items(dict(reversed(list(pool.items()))), ids[::-1], strategy, aggregation, seed=seed)
+    again = score_items(
+        dict(reversed(list(pool.items()))), ids[::-1], strategy, aggregation, seed=seed, n_classes=n_classes
+    )
+    assert again.strategy_used == result.strategy_used
     assert dict(zip(again.item_ids, again.scores, strict=True)) == pytest.approx(
         dict(zip(result.item_ids, result.scores, strict=True))
     )
@@ -230,9 +246,12 @@ def test_scores_are_in_unit_interval_and_deterministic(pool, strategy, aggregati
 
 @settings(max_examples=60, deadline=None)
 @given(p=st.lists(st.floats(0.01, 1.0), min_size=2, max_size=8))
-def test_entropy_equals_scipy_normalised(p):
+def test_entropy_of_a_whole_distribution_equals_scipy_normalised(p):
+    p = (np.asarray(p) / np.sum(p)).tolist()
     records = [cls(f"l{i}", v) for i, v in enumerate(p)]
-    assert one(records, "entropy")[0] == pytest.approx(scipy_entropy(p) / math.log(len(p)), abs=1e-9)
+    expected = scipy_entropy(p) / math.log(len(p))
+    assert one(records, "entropy", n_classes=len(p))[0] == pytest.approx(expected, abs=1e-9)
+    assert one(records, "entropy")[0] == pytest.approx(expected, abs=1e-9)  # K unknown, nothing missing: K = k
 
 
 def test_predictions_frame_shape():

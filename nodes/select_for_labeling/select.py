@@ -269,20 +269,25 @@ def selection_record(
     execution_id: str | None,
     selected_at: str,
     fallback: bool = False,
+    requested: str | None = None,
 ) -> dict[str, Any]:
     """The value of ``metadata.user.activeLearning.selection`` on a scored or chosen item.
 
-    ``rank`` is the position in a batch (``None`` for the per-item gate); ``fallback`` says that
-    margin / entropy fell back to least confidence; ``selected_at`` is an ISO timestamp.
+    ``strategy`` is the score actually computed (``ItemScores.strategy_used``) and ``requested``
+    the configured one (default: ``strategy``); ``rank`` is the position in a batch (``None`` for
+    the per-item gate); ``fallback`` says that margin / entropy fell back to least confidence;
+    ``selected_at`` is an ISO timestamp.
 
     Examples
     --------
-    >>> selection_record(0.7, "margin", "m1", 1, "ex1", "2030-01-01T00:00:00Z")["rank"]
-    1
+    >>> r = selection_record(0.7, "least_confidence", "m1", 1, "ex1", "2030-01-01T00:00:00Z", True, "margin")
+    >>> r["rank"], r["strategy"], r["requested"]
+    (1, 'least_confidence', 'margin')
     """
     return {
         "score": None if score is None else float(score),
         "strategy": strategy,
+        "requested": strategy if requested is None else requested,
         "modelId": model_id,
         "rank": rank,
         "executionId": execution_id,
@@ -316,13 +321,17 @@ def select_pool(
     pool_ids: Sequence[Any],
     config: SelectionConfig,
     features: np.ndarray | None = None,
+    n_classes: int | None = None,
 ) -> tuple[Selection, ItemScores | None]:
     """Score a pool from the model's prediction records and choose ``config.budget`` items.
 
     The whole batch decision of Select for Labeling over plain data. Without predictions and
     with a strategy that needs them (a cold start), ``features`` are required and the batch is
     k-center over them. Diversity without ``features`` clusters the predicted class-score
-    vectors (:func:`~nodes.select_for_labeling.scores.class_score_matrix`).
+    vectors (:func:`~nodes.select_for_labeling.scores.class_score_matrix`). ``n_classes`` is
+    ``K``, the number of the model's labels
+    (:func:`~nodes.select_for_labeling.scores.model_class_count`; ``None`` = unknown), which
+    margin and entropy complete top-k uploads to (``ItemScores.strategy_used`` names the score used).
 
     Returns
     -------
@@ -344,7 +353,9 @@ def select_pool(
     scored = (
         None
         if cold
-        else score_items(predictions, pool_ids, config.strategy, config.aggregation, config.empty_score, config.seed)
+        else score_items(
+            predictions, pool_ids, config.strategy, config.aggregation, config.empty_score, config.seed, n_classes
+        )
     )
     if features is None and config.diversity != "none":
         features, _ = class_score_matrix(predictions, pool_ids)
