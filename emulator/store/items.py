@@ -117,6 +117,7 @@ class ItemsMixin(StoreBase):
             insert_sorted(index.item_ids, item_id)
             index.by_filename[filename] = item_id
             index.touch()
+            self.on_item_created(item)  # event triggers of installed pipelines (store/pipelines.py)
             return item, "created"
 
     def bulk_create_items(self, dataset_id: str, entries: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -106,6 +106,11 @@ class PipelinesMixin(StoreBase):
         return self.get("pipelines", pipeline_id)
 
     def query_pipelines(self, body: Mapping[str, Any], encoded: bool = False) -> dict | bytes:
+        """``POST /pipelines/query``: pipelines, or their cycles when ``resource`` is
+        ``pipelineState`` (dtlpy ``FiltersResource.PIPELINE_EXECUTION``, sent by
+        ``pipeline.pipeline_executions.list``)."""
+        if isinstance(body, Mapping) and body.get("resource") == "pipelineState":
+            return self.pipeline_runtime.query_cycles(body, encoded)
         table = self.tables["pipelines"]
         return self._query_table(body, list(table), table, encoded)
 
@@ -137,23 +142,49 @@ class PipelinesMixin(StoreBase):
             pipeline["updatedAt"] = now_iso()
             return clone(pipeline)
 
+    # ------------------------------------------------------------------ the runtime (emulator/engine/pipelines.py)
+    @property
+    def pipeline_runtime(self) -> Any:
+        """The pipelines' runtime (installs, triggers, cycles), made on first use."""
+        runtime = self.__dict__.get("_pipeline_runtime")
+        if runtime is None:
+            from emulator.engine.pipelines import PipelineRuntime
+
+            with self.lock:
+                runtime = self.__dict__.get("_pipeline_runtime")
+                if runtime is None:
+                    runtime = self.__dict__["_pipeline_runtime"] = PipelineRuntime(self)
+        return runtime
+
+    def on_item_created(self, item: Mapping[str, Any]) -> None:
+        """Hook of the item store: an item was created (event triggers of installed pipelines)."""
+        runtime = self.__dict__.get("_pipeline_runtime")
+        if runtime is not None:
+            runtime.on_item_created(item)
+
     def install_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
         with self.lock:
-            pipeline = self._get("pipelines", pipeline_id)
-            check_pipeline_graph(pipeline)
-            if not pipeline.get("nodes"):
-                raise ApiError(400, f"pipeline {pipeline['name']!r} has no nodes to install")
-            pipeline["status"] = "Installed"  # CompositionStatus.INSTALLED
-            pipeline["compositionId"] = pipeline.get("compositionId") or self.ids.new()
-            pipeline["updatedAt"] = now_iso()
-            return clone(pipeline)
+            check_pipeline_graph(self._get("pipelines", pipeline_id))
+        return self.pipeline_runtime.install(pipeline_id, body)
 
     def uninstall_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
-        with self.lock:
-            pipeline = self._get("pipelines", pipeline_id)
-            pipeline["status"] = "Uninstalled"  # CompositionStatus.UNINSTALLED (dtlpy pipelines.pause)
-            pipeline["updatedAt"] = now_iso()
-            return clone(pipeline)
+        return self.pipeline_runtime.pause(pipeline_id, body)
+
+    def reset_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
+        return self.pipeline_runtime.reset(pipeline_id, body)
+
+    def execute_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
+        return self.pipeline_runtime.execute(pipeline_id, body)
+
+    def pipeline_statistics(self, pipeline_id: str) -> dict:
+        return self.pipeline_runtime.statistics(pipeline_id)
+
+    def get_pipeline_execution(self, cycle_id: str) -> dict:
+        """``GET /pipelines/{pipelineId}/executions/{id}`` (cycle ids are unique platform-wide)."""
+        return self.pipeline_runtime.get_cycle(cycle_id)
+
+    def get_composition(self, composition_id: str) -> dict:
+        return self.pipeline_runtime.composition(composition_id)
 
     def delete_pipeline(self, pipeline_id: str) -> None:
         with self.lock:

@@ -115,6 +115,44 @@ class TasksMixin(StoreBase):
             spec = {"addToTaskPayload": clone(dict(body)), "taskId": task_id, "itemsCount": added}
             return self._command("BulkAddToTask", spec)
 
+    def set_item_status(self, task_id: str, body: Mapping[str, Any]) -> dict:
+        """``POST /assignments/items/tasks/{taskId}/status`` (dtlpy ``tasks.set_status``, sent by
+        ``item.update_status``): ``{itemIds, statusPayload: {operation: create|delete, status}}``.
+        The status goes to the item's task reference (``metadata.system.refs[].metadata.status``,
+        which ``item.status(task_id)`` reads); a pipeline's task node routes the item on. Answers
+        ``{itemId: {status, operation, taskId}}`` (dtlpy reads the keys as the updated items)."""
+        item_ids = body.get("itemIds")
+        payload = body.get("statusPayload") if isinstance(body.get("statusPayload"), Mapping) else {}
+        operation = payload.get("operation", "create")
+        status = payload.get("status")
+        if not isinstance(item_ids, list) or not all(isinstance(i, str) for i in item_ids):
+            raise ApiError(400, "item status: 'itemIds' must be a list of item ids")
+        if operation not in ("create", "delete"):
+            raise ApiError(400, f"item status: statusPayload.operation {operation!r} is not 'create' or 'delete'")
+        if operation == "create" and (not isinstance(status, str) or not status):
+            raise ApiError(400, "item status: statusPayload.status is required, e.g. 'completed'")
+        answer: dict[str, Any] = {}
+        with self.lock:
+            task = self._get("tasks", task_id)
+            changed = []
+            for item_id in item_ids:
+                item = self.tables["items"].get(item_id)
+                refs = (item or {}).get("metadata", {}).get("system", {}).get("refs") or []
+                ref = next((r for r in refs if r.get("type") == "task" and r.get("id") == task_id), None)
+                if ref is None:
+                    continue  # not in the task: left out of the answer, as dtlpy expects
+                ref.setdefault("metadata", {})["status"] = status if operation == "create" else None
+                item["updatedAt"] = now_iso()
+                self.indexes[item["datasetId"]].touch()
+                answer[item_id] = {"status": ref["metadata"]["status"], "operation": operation, "taskId": task_id}
+                changed.append(item_id)
+            task["updatedAt"] = now_iso()
+            runtime = self.__dict__.get("_pipeline_runtime")
+            if runtime is not None:
+                for item_id in changed:
+                    runtime.on_item_status(task_id, item_id, status, operation)
+        return answer
+
     def get_task(self, task_id: str) -> dict:
         return self.get("tasks", task_id)
 
