@@ -71,9 +71,12 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(platform, dataset):
     dry = split_dataset(dataset, None, seed=7, dry_run=True)
     assert platform.write_count() == 0
     assert set(server_subsets(platform, dataset).values()) == {None}
-    assert dry.changed == 120 and dry.write_requests == 0 and "dry run" in dry.table()
+    # one request count: the table's, the log's and the real run's
+    assert dry.changed == 120 and dry.write_requests == 3 and "dry run" in dry.table()
+    assert "would write tags of 120 in 3 bulk requests (dry run: nothing written)" in dry.table()
     real = split_dataset(dataset, None, seed=7)
     assert real.assignments == dry.assignments
+    assert real.write_requests == dry.write_requests == platform.write_count()
     other_seed = split_dataset(dataset, None, seed=8, dry_run=True, reassign=True)
     assert other_seed.assignments != dry.assignments
     assert Counter(other_seed.assignments.values()) == Counter(dry.assignments.values())
@@ -262,4 +265,77 @@ def test_interrupted_batch_rerun_matches_an_uninterrupted_run_in_every_mode(plat
     }
     platform.reset_counts()
     assert split_dataset(dataset, None, show_progress=False, **split_kwargs).changed == 0
+    assert platform.write_count() == 0
+
+
+class _KillAtWrite:
+    """Fails the ``n``-th bulk write (a ``POST /datasets/{id}/query`` after the listing) with a 500,
+    which dtlpy does not retry: the run stops there, as if killed between two writes."""
+
+    def __init__(self, platform, listing_requests: int, n: int) -> None:
+        self.platform, self.fail_at, self.seen = platform, listing_requests + n, 0
+        self.original = platform.log.take_failure
+
+    def __enter__(self):
+        def counting(method, path):
+            if method == "POST" and "/query" in path:
+                self.seen += 1
+                if self.seen == self.fail_at:
+                    self.platform.fail_next("POST", r"/datasets/[^/]+/query", status=500, times=1)
+            return self.original(method, path)
+
+        self.platform.log.take_failure = counting
+        return self
+
+    def __exit__(self, *exc):
+        self.platform.log.take_failure = self.original
+        return False
+
+
+@pytest.mark.parametrize(
+    "split_kwargs",
+    [
+        {"stratify_by": "label"},
+        {"group_by": "metadata.user.patient"},
+        {},
+        {"group_by": "metadata.user.patient", "reassign": True},
+    ],
+    ids=["stratified", "grouped", "exact", "grouped-reassign"],
+)
+@pytest.mark.parametrize("trial", range(2))
+def test_killed_at_random_writes_then_rerun_ends_like_an_uninterrupted_run(platform, dataset, split_kwargs, trial):
+    """Every mode, killed at two random bulk writes in a row (seeded), then run to the end: the
+    items, their tags and markers are those of one uninterrupted run, and one more run writes nothing.
+    Items start in all states: untagged, tagged by hand (sticky), without a group value."""
+    import random
+
+    rng = random.Random(f"{trial}-{sorted(split_kwargs.items())}")
+    ids = add(platform, dataset, 150, user=lambda k: {"patient": f"p{k % 23}"} if k % 7 else {})
+    for item_id in ids[::11]:
+        platform.store.patch_item(item_id, {"metadata": {"system": {"tags": {"test": True}}}}, system=True)
+    labels = ["cat", "dog", "bird"]
+    for k, item_id in enumerate(ids[:120]):
+        platform.store.create_annotations(item_id, [{"type": "class", "label": labels[(k * k) % 3], "coordinates": []}])
+    run = dict(show_progress=False, bulk_size=10, **split_kwargs)
+    expected = split_dataset(dataset, None, dry_run=True, **run)
+    listing = 2 if split_kwargs.get("stratify_by") else 1
+    writes = expected.write_requests
+    assert writes > 3
+    for _kill in range(2):
+        n = rng.randrange(1, writes + 1)
+        with _KillAtWrite(platform, listing, n), pytest.raises(dl.exceptions.ExceptionMain, match="500"):
+            split_dataset(dataset, None, **run)
+        partial = split_dataset(dataset, None, dry_run=True, **run)
+        writes = partial.write_requests
+        if writes == 0:
+            break
+    rerun = split_dataset(dataset, None, **run)
+    assert rerun.assignments == expected.assignments
+    assert server_subsets(platform, dataset) == expected.assignments
+    final = {i["id"]: i for i in platform.items_json(dataset.id)}
+    assert {i: final[i]["metadata"]["user"].get("patient") for i in ids} == {
+        i: (f"p{k % 23}" if k % 7 else None) for k, i in enumerate(ids)
+    }
+    platform.reset_counts()
+    assert split_dataset(dataset, None, **run).changed == 0
     assert platform.write_count() == 0

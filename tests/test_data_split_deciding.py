@@ -173,13 +173,26 @@ def test_a_config_nested_too_deep_or_too_large_is_a_value_error_naming_the_confi
         SplitConfig.from_node_config({"groups": groups, "name": "x" * 2_000_000})
 
 
-def test_an_entity_that_is_not_an_item_is_refused_before_any_request(platform, project, dataset):
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda ds, item: ds, "Dataset"),
+        (lambda ds, item: item.id, "str"),
+        (lambda ds, item: item.to_json(), "dict"),
+        (lambda ds, item: None, None),
+    ],
+    ids=["dataset", "id-string", "item-json", "none"],
+)
+def test_an_entity_that_is_not_an_item_is_refused_before_any_request(platform, project, dataset, make, kind):
     import main
     from emulator import RecordingProgress
 
+    [item_id] = platform.add_items(dataset, [{"name": f"{uuid.uuid4().hex}.jpg"}])
+    value = make(dataset, dataset.items.get(item_id=item_id))
     context = platform.make_context(None, project=project)
     platform.reset_counts()
-    with pytest.raises(ValueError, match=r"^item: .* is not a dl\.Item"):
-        main.ServiceRunner().data_split(item=dataset, progress=RecordingProgress(), context=context)
+    expected = rf"^item: .* is a {kind}, not an item; connect an Item output" if kind else r"^item: None is not an item"
+    with pytest.raises(ValueError, match=expected):
+        main.ServiceRunner().data_split(item=value, progress=RecordingProgress(), context=context)
     assert platform.write_count() == 0
     assert "GET /items/{id}" not in platform.request_counts

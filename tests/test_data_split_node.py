@@ -144,11 +144,21 @@ def test_non_subset_tags_do_not_route_and_are_preserved(platform, project, datas
     assert server_tags(platform, item.id) == {"reviewed": True, "holdout": True, action: True}
 
 
-def test_several_subset_tags_normalised_to_the_first_configured(platform, project, dataset):
-    item = new_item(platform, dataset, tags={"test": True, "validation": True, "reviewed": True})
+@pytest.mark.parametrize(
+    ("tags", "kept"),
+    [
+        ({"test": True, "validation": True, "reviewed": True}, "test"),
+        ({"train": True, "test": True}, "test"),
+        ({"train": True, "validation": True}, "validation"),
+    ],
+)
+def test_several_subset_tags_keep_the_held_out_one(platform, project, dataset, tags, kept):
+    """Held-out wins: an item tagged both train and test stays in test (training on a test item
+    leaks the evaluation), whatever the order of the node's groups."""
+    item = new_item(platform, dataset, tags=tags)
     _, progress = run(platform, project, item)
-    assert progress.actions == ["validation"]
-    assert server_tags(platform, item.id) == {"validation": True, "reviewed": True}
+    assert progress.actions == [kept]
+    assert server_tags(platform, item.id) == {kept: True} | ({"reviewed": True} if "reviewed" in tags else {})
     assert platform.request_counts == expected_counts(puts=0, patch=True)
 
 
@@ -250,7 +260,7 @@ def test_platform_error_propagates_without_routing_and_rerun_recovers(platform, 
 @pytest.mark.parametrize("item", [None, "item-id", {"id": "x"}])
 def test_a_missing_item_is_a_value_error_naming_item(platform, project, item):
     context = platform.make_context(CONFIG, project=project)
-    with pytest.raises(ValueError, match=r"^item: .* is not a dl\.Item"):
+    with pytest.raises(ValueError, match=r"^item: .* not an item; connect an Item output to the Model Data Split"):
         main.ServiceRunner().data_split(item=item, progress=RecordingProgress(), context=context)
     assert platform.write_count() == 0
 

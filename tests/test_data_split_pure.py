@@ -45,6 +45,43 @@ def cfg(*pairs, **extra):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"itemMetdata": True}, r"^customNodeConfig\.itemMetdata: unknown key; did you mean 'itemMetadata'\?"),
+        ({"Seed": 3}, r"^customNodeConfig\.Seed: unknown key; did you mean 'seed'\?"),
+        ({"distributeEqualy": True}, r"did you mean 'distributeEqually'\?"),
+        ({"zzz": 1}, r"^customNodeConfig\.zzz: unknown key; remove it \(valid keys: distributeEqually, groups"),
+    ],
+)
+def test_an_unknown_config_key_is_refused_with_the_nearest_valid_key(raw, message):
+    with pytest.raises(ValueError, match=message):
+        SplitConfig.from_node_config({"groups": groups(("train", 80), ("test", 20)), **raw})
+
+
+def test_an_unknown_group_key_is_refused_and_the_panels_own_keys_are_accepted():
+    bad = [{"name": "train", "distrbution": 80}, {"name": "test", "distribution": 20}]
+    with pytest.raises(
+        ValueError, match=r"^customNodeConfig\.groups\[0\]\.distrbution: unknown key; did you mean 'distribution'"
+    ):
+        SplitConfig.from_node_config({"groups": bad})
+    panel = {
+        "name": "Model Data Split",
+        "validation": {"valid": True, "errors": []},
+        "ports": [{"portId": "p", "action": "train", "name": "item", "type": "Item", "portPercentage": 80}],
+        "groups": [{"id": "g1", "name": "train", "distribution": 80}, {"id": "g2", "name": "test", "distribution": 20}],
+    }
+    assert SplitConfig.from_node_config(panel).shares == {"train": 80.0, "test": 20.0}
+
+
+@pytest.mark.parametrize("name", ["   ", "\u202e", "\u200b", "a\u200bb", "train\u202e"])
+def test_names_with_format_characters_or_nothing_visible_are_refused(name):
+    with pytest.raises(ValueError, match=r"^customNodeConfig\.(name|groups\[0\]\.name): "):
+        SplitConfig.from_node_config({"name": name, "groups": groups(("train", 80), ("test", 20))})
+    with pytest.raises(ValueError, match=r"^customNodeConfig\.groups\[0\]\.name: "):
+        SplitConfig.from_node_config({"groups": groups((name, 80), ("test", 20))})
+
+
 def test_missing_config_gives_panel_defaults_and_says_so(caplog):
     caplog.set_level("INFO")
     config = SplitConfig.from_node_config(None)
@@ -77,8 +114,15 @@ def test_item_metadata_defaults_to_true_like_the_panel():  # defect D5
     assert cfg(("a", 50), ("b", 50)).item_metadata is True
 
 
-def test_sum_within_tolerance_is_accepted():
-    assert cfg(("a", 33.33), ("b", 33.33), ("c", 33.335)).subset_names == ("a", "b", "c")
+def test_the_sum_is_exactly_100_as_written_as_the_docs_and_the_panel_say():
+    """docs/nodes.md: distributions "that sum to 100"; the panel: "exactly 100 %". Decimal sums,
+    so float rounding neither refuses 0.1 + 0.2 + 99.7 nor accepts 33.33 + 33.33 + 33.335."""
+    assert cfg(("a", 33.33), ("b", 33.33), ("c", 33.34)).subset_names == ("a", "b", "c")
+    assert cfg(("a", 0.1), ("b", 0.2), ("c", 99.7)).subset_names == ("a", "b", "c")
+    assert cfg(("a", "0.1"), ("b", 99.9)).shares == {"a": 0.1, "b": 99.9}
+    for near in ((33.33, 33.33, 33.335), (50, 50.000001), (49.999, 50)):
+        with pytest.raises(ValueError, match=r"groups\[\*\]\.distribution: .* not 100; .*exactly 100"):
+            cfg(*((f"g{k}", v) for k, v in enumerate(near)))
 
 
 @pytest.mark.parametrize(
@@ -242,10 +286,18 @@ tags_strategy = st.dictionaries(st.sampled_from(["train", "validation", "test", 
 
 @FAST
 @given(tags=tags_strategy)
-def test_existing_subset_is_the_first_configured_tag_that_is_exactly_true(tags):
+def test_existing_subset_is_the_held_out_tag_that_is_exactly_true(tags):
     got = existing_subset(tags, DEFAULT)
-    expected = next((n for n in ("train", "validation", "test") if tags.get(n) is True), None)
+    expected = next((n for n in ("test", "validation", "train") if tags.get(n) is True), None)
     assert got == expected
+
+
+@pytest.mark.parametrize("order", [("train", "test"), ("test", "train")])
+def test_an_item_tagged_train_and_test_keeps_test_whatever_the_config_order(order):
+    """A test item that is also trained on leaks the evaluation: held-out wins, in any config order."""
+    config = cfg(*((name, 50) for name in order))
+    assert existing_subset({"train": True, "test": True}, config) == "test"
+    assert tags_after_assignment({"train": True, "test": True, "x": 1}, "test", config) == {"test": True, "x": 1}
 
 
 def test_other_tags_are_ignored_defect_d1():
@@ -450,6 +502,25 @@ def test_grouped_with_singletons_is_exact():
         "validation": 10,
         "test": 10,
     }
+
+
+def test_a_group_whose_members_carry_different_subset_tags_keeps_each_members_tag(caplog):
+    """As assign_grouped's docstring and warning say: sticky members of another subset keep theirs;
+    the group's free members follow the subset most of its members keep (ties: first configured)."""
+    items = {"a1": "p1", "a2": "p1", "a3": "p1", "a4": "p1", "a5": "p1", "b1": "p2", "b2": "p2"}
+    sticky = {"a1": "test", "a2": "test", "a3": "train", "b1": "train", "b2": "validation"}
+    caplog.set_level("WARNING")
+    out = assign_grouped(items, {"train": 60, "validation": 20, "test": 20}, sticky=sticky)
+    assert {i: out[i] for i in sticky} == sticky  # every tagged member keeps its own tag
+    assert out["a4"] == out["a5"] == "test"  # 2 test v 1 train: the free members follow test
+    assert "2 groups already have members tagged with different subsets; they keep their tags" in caplog.text
+    # the same through the batch decision: the tags as read from the items
+    tags = {i: {s: True} for i, s in sticky.items()} | {"a4": {}, "a5": None}
+    assignments, kept = decide_batch(tags, SplitConfig.default(), item_groups=items)
+    assert kept == sticky and {i: assignments[i] for i in sticky} == sticky
+    assert plan_updates(assignments, tags, SplitConfig.default(), sticky=kept) == [
+        ("test", {"test": True}, ["a4", "a5"], None)
+    ]
 
 
 def test_grouped_follows_sticky_members():

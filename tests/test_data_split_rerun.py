@@ -158,3 +158,25 @@ def test_run_marker_helpers_and_group_by_guard():
     with pytest.raises(ValueError, match=r"group_by: 'metadata.user.activeLearning.split'"):
         check_batch_options(None, "metadata.user.activeLearning.split")
     check_batch_options(None, "metadata.user.activeLearningX")
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "metadata",
+        "metadata.user",
+        "metadata.system",
+        "metadata.system.tags",
+        "metadata.system.tags.train",
+        "metadata.user.activeLearning",
+        "updatedAt",
+        "updatedBy",
+    ],
+)
+def test_group_by_a_field_the_split_writes_is_refused(field):
+    """Grouping by what the split's own write changes (the tags, the run marker, the update stamp,
+    or an object holding one) would give the rerun of an interrupted split other groups."""
+    with pytest.raises(ValueError, match=rf"^group_by: '{field}' holds .*which the split itself writes"):
+        check_batch_options(None, field)
+    check_batch_options(None, "metadata.system.tagsX")
+    check_batch_options(None, "metadata.user.patient_id")

@@ -84,19 +84,22 @@ def existing_subset(tags: Any, config: SplitConfig) -> str | None:
     """The subset an item already belongs to (sticky), or ``None``.
 
     Only configured subset names whose tag is exactly ``True`` count; other tags are ignored.
-    If several configured tags are true the first configured group wins (and
-    :func:`tags_after_assignment` then removes the others).
+    If several configured tags are true the held-out one wins (:func:`conflict_winner`: ``test``,
+    then ``validation``, then ``train``, then by name), whatever the configuration order, and
+    :func:`tags_after_assignment` then removes the others: an item tagged both ``train`` and
+    ``test`` stays in ``test``, because a test item that is also trained on leaks the evaluation,
+    while a training item held out only costs one training example.
 
     Examples
     --------
     >>> cfg = SplitConfig.default()
     >>> existing_subset({"reviewed": True, "train": False}, cfg) is None
     True
-    >>> existing_subset({"test": True, "validation": True}, cfg)
-    'validation'
+    >>> existing_subset({"train": True, "test": True}, cfg), existing_subset({"test": True, "validation": True}, cfg)
+    ('test', 'test')
     """
     members = membership_tags(tags, config)
-    return members[0] if members else None
+    return conflict_winner(members) if members else None
 
 
 def tags_after_assignment(tags: Any, subset: str, config: SplitConfig) -> dict:

@@ -126,7 +126,8 @@ class SplitSummary:
     changed : int
         Items whose tags were (or, in a dry run, would be) written.
     write_requests : int
-        Bulk update requests sent (0 in a dry run).
+        Bulk update requests sent (in a dry run: that a real run would send; the log line and the
+        table give this one number).
     dry_run : bool
     notes : tuple of str
         Extra lines for the printed table (e.g. items without the group-by field).
@@ -386,6 +387,20 @@ def _dataset_labels(dataset: Any, wanted: set[str]) -> dict[str, list[str]]:
     return {i: sorted(v) for i, v in labels.items()}
 
 
+#: What a batch split's bulk write changes on an item: the subset tags, the run marker and the
+#: update stamps the platform sets on every write. Grouping by any of these (or by a field that
+#: holds one, such as ``metadata.user``) would change the groups between a run and its rerun.
+WRITTEN_FIELDS = ("metadata.system.tags", "metadata.user." + ".".join(RUN_MARK_PATH[:1]), "updatedAt", "updatedBy")
+
+
+def _written_under(group_by: str) -> str | None:
+    """The first of :data:`WRITTEN_FIELDS` that ``group_by`` is, holds, or lies inside; else ``None``."""
+    for written in WRITTEN_FIELDS:
+        if (group_by + ".").startswith(written + ".") or (written + ".").startswith(group_by + "."):
+            return written
+    return None
+
+
 def check_batch_options(stratify_by: str | None, group_by: str | None, bulk_size: int = BULK_CHUNK) -> None:
     """Validate the batch options of :func:`split_dataset` (raises ``ValueError`` naming the option).
 
@@ -401,10 +416,11 @@ def check_batch_options(stratify_by: str | None, group_by: str | None, bulk_size
         raise ValueError(f"stratify_by: {stratify_by!r} is not supported; use 'label' or leave it out")
     if group_by is not None and not _GROUP_BY_RE.fullmatch(str(group_by)):
         raise ValueError(f"group_by: {group_by!r} is not a dotted field name; use e.g. metadata.user.patient_id")
-    if group_by is not None and (group_by + ".").startswith("metadata.user." + ".".join(RUN_MARK_PATH[:1]) + "."):
+    if group_by is not None and (written := _written_under(group_by)) is not None:
         raise ValueError(
-            f"group_by: {group_by!r} is where the split records which run wrote a tag; "
-            "group by another field, e.g. metadata.user.patient_id"
+            f"group_by: {group_by!r} holds {written}, which the split itself writes (the subset tags, the "
+            "run marker, or the update time), so a rerun would see other groups; "
+            "group by a field the split leaves alone, e.g. metadata.user.patient_id"
         )
     if stratify_by is not None and group_by is not None:
         raise ValueError("stratify_by/group_by: use one of them, not both")
@@ -515,7 +531,7 @@ def split_dataset(
         len(plan),
         " (dry run)" if dry_run else "",
     )
-    requests = 0
+    requests = len(plan) if dry_run else 0
     if not dry_run:
         with tqdm(
             total=changed, desc="tagging", unit="item", disable=None if show_progress is None else not show_progress

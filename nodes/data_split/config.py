@@ -1,8 +1,9 @@
 """Model Data Split config: the panel's ``customNodeConfig`` parsed once into a frozen :class:`SplitConfig`.
 
-The JSON Schema ``nodes/schemas/data_split_config.json`` (shared with the dataSplit panel) runs
-first, then the checks a schema cannot express (unique names, shares summing to 100). Errors are
-``ValueError``s naming the field, the bad value and the fix.
+Unknown keys (a typo such as ``itemMetdata``) are refused first, with the nearest valid key; the
+JSON Schema ``nodes/schemas/data_split_config.json`` (shared with the dataSplit panel) runs next,
+then the checks a schema cannot express (unique, visible names; shares summing to exactly 100 as
+written). Errors are ``ValueError``s naming the field, the bad value and the fix.
 """
 
 from __future__ import annotations
@@ -14,18 +15,24 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from nodes.common.limits import check_json_value
+from nodes.common.limits import check_json_value, check_visible_name, reject_unknown_keys
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "data_split_config.json"
 CONFIG_FIELD = "customNodeConfig"
 MIN_GROUPS, MAX_GROUPS = 2, 5
-SUM_TOLERANCE = 0.01
+#: Keys of the node config the node reads, and those the panel stores for itself (accepted, unread).
+CONFIG_KEYS = ("groups", "distributeEqually", "itemMetadata", "seed")
+PANEL_CONFIG_KEYS = ("name", "validation", "ports")
+#: Keys of one group the node reads, and the one the panel adds (its row id).
+GROUP_KEYS = ("name", "distribution")
+PANEL_GROUP_KEYS = ("id",)
 DEFAULT_NODE_NAME = "Model Data Split"
 DEFAULT_GROUPS = (("train", 80.0), ("validation", 10.0), ("test", 10.0))
 BULK_CHUNK = 1000  # ids per bulk update request (one dtlpy page)
@@ -143,11 +150,18 @@ class SplitConfig:
             )
         check_json_value(raw, source)  # depth, size, NaN / inf: bounded before anything walks it
         raw = copy.deepcopy(dict(raw))
+        reject_unknown_keys(source, raw, CONFIG_KEYS, PANEL_CONFIG_KEYS)
+        if isinstance(raw.get("groups"), list):
+            for i, group in enumerate(raw["groups"]):
+                reject_unknown_keys(f"{source}.groups[{i}]", group, GROUP_KEYS, PANEL_GROUP_KEYS)
         _schema_check(raw, source)
+        if "name" in raw:
+            check_visible_name(f"{source}.name", raw["name"], example='"name": "Model Data Split"')
         groups_raw = raw["groups"]
         names = [g["name"] for g in groups_raw]
         seen: dict[str, int] = {}
         for i, name in enumerate(names):
+            check_visible_name(f"{source}.groups[{i}].name", name, example=_NAME_EXAMPLE)
             if name in seen:
                 raise ValueError(
                     f"{source}.groups[{i}].name: {name!r} is already the name of groups[{seen[name]}]; "
@@ -166,12 +180,14 @@ class SplitConfig:
         if raw.get("distributeEqually", False):
             shares = equal_shares(len(names))
         else:
+            # exactly 100 as written (decimal), as the docs and the panel say: 33.33 + 33.33 + 33.34
+            exact = sum((_as_written(g["distribution"]) for g in groups_raw), Fraction(0))
             total = math.fsum(shares)
-            if abs(total - 100.0) > SUM_TOLERANCE:
+            if exact != 100:
                 listing = " + ".join(f"{s:g}" for s in shares)
                 raise ValueError(
-                    f"{source}.groups[*].distribution: {listing} = {total:g}, not 100; "
-                    'adjust the distributions to sum to 100 (or set "distributeEqually": true)'
+                    f"{source}.groups[*].distribution: {listing} = {float(exact):.10g}, not 100; "
+                    'adjust the distributions to sum to exactly 100 (or set "distributeEqually": true)'
                 )
             if total <= 0:  # pragma: no cover - unreachable after the sum check, kept for clarity
                 raise ValueError(f"{source}.groups[*].distribution: all zero; give at least one group a share")
@@ -338,6 +354,15 @@ def _schema_check(raw: dict, source: str) -> None:
 
 def _to_number(value: Any) -> float:
     return float(value.strip()) if isinstance(value, str) else float(value)
+
+
+def _as_written(value: Any) -> Fraction:
+    """A distribution as the decimal number written in the config (``0.1`` is 1/10, not the float)."""
+    if isinstance(value, str):
+        return Fraction(value.strip())
+    if isinstance(value, float):
+        return Fraction(repr(value))  # the shortest decimal that reads back as this float: what JSON held
+    return Fraction(value)
 
 
 def equal_shares(n: int) -> list[float]:

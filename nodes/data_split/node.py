@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nodes.common.context import node_config_from_context
+from nodes.common.entities import check_entity_input
 from nodes.common.paging import MAX_PAGE_SIZE, build_entities, json_pages
 from nodes.data_split.assign import (
     carries_model,
@@ -181,10 +182,7 @@ def run_node(item: Any, progress: Any = None, context: Any = None) -> Any:
     --------
     >>> # inside a pipeline: ServiceRunner().data_split(item=item, progress=progress, context=context)
     """
-    import dtlpy as dl
-
-    if not isinstance(item, dl.Item) or not isinstance(item.id, str):
-        raise ValueError(f"item: {_short(item)} is not a dl.Item; connect the node's input to an Item output")
+    check_entity_input(item, "item", "item", "Model Data Split", "an Item output")
     config = SplitConfig.from_node_config(node_config_from_context(context, logger, "the panel defaults"))
     current = _read_item(item)
     tags = _tags_of(current)
