@@ -10,11 +10,14 @@ import math
 
 import dtlpy as dl
 import pytest
+from scipy.stats import entropy as scipy_entropy
 
+from nodes.select_for_labeling import gate as gate_module
 from tests.helpers import run_node
 
 QUERY = "POST /datasets/{id}/query"
 PATCH = "PATCH /items/{id}"
+MODEL_GET = "GET /ml/models/{id}"
 
 
 def _upload(dataset, name="a.jpg", metadata=None):
@@ -62,9 +65,19 @@ def test_platform_node_config_scores_routes_and_records(platform, project, datas
     result, progress = _gate(item, context)
     assert progress.actions == ["label"]  # margin 1 - (0.5 - 0.3) = 0.8 >= 0.7
     record = _record(platform, item.id)
-    assert set(record) == {"score", "strategy", "modelId", "executionId", "selectedAt", "fallback"}
-    assert math.isclose(record["score"], 0.8)
-    assert (record["strategy"], record["modelId"], record["executionId"]) == ("margin", "m1", "exec-gate-1")
+    assert set(record) == {
+        "score",
+        "strategy",
+        "requested",
+        "modelId",
+        "executionId",
+        "selectedAt",
+        "fallback",
+        "nClasses",
+    }
+    assert math.isclose(record["score"], 0.8)  # two classes uploaded: margin is exact even with K unknown
+    assert (record["strategy"], record["requested"], record["nClasses"]) == ("margin", "margin", None)
+    assert (record["modelId"], record["executionId"]) == ("m1", "exec-gate-1")
     assert record["fallback"] is False
     assert record["selectedAt"].endswith("Z")
     assert platform.get_json("items", item.id)["metadata"]["user"]["keep"] == 1  # other metadata preserved
@@ -80,7 +93,8 @@ def test_below_threshold_skips_and_single_class_falls_back(platform, project, da
     _, progress = _gate(item, context)
     assert progress.actions == ["skip"]
     record = _record(platform, item.id)
-    assert math.isclose(record["score"], 0.1) and record["fallback"] is True  # one class: least confidence
+    assert math.isclose(record["score"], 0.1) and record["fallback"] is True  # one class, K unknown
+    assert (record["strategy"], record["requested"]) == ("least_confidence", "entropy")  # says what it computed
 
 
 def test_outside_a_pipeline_uses_defaults(platform, dataset):
@@ -161,3 +175,132 @@ def test_bad_config_and_ambiguous_model_write_nothing(platform, project, dataset
         _gate(item, context)
     assert platform.write_count() == 0
     assert "activeLearning" not in platform.get_json("items", item.id)["metadata"].get("user", {})
+
+
+# --------------------------------------------------------------------------- K from the model
+
+
+def _model(platform, project, labels):
+    _model.count = getattr(_model, "count", 0) + 1
+    return platform.create_model(project, f"gate-k-{_model.count}", labels=labels)
+
+
+def test_k_comes_from_the_model_once_per_process_and_completes_a_top_1_upload(platform, project, dataset):
+    model = _model(platform, project, ["cat", "dog", "fox", "owl", "elk"])  # K = 5
+    first, second = _upload(dataset, "k1.jpg"), _upload(dataset, "k2.jpg")
+    _predict(first, model.id, [("cat", 0.6)])  # only the top class uploaded
+    _predict(second, model.id, [("cat", 0.6), ("dog", 0.3)])
+    context = platform.make_context(node_config={"strategy": "entropy", "threshold": 0.9}, project=project)
+    platform.reset_counts()
+    _gate(first, context)
+    _gate(second, context)
+    assert platform.request_counts[MODEL_GET] == 1  # the model is read once, not per item or annotation
+    record = _record(platform, first.id)
+    expected = scipy_entropy([0.6, 0.1, 0.1, 0.1, 0.1]) / math.log(5)  # 0.4 spread over the 4 classes not uploaded
+    assert math.isclose(record["score"], expected, rel_tol=1e-9)
+    assert (record["strategy"], record["requested"], record["fallback"], record["nClasses"]) == (
+        "entropy",
+        "entropy",
+        False,
+        5,
+    )
+    second_record = _record(platform, second.id)
+    assert math.isclose(second_record["score"], scipy_entropy([0.6, 0.3, 0.1 / 3, 0.1 / 3, 0.1 / 3]) / math.log(5))
+
+
+def test_margin_of_a_top_1_upload_with_k_known(platform, project, dataset):
+    model = _model(platform, project, ["cat", "dog"])
+    item = _upload(dataset, "m.jpg")
+    _predict(item, model.id, [("cat", 0.7)], kind="box")
+    context = platform.make_context(node_config={"strategy": "margin", "modelId": model.id}, project=project)
+    _, progress = _gate(item, context)
+    record = _record(platform, item.id)
+    assert math.isclose(record["score"], 1 - (0.7 - 0.3)) and record["strategy"] == "margin"  # p2 = the missing 0.3
+    assert progress.actions == ["label"]
+
+
+def test_a_model_without_labels_falls_back_and_says_so(platform, project, dataset):
+    model = _model(platform, project, [])
+    item = _upload(dataset, "nolabels.jpg")
+    _predict(item, model.id, [("cat", 0.7)])
+    context = platform.make_context(node_config={"strategy": "margin", "threshold": 0.5}, project=project)
+    _, progress = _gate(item, context)
+    record = _record(platform, item.id)
+    assert math.isclose(record["score"], 0.3) and progress.actions == ["skip"]
+    assert (record["strategy"], record["requested"], record["fallback"], record["nClasses"]) == (
+        "least_confidence",
+        "margin",
+        True,
+        None,
+    )
+
+
+# --------------------------------------------------------------------------- refusals before any write
+
+
+def test_model_id_that_made_none_of_the_predictions_is_refused(platform, project, dataset):
+    item = _upload(dataset, "other-model.jpg")
+    _predict(item, "m1", [("cat", 0.9)])
+    _predict(item, "m3", [("cat", 0.8)])
+    context = platform.make_context(node_config={"modelId": "m2"}, project=project)
+    platform.reset_counts()
+    with pytest.raises(ValueError, match=r"customNodeConfig.modelId: 'm2' made none of .* models m1, m3 did"):
+        _gate(item, context)
+    assert platform.write_count() == 0
+    assert "activeLearning" not in platform.get_json("items", item.id)["metadata"].get("user", {})
+    empty = _upload(dataset, "no-prediction.jpg")  # no prediction at all: emptyScore, as documented
+    _, progress = _gate(empty, context)
+    assert progress.actions == ["label"] and _record(platform, empty.id)["score"] == 1.0
+
+
+@pytest.mark.parametrize("vector", ["0.7,0.3", [[0.7, 0.3]], {"cat": 0.7}, [True, False], ["0.7", "0.3"]])
+def test_malformed_class_score_vectors_are_refused(platform, project, dataset, vector):
+    item = _upload(dataset, "vector.jpg")
+    info = {"name": "m", "model_id": "m1", "confidence": 0.7, "scores": vector}
+    platform.store.create_annotations(
+        item.id, [{"type": "class", "label": "cat", "metadata": {"user": {"model": info}}}]
+    )
+    platform.reset_counts()
+    with pytest.raises(ValueError, match=r"metadata.user.model.scores: .* not a flat list .*; upload one number"):
+        _gate(item, platform.make_context(node_config={}, project=project))
+    assert platform.write_count() == 0
+
+
+def test_wrong_entity_for_item_is_refused(platform, project, dataset):
+    item = _upload(dataset, "entity.jpg")
+    for wrong in (item.id, item.to_json(), dataset):
+        platform.reset_counts()
+        with pytest.raises(ValueError, match=r"^item: .* not an? item; connect the Predict node's item output"):
+            _gate(wrong)
+        assert platform.write_count() == 0
+
+
+# --------------------------------------------------------------------------- reruns (mutation survivors)
+
+
+def test_rerun_of_the_same_execution_at_a_later_second_writes_nothing(platform, project, dataset, monkeypatch):
+    item = _upload(dataset, "later.jpg")
+    _predict(item, "m1", [("cat", 0.6), ("dog", 0.4)])
+    context = platform.make_context(node_config={}, execution_id="exec-later", project=project)
+    monkeypatch.setattr(gate_module, "utc_now", lambda: "2030-01-01T00:00:00Z")
+    _gate(item, context)
+    monkeypatch.setattr(gate_module, "utc_now", lambda: "2030-01-01T00:00:07Z")  # the rerun, seconds later
+    platform.reset_counts()
+    _gate(item, context)
+    assert platform.write_count() == 0
+    assert _record(platform, item.id)["selectedAt"] == "2030-01-01T00:00:00Z"
+
+
+def test_rerun_after_the_predictions_changed_records_the_new_score(platform, project, dataset):
+    item = _upload(dataset, "changed.jpg")
+    _predict(item, "m1", [("cat", 0.6), ("dog", 0.4)])
+    context = platform.make_context(node_config={}, execution_id="exec-changed", project=project)
+    _gate(item, context)
+    assert math.isclose(_record(platform, item.id)["score"], 0.8)
+    [dog] = [a for a in item.annotations.list() if a.label == "dog"]
+    dog.delete()
+    _predict(item, "m1", [("dog", 0.1)])  # now cat 0.6, dog 0.1
+    platform.reset_counts()
+    _gate(item, context)
+    assert platform.request_counts[PATCH] == 1
+    assert math.isclose(_record(platform, item.id)["score"], 1 - (0.6 - 0.1))

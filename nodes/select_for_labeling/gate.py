@@ -2,7 +2,8 @@
 
 :func:`run_gate` (called by ``main.ServiceRunner.score_item``) reads the node config from the
 pipeline context and the item as the platform has it now, lists its annotations (one raw-JSON
-query page), scores the model's predictions (:mod:`~nodes.select_for_labeling.scores`), writes
+query page), reads the number of the model's labels ``K`` (:func:`model_classes`, once per model
+id and process), scores the model's predictions (:mod:`~nodes.select_for_labeling.scores`), writes
 ``metadata.user.activeLearning.selection`` with one ``PATCH`` (nothing when this execution's
 record is already there) and routes the item by its score (:func:`~nodes.select_for_labeling.select.route_item`).
 """
@@ -17,10 +18,13 @@ from typing import Any
 import pandas as pd
 
 from nodes.common.context import execution_id_of, node_config_from_context
+from nodes.common.entities import check_entity_input
+from nodes.common.limits import cut
 from nodes.common.paging import MAX_PAGE_SIZE, json_pages
 from nodes.select_for_labeling.config import GATE_ROOT, GateConfig
 from nodes.select_for_labeling.scores import (
     PREDICTION_COLUMNS,
+    model_class_count,
     predictions_from_annotations,
     resolve_model_id,
     score_items,
@@ -38,9 +42,47 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = MAX_PAGE_SIZE
 #: Record keys compared to decide that a rerun has nothing to write (``selectedAt`` differs by design).
-_GATE_COMPARED = ("score", "strategy", "modelId", "executionId", "fallback")
+_GATE_COMPARED = ("score", "strategy", "requested", "modelId", "executionId", "fallback", "nClasses")
+#: ``K`` per model id, read once per process: a model's labels do not change under a running pipeline.
+_CLASS_COUNTS: dict[str, int | None] = {}
 
-__all__ = ["gate_record", "list_item_annotations", "run_gate", "same_gate_record"]
+__all__ = ["gate_record", "list_item_annotations", "model_classes", "run_gate", "same_gate_record"]
+
+
+def model_classes(model_id: str | None) -> int | None:
+    """EDGE. ``K``, the number of the model's labels (one ``GET /ml/models/{id}`` per model id and process).
+
+    :func:`~nodes.select_for_labeling.scores.model_class_count` of the model's JSON. ``None``
+    (and a warning) when the model has no labels or cannot be read: the scores then fall back
+    as :func:`~nodes.select_for_labeling.scores.score_items` says. A model the platform answers
+    "not found" / "forbidden" for is remembered as ``None``; other failures (a timeout) are not
+    remembered, so the next item asks again.
+
+    Examples
+    --------
+    >>> model_classes(None) is None
+    True
+    """
+    if model_id is None:
+        return None
+    if model_id in _CLASS_COUNTS:
+        return _CLASS_COUNTS[model_id]
+    import dtlpy as dl
+
+    try:
+        model = dl.models.get(model_id=model_id)
+    except (dl.exceptions.NotFound, dl.exceptions.Forbidden, dl.exceptions.BadRequest) as error:
+        logger.warning("model %s cannot be read (%s): the number of its labels is unknown", cut(model_id, 60), error)
+        _CLASS_COUNTS[model_id] = None
+        return None
+    except dl.exceptions.PlatformException as error:
+        logger.warning("reading model %s failed (%s): the number of its labels is unknown", cut(model_id, 60), error)
+        return None
+    count = model_class_count(model.to_json()) if model is not None else None
+    if count is None:
+        logger.warning("model %s has no labels: the number of its classes is unknown", cut(model_id, 60))
+    _CLASS_COUNTS[model_id] = count
+    return count
 
 
 def list_item_annotations(item: Any) -> list[dict]:
@@ -58,17 +100,32 @@ def list_item_annotations(item: Any) -> list[dict]:
 
 
 def gate_record(
-    score: float, fallback: bool, config: GateConfig, model_id: str | None, execution_id: str | None, now: str
+    score: float,
+    fallback: bool,
+    config: GateConfig,
+    model_id: str | None,
+    execution_id: str | None,
+    now: str,
+    strategy_used: str | None = None,
+    n_classes: int | None = None,
 ) -> dict[str, Any]:
-    """The gate's ``metadata.user.activeLearning.selection``: the batch record without ``rank``.
+    """The gate's ``metadata.user.activeLearning.selection``: the batch record without ``rank``, with ``nClasses``.
+
+    ``strategy`` is the score computed (``strategy_used``, default the configured one),
+    ``requested`` the configured strategy and ``nClasses`` the ``K`` used (``None``: unknown).
 
     Examples
     --------
     >>> sorted(gate_record(0.7, False, GateConfig(), "m1", "e1", "2030-01-01T00:00:00Z"))
-    ['executionId', 'fallback', 'modelId', 'score', 'selectedAt', 'strategy']
+    ['executionId', 'fallback', 'modelId', 'nClasses', 'requested', 'score', 'selectedAt', 'strategy']
+    >>> r = gate_record(0.2, True, GateConfig(), "m1", "e1", "t", "least_confidence")
+    >>> r["strategy"], r["requested"], r["fallback"]
+    ('least_confidence', 'margin', True)
     """
-    record = selection_record(score, config.strategy, model_id, None, execution_id, now, fallback)
+    used = strategy_used or config.strategy
+    record = selection_record(score, used, model_id, None, execution_id, now, fallback, config.strategy)
     record.pop("rank")
+    record["nClasses"] = n_classes
     return record
 
 
@@ -128,8 +185,9 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
     """EDGE. The Uncertainty Gate: score ``item``, record the score, route it ``label`` or ``skip``.
 
     Requests: the node's pipeline (through ``context.node``) + 1 item read + 1 annotation query
-    page (whatever the number of annotations up to 1,000) + 1 item ``PATCH``, the last only when
-    the record differs (a rerun of the same execution writes nothing).
+    page (whatever the number of annotations up to 1,000) + 1 model read the first time a model
+    id is seen in the process (:func:`model_classes`) + 1 item ``PATCH``, the last only when the
+    record differs (a rerun of the same execution writes nothing).
 
     Parameters
     ----------
@@ -149,7 +207,9 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
     Raises
     ------
     ValueError
-        A bad node config, or several models predicted on the item and ``modelId`` is not set.
+        ``item`` is not a ``dl.Item``; a bad node config; several models predicted on the item
+        and ``modelId`` is not set; ``modelId`` is set and the item carries predictions, none by
+        that model; a malformed class-score vector. Nothing is written before the refusal.
 
     Examples
     --------
@@ -157,6 +217,7 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
     """
     if item is None:
         raise ValueError("item: None; connect the Predict node's item output to the Uncertainty Gate")
+    check_entity_input(item, "item", "item", "Uncertainty Gate", "the Predict node's item output")
     raw = node_config_from_context(context, logger, "the default node config")
     config = GateConfig.from_node_config(raw, GATE_ROOT)
     fresh = _read_item(item)
@@ -167,10 +228,22 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
         if model_id is not None
         else pd.DataFrame(columns=[*PREDICTION_COLUMNS, "model_id"])
     )
-    scored = score_items(predictions, [fresh.id], config.strategy, config.aggregation, config.empty_score, config.seed)
+    n_classes = model_classes(model_id) if len(predictions) and config.strategy != "random" else None
+    scored = score_items(
+        predictions, [fresh.id], config.strategy, config.aggregation, config.empty_score, config.seed, n_classes
+    )
     score = float(scored.scores[0])
     action = route_item(score, config.threshold)
-    record = gate_record(score, bool(scored.fallback[0]), config, model_id, execution_id_of(context), utc_now())
+    record = gate_record(
+        score,
+        bool(scored.fallback[0]),
+        config,
+        model_id,
+        execution_id_of(context),
+        utc_now(),
+        scored.strategy_used,
+        n_classes,
+    )
     if same_gate_record(recorded_selection(fresh.metadata), record):
         logger.info(
             "item %s: the record of this execution is already there (score %.4f): nothing written", fresh.id, score
@@ -179,13 +252,14 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
     else:
         result = _write_item_record(fresh, record)
     logger.info(
-        "item %s: %s score %.4f from %d prediction(s) of model %s%s -> %s (threshold %s)",
+        "item %s: %s score %.4f from %d prediction(s) of model %s (K=%s)%s -> %s (threshold %s)",
         fresh.id,
-        config.strategy,
+        scored.strategy_used,
         score,
         int(scored.n_predictions[0]),
         model_id,
-        " (fell back to least confidence)" if record["fallback"] else "",
+        n_classes,
+        f" (requested {config.strategy}: the model's number of labels is unknown)" if record["fallback"] else "",
         action,
         config.threshold,
     )
