@@ -50,10 +50,30 @@ from nodes.compare_models.report import (
     plot_pr_curves,
     updated_metadata,
 )
+from nodes.compare_models.stopping import (
+    StopConfig,
+    cohen_kappa,
+    extend_ledger,
+    latest_ledger,
+    ledger_row,
+    parse_stop,
+    prediction_agreement,
+    read_ledger,
+    recommend_stop,
+)
 from nodes.compare_models.training import metric_value_at, numeric_values, training_votes
 from nodes.compare_models.votes import Vote, judge_vote, new_model_wins, relative_change, wins_fraction
 
 __all__ = [
+    "recommend_stop",
+    "read_ledger",
+    "prediction_agreement",
+    "parse_stop",
+    "ledger_row",
+    "latest_ledger",
+    "extend_ledger",
+    "cohen_kappa",
+    "StopConfig",
     "ACTIONS",
     "ANNOTATION_GEOMETRY",
     "DISCARD",

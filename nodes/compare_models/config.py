@@ -22,6 +22,7 @@ from typing import Any
 from nodes.common.defaults import load_default_compare_config, load_subset_filter
 from nodes.common.dql import QUERY_PARTS, check_dql_query
 from nodes.common.limits import check_json_value, loads_json_text, shorten
+from nodes.compare_models.stopping import StopConfig, parse_stop
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ MIN_RESAMPLES = 1000
 #: Upper bound of ``resamples``: the bootstrap keeps 8 bytes per resample and vote, and scores
 #: resamples in blocks (``nodes.compare_models.evaluation.bootstrap_block_size``).
 MAX_RESAMPLES = 100_000
-TOP_LEVEL_KEYS = ("precision_recall", "wins", "checks", "verbose")
+TOP_LEVEL_KEYS = ("precision_recall", "wins", "checks", "verbose", "stop")
 HOISTABLE_KEYS = ("wins", "checks", "verbose")
 PRECISION_RECALL_KEYS = (
     "iou_threshold",
@@ -363,6 +364,7 @@ class CompareConfig:
     checks: tuple[PlotCheck, ...] = ()
     wins: str | float = "all"
     verbose: bool = False
+    stop: StopConfig = field(default_factory=StopConfig)
 
     @property
     def needs_dataset(self) -> bool:
@@ -461,6 +463,7 @@ class CompareConfig:
             checks=checks,
             wins=parse_wins(raw["wins"]) if "wins" in raw else "all",
             verbose=_boolean(f"{ROOT}.verbose", raw.get("verbose", False), '"verbose": true'),
+            stop=parse_stop(raw.get("stop"), f"{ROOT}.stop"),
         )
 
     def to_json(self) -> dict:
@@ -469,4 +472,5 @@ class CompareConfig:
         if self.precision_recall is not None:
             out["precision_recall"] = self.precision_recall.to_json()
         out["checks"] = [c.to_json() for c in self.checks]
+        out["stop"] = self.stop.to_json()
         return out

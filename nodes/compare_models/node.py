@@ -21,17 +21,28 @@ import pandas as pd
 from nodes.common.context import node_config_from_context
 from nodes.common.entities import check_entity_input
 from nodes.common.limits import shorten
-from nodes.common.paging import json_pages, offset_pages
+from nodes.common.paging import count_matches, json_pages, offset_pages
 from nodes.compare_models.config import CompareConfig
 from nodes.compare_models.evaluation import check_tables, evaluation_votes, prediction_coverage
 from nodes.compare_models.records import annotation_tables, read_annotations, samples_frame, skipped_summary
 from nodes.compare_models.report import DISCARD, UPDATE_MODEL, Comparison, ComparisonReport, updated_metadata
+from nodes.compare_models.stopping import (
+    extend_ledger,
+    latest_ledger,
+    ledger_row,
+    prediction_agreement,
+    recommend_stop,
+)
 from nodes.compare_models.training import training_votes
 from nodes.compare_models.votes import Vote
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
+#: Comparisons against the previous model read for the ledger: one page of the newest models.
+LEDGER_SOURCES = 100
+#: Where a model's comparison record is stored.
+COMPARISON_FIELD = "metadata.user.activeLearning.comparison"
 
 
 def list_metric_samples(model: Any) -> pd.DataFrame:
@@ -169,6 +180,7 @@ def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset:
         )
     outcome = None
     details: dict = {}
+    agreement = None
     if config.precision_recall is not None:
         pr = config.precision_recall
         dataset_label = f"dataset {shorten(dataset.name, 80)}"
@@ -195,6 +207,7 @@ def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset:
             logger.warning("%s", coverage["warning"])
         outcome = evaluation_votes(tables, pr, item_ids=item_ids)
         votes += outcome.votes
+        agreement = prediction_agreement(tables, item_ids, config.stop.score_threshold)
         details = {
             "testItems": len(item_ids),
             "annotations": len(records) + len(skipped),
@@ -209,8 +222,98 @@ def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset:
         new_model.id,
         dataset_id=dataset.id if dataset is not None and config.precision_recall is not None else None,
         details=details,
+        agreement=agreement,
     )
+    if config.stop.enabled:
+        report = report.with_stopping(stopping_signal(previous_model, new_model, report, config, dataset))
     return Comparison(report, outcome)
+
+
+def _comparison_record(metadata: Any) -> dict | None:
+    """A model's stored comparison record, or ``None`` (absent, ``null`` or not an object)."""
+    for key in ("user", "activeLearning", "comparison"):
+        metadata = metadata.get(key) if isinstance(metadata, dict) else None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def lineage_comparisons(previous_model: Any, new_model: Any) -> list[dict]:
+    """EDGE (one request). The stored comparison records the ledger continues from.
+
+    One models query (one page of the newest :data:`LEDGER_SOURCES`, in the new model's project):
+    the previous model itself (its record is the comparison that made it the winner) and the models
+    compared against it (``comparison.previousModelId``: discarded rounds live on the discarded
+    models). Each record carries the lineage's ledger up to its round, so no ancestor is fetched.
+    The record on the ``previous_model`` entity counts too; a refused query leaves only that one
+    (logged).
+
+    Examples
+    --------
+    >>> # latest_ledger(lineage_comparisons(previous, new), exclude_model_id=new.id)
+    """
+    import dtlpy as dl
+
+    records = [r for r in (_comparison_record(previous_model.metadata),) if r is not None]
+    filters = dl.Filters(resource=dl.FiltersResource.MODEL, page_size=LEDGER_SOURCES)
+    filters.add(field="projectId", values=new_model.project_id)
+    filters.add(field="id", values=previous_model.id, method=dl.FiltersMethod.OR)
+    filters.add(field=f"{COMPARISON_FIELD}.previousModelId", values=previous_model.id, method=dl.FiltersMethod.OR)
+    filters.sort_by(field="createdAt", value=dl.FiltersOrderByDirection.DESCENDING)
+    try:
+        page = next(iter(offset_pages(dl.models, filters)), [])
+    except RuntimeError as error:
+        logger.warning("the ledger continues from the previous model's record only: %s", shorten(str(error), 300))
+        return records
+    records += [r for r in (_comparison_record(doc.get("metadata")) for doc in page) if r is not None]
+    return records
+
+
+def count_train_items(new_model: Any, dataset: Any) -> int | None:
+    """EDGE (one count request). Items of ``dataset`` in the new model's train subset, or ``None``.
+
+    The subset is ``metadata.system.subsets.train`` (set by Create New Model); ``None`` when the
+    model has none or was trained on another dataset than the one compared on.
+    """
+    import dtlpy as dl
+
+    system = new_model.metadata.get("system") if isinstance(new_model.metadata, dict) else None
+    subsets = system.get("subsets") if isinstance(system, dict) else None
+    query = subsets.get("train") if isinstance(subsets, dict) else None
+    if (
+        dataset is None
+        or not isinstance(query, dict)
+        or not query
+        or getattr(new_model, "dataset_id", None) != dataset.id
+    ):
+        return None
+    query = copy.deepcopy(query if "filter" in query else {"filter": query})
+    try:
+        return count_matches(dataset.items, dl.Filters(custom_filter=query))
+    except RuntimeError as error:
+        logger.warning(
+            "counting the new model's train subset failed; labels not recorded: %s", shorten(str(error), 300)
+        )
+        return None
+
+
+def stopping_signal(
+    previous_model: Any, new_model: Any, report: ComparisonReport, config: CompareConfig, dataset: Any
+) -> dict:
+    """EDGE (two requests: the lineage query and the train-subset count). The report's ``stopping``.
+
+    ``{"config", "ledger", "recommendation", "reason"}``: the lineage's ledger (at most
+    ``stopping.MAX_LEDGER_ROWS`` rows, the newest last) with this round appended, and
+    ``stopping.recommend_stop`` over it.
+    """
+    kappa = None if report.agreement is None else report.agreement.get("kappa")
+    row = ledger_row(
+        [v.to_json() for v in report.votes],
+        kappa,
+        count_train_items(new_model, dataset),
+        model_id=new_model.id,
+        decision=report.decision,
+    )
+    ledger = extend_ledger(latest_ledger(lineage_comparisons(previous_model, new_model), new_model.id), row)
+    return {"config": config.stop.to_json(), "ledger": ledger, **recommend_stop(ledger, config.stop)}
 
 
 def _item_metadata_enabled(context: Any) -> bool:
@@ -306,6 +409,10 @@ def run_node(
         report.wins,
         report.decision,
     )
+    if report.recommendation is not None:
+        logger.info(
+            "stopping signal (round %s): %s, %s", report.round, report.recommendation, report.stopping["reason"]
+        )
     if progress is not None:
         progress.update(action=UPDATE_MODEL if report.new_model_wins else DISCARD)
     return winner

@@ -9,6 +9,7 @@ precision-recall curves. Pure, no dtlpy.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -53,6 +54,8 @@ class ComparisonReport:
     new_model_id: str
     dataset_id: str | None = None
     details: dict = field(default_factory=dict)
+    agreement: dict | None = None
+    stopping: dict | None = None
 
     @classmethod
     def decide(
@@ -63,8 +66,9 @@ class ComparisonReport:
         new_model_id: str,
         dataset_id: str | None = None,
         details: dict | None = None,
+        agreement: dict | None = None,
     ) -> ComparisonReport:
-        """Apply ``config.wins`` to ``votes`` and record the decision."""
+        """Apply ``config.wins`` to ``votes`` and record the decision (and the models' agreement)."""
         wins = new_model_wins([v.won for v in votes], config.wins)
         return cls(
             votes=tuple(votes),
@@ -76,7 +80,28 @@ class ComparisonReport:
             new_model_id=new_model_id,
             dataset_id=dataset_id,
             details=dict(details or {}),
+            agreement=None if agreement is None else dict(agreement),
         )
+
+    def with_stopping(self, stopping: dict | None) -> ComparisonReport:
+        """This report with the stopping signal (``nodes.compare_models.node.stopping_signal``)."""
+        return dataclasses.replace(self, stopping=None if stopping is None else dict(stopping))
+
+    @property
+    def kappa(self) -> float | None:
+        """Cohen's kappa between both models' test predictions (``None`` without ``precision_recall``)."""
+        return None if self.agreement is None else self.agreement.get("kappa")
+
+    @property
+    def recommendation(self) -> str | None:
+        """``"stop"`` / ``"continue"`` (``None`` when the stopping signal is switched off)."""
+        return None if self.stopping is None else self.stopping.get("recommendation")
+
+    @property
+    def round(self) -> int | None:
+        """This comparison's round in the model lineage (``None`` when the signal is off)."""
+        ledger = (self.stopping or {}).get("ledger") or []
+        return ledger[-1]["round"] if ledger else None
 
     @property
     def won_fraction(self) -> float:
@@ -97,6 +122,11 @@ class ComparisonReport:
             "datasetId": self.dataset_id,
             "config": self.config,
             "details": self.details,
+            "kappa": self.kappa,
+            "round": self.round,
+            "recommendation": self.recommendation,
+            "agreement": self.agreement,
+            "stopping": self.stopping,
         }
 
     def table(self) -> str:
@@ -154,7 +184,50 @@ class ComparisonReport:
         if skipped and skipped.get("count"):
             reasons = "; ".join(f"{reason}: {count}" for reason, count in skipped["byReason"].items())
             lines.append(f"skipped {skipped['count']} malformed annotation(s) ({reasons})")
+        lines += self.stopping_lines()
         return lines
+
+    def stopping_lines(self) -> list[str]:
+        """The agreement and the stopping signal, one line each (none when absent).
+
+        Examples
+        --------
+        >>> config = CompareConfig.from_json({"checks": [{"legend": "v", "figure": "f"}]})
+        >>> report = ComparisonReport.decide([], config, "p", "n", agreement={"kappa": 0.5, "decisions": 8})
+        >>> report.with_stopping({"ledger": [{"round": 2}], "recommendation": "continue", "reason": "r"}).stopping_lines()
+        ['agreement: kappa 0.500 over 8 test decisions', 'stopping signal (round 2): continue (r)']
+        """
+        lines = []
+        if self.agreement is not None:
+            kappa = self.kappa
+            shown = "n/a" if kappa is None else f"{kappa:.3f}"
+            lines.append(f"agreement: kappa {shown} over {self.agreement.get('decisions', 0)} test decisions")
+        if self.stopping is not None:
+            reason = self.stopping.get("reason", "")
+            lines.append(f"stopping signal (round {self.round}): {self.recommendation} ({reason})")
+        return lines
+
+    def ledger_markdown(self) -> list[str]:
+        """The ledger as a Markdown table (empty without the stopping signal)."""
+        ledger = (self.stopping or {}).get("ledger") or []
+        if not ledger:
+            return []
+        lines = [
+            "## Stopping signal",
+            "",
+            f"**{self.recommendation}**: {self.stopping.get('reason', '')}",
+            "",
+            "| round | model | train items | metric | value | gain | interval | kappa | decision |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in ledger:
+            interval = row.get("interval")
+            lines.append(
+                f"| {row.get('round')} | `{row.get('modelId') or ''}` | {_blank(row.get('labels'))} | "
+                f"{row.get('metricName') or ''} | {_fmt(row.get('metric'))} | {_fmt(row.get('gain'), signed=True)} | "
+                f"{_fmt_interval(interval) if interval else '-'} | {_fmt(row.get('kappa'))} | {row.get('decision') or ''} |"
+            )
+        return [*lines, ""]
 
     def markdown(self, previous_name: str = "previous", new_name: str = "new") -> str:
         """A Markdown report (the CLI's ``report.md``)."""
@@ -181,7 +254,16 @@ class ComparisonReport:
                 f"| {v.name} | {_fmt(v.previous)} | {_fmt(v.new)} | {_fmt(v.delta, signed=True)} | {relative} | "
                 f"{_fmt_interval(v.interval)} | {'yes' if v.won else 'no'} | {v.reason} |"
             )
-        lines += ["", "## Configuration used", "", "```json", _json_dumps(self.config), "```", ""]
+        lines += [
+            "",
+            *self.ledger_markdown(),
+            "## Configuration used",
+            "",
+            "```json",
+            _json_dumps(self.config),
+            "```",
+            "",
+        ]
         return "\n".join(lines)
 
 
@@ -195,6 +277,10 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "nan"
     return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _blank(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _fmt_interval(interval: tuple[float, float] | None) -> str:
