@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import json
 import logging
 import os
@@ -222,6 +223,7 @@ class LocalPlatform:
                 _STACK.remove(self)
         try:
             self.store.engine.stop()
+            self.store.pipeline_runtime.stop()  # the pipelines' dispatcher thread
             self._restore_dtlpy()
         finally:
             self.server.stop()
@@ -564,6 +566,44 @@ class LocalPlatform:
             return self.store.get(resource, entity_id)
         except ApiError as error:
             raise KeyError(error.message) from None
+
+    # ------------------------------------------------------------------ pipelines' clock (no requests)
+    def clock_now(self) -> datetime.datetime:
+        """The platform clock cron triggers follow (UTC); it moves only with :meth:`advance_clock`."""
+        return self.store.pipeline_runtime.clock.now()
+
+    def advance_clock(
+        self, delta: datetime.timedelta | None = None, *, days: float = 0, hours: float = 0, minutes: float = 0
+    ) -> list[str]:
+        """Move the platform clock forward; each cron trigger of an installed pipeline fires once
+        for every minute passed that its ``spec.cron`` matches. Returns the started cycle ids.
+
+        Example
+        -------
+        >>> cycles = platform.advance_clock(days=7)   # a weekly cron start node fires once  # doctest: +SKIP
+        """
+        delta = (delta or datetime.timedelta(0)) + datetime.timedelta(days=days, hours=hours, minutes=minutes)
+        return self.store.pipeline_runtime.advance_clock(delta)
+
+    def run_cron(self, pipeline: dl.Pipeline | str | None = None) -> list[str]:
+        """Fire the cron triggers of one installed pipeline (or all) now, whatever their schedule;
+        the clock does not move. Returns the started cycle ids."""
+        pipeline_id = pipeline if isinstance(pipeline, str) or pipeline is None else pipeline.id
+        return self.store.pipeline_runtime.run_cron(pipeline_id)
+
+    def wait_pipelines_idle(self, timeout: float = 120.0) -> bool:
+        """Block until no pipeline event is pending and no execution is queued or running (items
+        waiting in task nodes do not count); ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        runtime = self.store.pipeline_runtime
+        while time.monotonic() < deadline:
+            if not runtime.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            if not self.store.engine.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            if runtime.idle():
+                return True
+        return False
 
     def metrics_json(self, model_id: str) -> list[dict]:
         """Published metric samples of a model, in publish order (not counted as requests)."""

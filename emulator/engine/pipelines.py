@@ -114,6 +114,11 @@ class PipelineRuntime:
                 self._idle.wait(remaining)
         return True
 
+    def idle(self) -> bool:
+        """No pipeline event queued or running and no node execution awaited."""
+        with self._idle:
+            return self._pending == 0
+
     def stop(self) -> None:
         """Stop the dispatcher thread (queued events are dropped)."""
         thread = self._thread
