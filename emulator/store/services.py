@@ -308,7 +308,7 @@ class ServicesMixin(StoreBase):
 
     def service_logs(self, body: Mapping[str, Any], encoded: bool = False) -> dict:
         """``POST /services/logs`` (dtlpy ``services.log``): ``{logs: [{timestamp, message}],
-        checkpoint, stop}``; ``stop`` once every execution asked for has ended."""
+        checkpoint, stop}``; ``stop`` once every execution asked for has ended and no line is left."""
         wanted = body.get("executionId") or []
         if isinstance(wanted, str):
             wanted = [wanted]
@@ -339,4 +339,6 @@ class ServicesMixin(StoreBase):
             lines = [line for line in lines if text in line["message"]]
         checkpoint = body.get("checkpoint") if isinstance(body.get("checkpoint"), Mapping) else {}
         start = int(checkpoint.get("index", 0)) if isinstance(checkpoint.get("index", 0), int) else 0
-        return {"logs": clone(lines[start:]), "checkpoint": {"index": len(lines)}, "stop": done}
+        # dtlpy ServiceLog iterates ``while not stop``: a page with lines never stops the reading
+        page = lines[start:]
+        return {"logs": clone(page), "checkpoint": {"index": len(lines)}, "stop": done and not page}
