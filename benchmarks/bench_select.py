@@ -57,7 +57,7 @@ import dtlpy as dl  # noqa: E402  (before logging is configured: importing dtlpy
 import main as service  # noqa: E402
 from emulator import LocalPlatform, RecordingProgress, make_labels  # noqa: E402
 from nodes.select_for_labeling.config import SelectionConfig  # noqa: E402
-from nodes.select_for_labeling.node import read_annotation_page  # noqa: E402
+from nodes.select_for_labeling.pool import read_annotation_page  # noqa: E402
 from nodes.select_for_labeling.select import select_pool  # noqa: E402
 
 PAGE = 1000

@@ -128,8 +128,9 @@ def test_chooses_the_most_uncertain_records_tags_and_returns_items(platform, pro
     assert ranking["selectedAt"] == record["selectedAt"]
     unchosen = set(margins) - set(expected)
     assert not any(_item(platform, i)["metadata"]["system"]["tags"].get("to_label") for i in unchosen)
-    # requests: 1 pool page + 1 annotation page; writes: 1 ranking upload + 1 bulk update; no per-item request
-    assert platform.request_counts[QUERY] == 3  # 2 listings + 1 bulk update (same endpoint)
+    # requests: 1 pool page + 1 annotation page; writes: 1 ranking upload + 1 conditional bulk update (record, tag
+    # and claim); + 1 re-read of the claim; no per-item request
+    assert platform.request_counts[QUERY] == 4  # 2 listings + 1 bulk update + 1 claim re-read (same endpoint)
     assert platform.request_counts[UPLOAD] == 1
     assert platform.write_count() == 2
     assert _per_item(platform) == []
@@ -235,16 +236,16 @@ def test_interrupted_run_is_finished_by_its_rerun(platform, project, dataset, mo
     seed_pool(platform, dataset, model, 2300)
     context = platform.make_context(execution_id="exec-crash", project=project)
     config = {"budget": 2100, "strategy": "least_confidence"}
-    real = edge._bulk_write
+    real = edge.write_claimed
 
-    def crash_after_first_chunk(dataset_, ids, record, tag):
-        real(dataset_, ids[:1000], record, tag)
+    def crash_after_first_chunk(dataset_, ids, docs_by_id, record, tag, claim):
+        real(dataset_, ids[:1000], docs_by_id, record, tag, claim)
         raise RuntimeError("simulated crash after the first chunk")
 
-    monkeypatch.setattr(edge, "_bulk_write", crash_after_first_chunk)
+    monkeypatch.setattr(edge, "write_claimed", crash_after_first_chunk)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _select(model, dataset, config, context)
-    monkeypatch.setattr(edge, "_bulk_write", real)
+    monkeypatch.setattr(edge, "write_claimed", real)
     tagged = [
         d["id"] for d in platform.items_json(dataset.id) if d["metadata"]["system"].get("tags", {}).get("to_label")
     ]
@@ -269,7 +270,9 @@ def test_request_bound_and_bulk_chunks(platform, project, dataset, model):
     assert len(bulk_writes) == 3  # ceil(2100 / 1000)
     assert len(writes) == len(bulk_writes) + 1  # + the one ranking upload
     # + the ranking upload + the node config read (GET /pipelines/{id}, once per execution)
-    bound = math.ceil(n_annotations / 1000) + math.ceil(2500 / 1000) + len(bulk_writes) + 2
+    # + the claim's re-read (one item query per 1,000 chosen ids)
+    rereads = math.ceil(2100 / 1000)
+    bound = math.ceil(n_annotations / 1000) + math.ceil(2500 / 1000) + len(bulk_writes) + rereads + 2
     assert platform.request_counts["GET /pipelines/{id}"] == 1
     assert len(platform.requests) <= bound, (len(platform.requests), bound, platform.request_counts)
     assert _per_item(platform) == []
@@ -322,12 +325,12 @@ def test_feature_set_clusters_and_cold_start(platform, project, dataset, model):
     for k, item_id in enumerate(ids):  # two tight clusters
         value = [10.0 + k * 0.01, 0.0] if k < 10 else [0.0, 10.0 + k * 0.01]
         feature_set.features.create(value=value, entity=dl.items.get(item_id=item_id))
-    # cold start: no predictions, a feature set -> k-center over the vectors: one item of each cluster
+    # cold start: no predictions, a feature set -> TypiClust over the vectors: one typical item of each cluster
     platform.reset_counts()
     items, _ = _select(model, dataset, {"budget": 2, "featureSet": "clip"})
     chosen = [ids.index(i.id) for i in items]
     assert len(chosen) == 2 and (chosen[0] < 10) != (chosen[1] < 10)
-    assert _ranking(platform, dataset)["method"] == "cold start: kcenter"
+    assert _ranking(platform, dataset)["method"] == "cold start: typiclust"
     # with predictions: the two most uncertain are in the first cluster; cluster diversity spreads them
     for k, item_id in enumerate(ids):
         if ids[k] not in [i.id for i in items]:
@@ -414,7 +417,7 @@ def test_a_pool_query_with_paging_and_sort_keys_is_listed_with_the_nodes_own(
     platform, project, dataset, model, monkeypatch
 ):
     """``resource``, ``sort``, ``page``, ``pageSize`` in a pool are accepted and replaced by the node's."""
-    from nodes.select_for_labeling import list_pool_items
+    from nodes.select_for_labeling.pool import list_pool_items
 
     ids = sorted(seed_pool(platform, dataset, model, 7, prefix="p"))
     sent = []
