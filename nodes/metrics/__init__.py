@@ -25,12 +25,13 @@ from nodes.metrics.inputs import (
     GEOMETRY_COLUMNS,
 )
 from nodes.metrics.iou import box_iou, mask_iou, polygon_iou
-from nodes.metrics.matching import DetectionMatches, match_detections
+from nodes.metrics.matching import DEFAULT_BLOCK_PAIRS, DetectionMatches, MatchingStats, match_detections
 
 __all__ = [
     "BOX_COLUMNS",
     "CLASSIFICATION_INTERPOLATIONS",
     "COCO_RECALL_THRESHOLDS",
+    "DEFAULT_BLOCK_PAIRS",
     "DETECTION_INTERPOLATIONS",
     "GEOMETRIES",
     "GEOMETRY_COLUMNS",
@@ -38,6 +39,7 @@ __all__ = [
     "ClassificationEvaluation",
     "DetectionEvaluation",
     "DetectionMatches",
+    "MatchingStats",
     "PrecisionRecallCurve",
     "average_precision",
     "average_precision_from_matches",

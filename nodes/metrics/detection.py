@@ -17,7 +17,7 @@ from nodes.metrics.ap import (
     precision_recall_curve,
 )
 from nodes.metrics.inputs import DETECTION_INTERPOLATIONS, _check_interpolation, _check_thresholds
-from nodes.metrics.matching import DetectionMatches, match_detections
+from nodes.metrics.matching import DEFAULT_BLOCK_PAIRS, DetectionMatches, match_detections
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def evaluate_detections(
     iou_threshold: float | Sequence[float] = 0.5,
     interpolation: str = "coco",
     geometry: str = "box",
+    block_pairs: int = DEFAULT_BLOCK_PAIRS,
 ) -> DetectionEvaluation:
     """Per-label average precision of detections (boxes, polygons or masks) against ground truth.
 
@@ -115,6 +116,8 @@ def evaluate_detections(
         ``"coco"``: 101 recall points as pycocotools; ``"every_point"``: VOC 2010+ area under the
         precision envelope; ``"11_point"``: VOC 2007.
     geometry : {"box", "polygon", "mask"}, default "box"
+    block_pairs : int, default 2**19
+        Bound on the candidate pairs held at once by the matching (memory, not results).
 
     Returns
     -------
@@ -150,7 +153,7 @@ def evaluate_detections(
     """
     interpolation = _check_interpolation(interpolation, DETECTION_INTERPOLATIONS, "evaluate_detections.interpolation")
     thresholds, scalar = _check_thresholds(iou_threshold, "evaluate_detections.iou_threshold")
-    matches = match_detections(ground_truth, predictions, thresholds, geometry)
+    matches = match_detections(ground_truth, predictions, thresholds, geometry, block_pairs)
     ap = average_precision_from_matches(matches, interpolation=interpolation)  # (L, T)
     per_label = _detection_table(matches, ap, scalar)
     logger.debug(

@@ -90,7 +90,7 @@ def _float_column(frame: pd.DataFrame, column: str, field: str) -> np.ndarray:
 
 
 def _boxes_from_frame(frame: pd.DataFrame, field: str) -> np.ndarray:
-    """(N, 4) float array left, top, right, bottom; checks NaN and inverted boxes."""
+    """(4, N) float rows left, top, right, bottom; checks NaN and inverted boxes."""
     left, top, right, bottom = (_float_column(frame, c, field) for c in BOX_COLUMNS)
     for low, high, name_low, name_high in ((left, right, "left", "right"), (top, bottom, "top", "bottom")):
         inverted = high < low
@@ -100,7 +100,7 @@ def _boxes_from_frame(frame: pd.DataFrame, field: str) -> np.ndarray:
                 f"{field}.{name_high}: {float(high[inverted][0])!r} < {name_low} {float(low[inverted][0])!r} at row {row!r}; "
                 f"boxes are (left, top, right, bottom) with {name_low} <= {name_high}"
             )
-    return np.stack([left, top, right, bottom], axis=1)
+    return np.stack([left, top, right, bottom])
 
 
 def _polygons_from_frame(frame: pd.DataFrame, field: str) -> np.ndarray:

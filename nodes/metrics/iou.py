@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,10 +57,15 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray, pairwise: bool = False) ->
 
 
 def _box_table(boxes: np.ndarray) -> np.ndarray:
+    """(5, N) rows left, top, right, bottom, area of (N, 4) boxes as pycocotools sees them."""
+    return _box_table_rows(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3])
+
+
+def _box_table_rows(left: np.ndarray, top: np.ndarray, right: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """(5, N) rows left, top, right, bottom, area as pycocotools sees them (x + w recomputed)."""
-    width = boxes[:, 2] - boxes[:, 0]
-    height = boxes[:, 3] - boxes[:, 1]
-    return np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + width, boxes[:, 1] + height, width * height])
+    width = right - left
+    height = bottom - top
+    return np.stack([left, top, left + width, top + height, width * height])
 
 
 def _box_iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -176,26 +181,68 @@ def mask_iou(masks_a: Sequence[np.ndarray], masks_b: Sequence[np.ndarray]) -> np
     return iou
 
 
-def _pair_iou(
+def pair_iou_function(
+    geometry: str,
     gt_geom: Any,
     pred_geom: Any,
     gt_order: np.ndarray,
     pred_order: np.ndarray,
-    pair_gt: np.ndarray,
-    pair_pred: np.ndarray,
-    pred_key_sorted: np.ndarray,
-    geometry: str,
-) -> np.ndarray:
-    """IoU of each candidate pair; ``pair_gt`` / ``pair_pred`` index the group-sorted rows."""
+    pred_group_sorted: np.ndarray,
+) -> Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
+    """A function ``(pair_gt, pair_pred, lowest) -> (index, iou)`` of the pairs with IoU >= ``lowest``.
+
+    ``pair_gt`` / ``pair_pred`` are positions in the group-sorted ground truth (``gt_order``) and
+    predictions (``pred_order``); ``pred_group_sorted`` is each sorted prediction's (item, label)
+    group; ``lowest`` > 0. Boxes are (4, N) rows (left, top, right, bottom). Geometry tables are
+    reordered once, so a block only gathers its own pairs.
+    """
     if geometry == "box":
-        # COCO's bbIou: ground truth is "g", detection "d"; gather from group-sorted copies
-        # (np.take is much faster than fancy indexing along the second axis)
-        gt_pairs = np.take(_box_table(gt_geom), gt_order[pair_gt], axis=1)
-        pred_pairs = np.take(_box_table(pred_geom), pred_order[pair_pred], axis=1)
-        return _box_table_iou(gt_pairs, pred_pairs)
+        gt_table = np.take(_box_table_rows(*gt_geom), gt_order, axis=1)
+        pred_table = np.take(_box_table_rows(*pred_geom), pred_order, axis=1)
+        return lambda pair_gt, pair_pred, lowest: _box_pairs_at_least(gt_table, pred_table, pair_gt, pair_pred, lowest)
     if geometry == "polygon":
-        return _polygon_iou_pairs(gt_geom[gt_order[pair_gt]], pred_geom[pred_order[pair_pred]])
-    return _mask_iou_pairs(gt_geom, pred_geom, gt_order[pair_gt], pred_order[pair_pred], pred_key_sorted[pair_pred])
+        gt_sorted, pred_sorted = gt_geom[gt_order], pred_geom[pred_order]
+
+        def polygons(pair_gt: np.ndarray, pair_pred: np.ndarray, lowest: float) -> tuple[np.ndarray, np.ndarray]:
+            return _at_least(_polygon_iou_pairs(gt_sorted[pair_gt], pred_sorted[pair_pred]), lowest)
+
+        return polygons
+
+    def masks(pair_gt: np.ndarray, pair_pred: np.ndarray, lowest: float) -> tuple[np.ndarray, np.ndarray]:
+        # one matrix product per group and block: bring each group's pairs together (stable)
+        by_group = np.argsort(pred_group_sorted[pair_pred], kind="stable")
+        iou = np.empty(len(pair_gt))
+        iou[by_group] = _mask_iou_pairs(
+            gt_geom,
+            pred_geom,
+            gt_order[pair_gt[by_group]],
+            pred_order[pair_pred[by_group]],
+            pred_group_sorted[pair_pred[by_group]],
+        )
+        return _at_least(iou, lowest)
+
+    return masks
+
+
+def _at_least(iou: np.ndarray, lowest: float) -> tuple[np.ndarray, np.ndarray]:
+    index = np.flatnonzero(iou >= lowest)
+    return index, iou[index]
+
+
+def _box_pairs_at_least(
+    g: np.ndarray, d: np.ndarray, pair_gt: np.ndarray, pair_pred: np.ndarray, lowest: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index, IoU) of the box pairs with IoU >= ``lowest`` > 0, from (5, N) tables g and d.
+
+    Pairs that do not overlap horizontally have IoU 0: they are dropped after two gathered rows,
+    and the full ``bbIou`` arithmetic (the same operations, so the same values) runs on the rest.
+    """
+    inter_w = np.minimum(np.take(g[2], pair_gt), np.take(d[2], pair_pred))
+    inter_w -= np.maximum(np.take(g[0], pair_gt), np.take(d[0], pair_pred))
+    overlap = np.flatnonzero(inter_w > 0)
+    iou = _box_table_iou(np.take(g, pair_gt[overlap], axis=1), np.take(d, pair_pred[overlap], axis=1))
+    kept = iou >= lowest
+    return overlap[kept], iou[kept]
 
 
 def _mask_iou_pairs(

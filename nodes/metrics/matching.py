@@ -22,18 +22,41 @@ from nodes.metrics.inputs import (
     _masks_from_frame,
     _polygons_from_frame,
 )
-from nodes.metrics.iou import _pair_iou
+from nodes.metrics.iou import pair_iou_function
 
 logger = logging.getLogger(__name__)
 
+#: Default bound on the (ground truth, prediction) pairs whose IoU is held at once (~70 MiB of
+#: working arrays for boxes): matching memory does not grow with the crowding of an image.
+DEFAULT_BLOCK_PAIRS = 2**19
 #: pycocotools caps the matching threshold just below 1 so that ``iou_threshold=1`` still matches
 #: identical boxes whose IoU is 1 up to rounding.
 _MAX_EFFECTIVE_THRESHOLD = 1 - 1e-10
 
 
-# --------------------------------------------------------------------------------------------
-# Detection matching
-# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MatchingStats:
+    """How much pair work one matching did (counted, never timed; the memory bound is checked on it).
+
+    Attributes
+    ----------
+    candidate_pairs : int
+        (ground truth, prediction) pairs of the same item and label: the IoUs computed.
+    kept_pairs : int
+        Pairs with IoU >= the lowest threshold (the only ones that can match).
+    blocks : int
+        Blocks the pairs were processed in.
+    max_block_pairs : int
+        Most pairs materialised at once: ``<= max(block_pairs, largest (item, label) ground truth)``.
+    rounds : int
+        Matching rounds (the most predictions of one label on one item).
+    """
+
+    candidate_pairs: int = 0
+    kept_pairs: int = 0
+    blocks: int = 0
+    max_block_pairs: int = 0
+    rounds: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +85,8 @@ class DetectionMatches:
         Ground-truth object counts per (item, label) that has any ground truth.
     label_start : numpy.ndarray of int64, shape (L + 1,)
         Detections of label code ``k`` are ``label_start[k]:label_start[k + 1]``.
+    stats : MatchingStats
+        The pair work done (see :class:`MatchingStats`).
     """
 
     labels: np.ndarray
@@ -76,6 +101,7 @@ class DetectionMatches:
     gt_label: np.ndarray
     gt_count: np.ndarray
     label_start: np.ndarray
+    stats: MatchingStats = MatchingStats()
 
     @property
     def is_true_positive(self) -> np.ndarray:
@@ -93,6 +119,7 @@ def match_detections(
     predictions: pd.DataFrame,
     iou_threshold: float | Sequence[float] = 0.5,
     geometry: str = "box",
+    block_pairs: int = DEFAULT_BLOCK_PAIRS,
 ) -> DetectionMatches:
     """Match predictions to ground truth per item and label, greedily by confidence (COCO rules).
 
@@ -106,6 +133,10 @@ def match_detections(
     iou_threshold : float or sequence of float
         In (0, 1]; several thresholds are matched in one pass.
     geometry : {"box", "polygon", "mask"}
+    block_pairs : int, default ``DEFAULT_BLOCK_PAIRS`` (2**19)
+        Most candidate pairs whose IoU is held at once. Results do not depend on it; memory does
+        (about 140 bytes a pair for boxes). A single prediction's candidates are never split, so a
+        block can reach the largest number of ground truth of one label on one item.
 
     Returns
     -------
@@ -120,6 +151,10 @@ def match_detections(
     applied as ``1 - 1e-10``, as pycocotools does. No area range or crowd handling is applied
     (COCO ``areaRng="all"``, ``iscrowd=0``) and every prediction is kept (no ``maxDets`` cap).
 
+    Pairs are processed round by round (the r-th most confident prediction of every item and label
+    at once), in blocks of at most ``block_pairs`` pairs cut along that order, so that a crowded
+    image (thousands of boxes of one label) never holds all its pairs at once; ``stats`` counts them.
+
     Examples
     --------
     >>> gt = pd.DataFrame({"item_id": ["a"], "label": ["cat"], "left": [0.0], "top": [0.0],
@@ -129,6 +164,7 @@ def match_detections(
     array([[ True]])
     """
     geometry = _check_interpolation(geometry, GEOMETRIES, "match_detections.geometry")
+    block_pairs = _check_block_pairs(block_pairs, "match_detections.block_pairs")
     thresholds, _ = _check_thresholds(iou_threshold, "match_detections.iou_threshold")
     geometry_columns = GEOMETRY_COLUMNS[geometry]
     gt = _check_frame(ground_truth, "ground_truth", ("item_id", "label", *geometry_columns))
@@ -147,8 +183,35 @@ def match_detections(
     gt_labels, pred_labels, labels = _codes(gt, pred, "label")
     return _match(
         gt_items, gt_labels, gt_geom, pred_items, pred_labels, pred_geom, confidence,
-        item_ids, labels, thresholds, geometry,
+        item_ids, labels, thresholds, geometry, block_pairs,
     )  # fmt: skip
+
+
+def _check_block_pairs(block_pairs: Any, field: str) -> int:
+    if isinstance(block_pairs, bool) or not isinstance(block_pairs, (int, np.integer)) or block_pairs < 1:
+        raise ValueError(f"{field}: {block_pairs!r} is not a positive integer; example: block_pairs=2**19")
+    return int(block_pairs)
+
+
+def _stable_order(key: np.ndarray, bound: int) -> np.ndarray:
+    """``argsort(key, kind="stable")`` for integer keys in ``[0, bound)``, by the fastest exact route.
+
+    Small keys use numpy's radix sort (uint16); otherwise the row number is folded into the key so
+    that every key is unique and the unstable (SIMD) sort gives the stable order.
+
+    Examples
+    --------
+    >>> _stable_order(np.array([2, 0, 2, 1, 0]), 3).tolist()
+    [1, 4, 3, 0, 2]
+    """
+    n = len(key)
+    if bound <= 2**16:
+        return np.argsort(key.astype(np.uint16), kind="stable")
+    if bound * max(n, 1) < 2**63:
+        unique = key * n
+        unique += np.arange(n)
+        return np.argsort(unique)
+    return np.argsort(key, kind="stable")
 
 
 def _match(
@@ -163,9 +226,11 @@ def _match(
     labels: np.ndarray,
     thresholds: np.ndarray,
     geometry: str,
+    block_pairs: int = DEFAULT_BLOCK_PAIRS,
 ) -> DetectionMatches:
-    """Vectorised COCO matching on clean, factorised arrays."""
-    n_labels = len(labels)
+    """Vectorised COCO matching on clean, factorised arrays, pairs in blocks of ``block_pairs``."""
+    n_labels = max(len(labels), 1)
+    n_items = max(len(item_ids), 1)
     n_thresholds = len(thresholds)
     n_gt = len(gt_items)
     n_pred = len(pred_items)
@@ -173,7 +238,7 @@ def _match(
 
     # ground truth: stable sort by group (item-major, then label); rows keep input order in a group
     gt_group_key = gt_items * n_labels + gt_labels
-    gt_order = np.argsort(gt_group_key, kind="stable")
+    gt_order = _stable_order(gt_group_key, n_items * n_labels)
     gt_keys_sorted = gt_group_key[gt_order]
     group_first = np.ones(n_gt, dtype=bool)
     group_first[1:] = gt_keys_sorted[1:] != gt_keys_sorted[:-1]
@@ -181,24 +246,25 @@ def _match(
     group_keys = gt_keys_sorted[group_start]
     group_count = np.diff(np.r_[group_start, n_gt])
 
-    # predictions: dense rank of descending confidence (ties share a rank), then integer sort keys
-    by_confidence = np.argsort(-confidence, kind="stable")
+    # predictions: dense rank of descending confidence (ties share a rank, so any sort will do)
+    by_confidence = np.argsort(-confidence)
     conf_sorted = confidence[by_confidence]
     conf_rank = np.empty(n_pred, dtype=np.int64)
     conf_rank[by_confidence] = np.cumsum(np.r_[False, conf_sorted[1:] != conf_sorted[:-1]])
     n_ranks = int(conf_rank.max()) + 1 if n_pred else 1
     pred_group_key = pred_items * n_labels + pred_labels
-    n_items = len(item_ids)
-    if max(n_items * n_labels, 1) * n_ranks < 2**62 and max(n_labels, 1) * n_ranks * max(n_items, 1) < 2**62:
+    if n_items * n_labels * n_ranks < 2**62:
         # matching order (group, -confidence, input row) and accumulation order
         # (label, -confidence, item, input row) as single stable integer sorts
-        pred_order = np.argsort(pred_group_key * n_ranks + conf_rank, kind="stable")
-        acc_rows = np.argsort((pred_labels * n_ranks + conf_rank) * n_items + pred_items, kind="stable")
+        pred_order = _stable_order(pred_group_key * n_ranks + conf_rank, n_items * n_labels * n_ranks)
+        acc_rows = _stable_order(
+            (pred_labels * n_ranks + conf_rank) * n_items + pred_items, n_items * n_labels * n_ranks
+        )
     else:  # astronomically many keys: multi-key sorts
         pred_order = np.lexsort((conf_rank, pred_group_key))
         acc_rows = np.lexsort((pred_items, conf_rank, pred_labels))
     p_key = pred_group_key[pred_order]
-    # candidate ground truth of each prediction: the rows of its group
+    # candidate ground truth of each (sorted) prediction: the rows of its group
     cand_count = np.zeros(n_pred, dtype=np.int64)
     cand_start = np.zeros(n_pred, dtype=np.int64)
     if len(group_keys):
@@ -206,37 +272,50 @@ def _match(
         has_group = group_keys[pos] == p_key
         cand_count[has_group] = group_count[pos[has_group]]
         cand_start[has_group] = group_start[pos[has_group]]
-    n_pairs = int(cand_count.sum())
-    pair_pred = np.repeat(np.arange(n_pred), cand_count)
-    pair_offset = np.arange(n_pairs) - np.repeat(np.cumsum(cand_count) - cand_count, cand_count)
-    pair_gt = np.repeat(cand_start, cand_count) + pair_offset  # index into the group-sorted gt
-    iou = _pair_iou(gt_geom, pred_geom, gt_order, pred_order, pair_gt, pair_pred, p_key, geometry)
 
-    # pairs below every threshold can never match: drop them before the rounds
-    keep = iou >= effective.min()
-    pair_pred, pair_gt, iou = pair_pred[keep], pair_gt[keep], iou[keep]
-
-    # rank of each prediction inside its group (0 = most confident)
+    # rank of each prediction inside its group (0 = most confident) = its matching round
     new_group = np.ones(n_pred, dtype=bool)
     new_group[1:] = p_key[1:] != p_key[:-1]
     first_of_group = np.maximum.accumulate(np.where(new_group, np.arange(n_pred), 0)) if n_pred else np.zeros(0, int)
     rank = np.arange(n_pred) - first_of_group
 
+    # processing order: round-major, groups in order inside a round; only predictions with candidates
+    active = np.flatnonzero(cand_count)
+    n_rounds = int(rank[active].max()) + 1 if active.size else 0
+    active = active[_stable_order(rank[active], n_rounds)]
+    active_count = cand_count[active]
+    pairs_before = np.zeros(active.size + 1, dtype=np.int64)
+    np.cumsum(active_count, out=pairs_before[1:])
+
+    pair_iou = pair_iou_function(geometry, gt_geom, pred_geom, gt_order, pred_order, p_key)
     matched_gt = np.zeros((n_thresholds, n_gt), dtype=bool)  # indexed by group-sorted gt position
     det_match = np.full((n_thresholds, n_pred), -1, dtype=np.int64)  # group-sorted gt position or -1
-    if iou.size:
+    thr_col = effective[:, None]
+    lowest = effective.min()
+    blocks = kept = max_block = 0
+    lo = 0
+    while lo < active.size:
+        # the longest run of predictions whose pairs fit in the block (at least one prediction)
+        hi = max(int(np.searchsorted(pairs_before, pairs_before[lo] + block_pairs, side="right")) - 1, lo + 1)
+        block_pred = active[lo:hi]
+        counts = active_count[lo:hi]
+        n_pairs = int(pairs_before[hi] - pairs_before[lo])
+        pair_pred = np.repeat(block_pred, counts)
+        # index into the group-sorted gt: the group's start + the pair's offset inside its prediction
+        pair_gt = np.repeat(cand_start[block_pred] - (pairs_before[lo:hi] - pairs_before[lo]), counts)
+        pair_gt += np.arange(n_pairs)
+        # pairs below every threshold can never match: only the others come back
+        keep, iou = pair_iou(pair_gt, pair_pred, lowest)
+        pair_pred, pair_gt = pair_pred[keep], pair_gt[keep]
+        blocks, kept, max_block = blocks + 1, kept + len(iou), max(max_block, n_pairs)
+        lo = hi
+        if not iou.size:
+            continue
+        # rounds in order; a round cut by a block boundary touches disjoint groups on either side
         pair_rank = rank[pair_pred]
-        round_order = np.argsort(pair_rank, kind="stable")
-        pair_pred, pair_gt, iou, pair_rank = (
-            pair_pred[round_order], pair_gt[round_order], iou[round_order], pair_rank[round_order],
-        )  # fmt: skip
-        round_bounds = np.searchsorted(pair_rank, np.arange(int(pair_rank[-1]) + 2))
-        thr_col = effective[:, None]
-        for r in range(len(round_bounds) - 1):
-            lo, hi = round_bounds[r], round_bounds[r + 1]
-            if lo == hi:
-                continue
-            _match_round(pair_pred[lo:hi], pair_gt[lo:hi], iou[lo:hi], thr_col, matched_gt, det_match)
+        bounds = np.flatnonzero(np.r_[True, pair_rank[1:] != pair_rank[:-1], True])
+        for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            _match_round(pair_pred[start:end], pair_gt[start:end], iou[start:end], thr_col, matched_gt, det_match)
 
     # detections in accumulation order: label, -confidence, item, input row
     position = np.empty(n_pred, dtype=np.int64)
@@ -245,22 +324,21 @@ def _match(
     matched_rows = np.full(matched.shape, -1, dtype=np.int64)
     hit = matched >= 0
     matched_rows[hit] = gt_order[matched[hit]]
-    det_rows = acc_rows
     det_label = pred_labels[acc_rows]
-    label_start = np.searchsorted(det_label, np.arange(n_labels + 1))
     return DetectionMatches(
         labels=labels,
         item_ids=item_ids,
         iou_thresholds=thresholds,
         det_label=det_label,
-        det_item=pred_items[det_rows],
-        det_confidence=confidence[det_rows],
-        det_row=det_rows,
+        det_item=pred_items[acc_rows],
+        det_confidence=confidence[acc_rows],
+        det_row=acc_rows,
         det_matched_row=matched_rows,
-        gt_item=group_keys // max(n_labels, 1),
-        gt_label=group_keys % max(n_labels, 1),
+        gt_item=group_keys // n_labels,
+        gt_label=group_keys % n_labels,
         gt_count=group_count.astype(np.int64),
-        label_start=label_start,
+        label_start=np.searchsorted(det_label, np.arange(len(labels) + 1)),
+        stats=MatchingStats(int(pairs_before[-1]), kept, blocks, max_block, n_rounds),
     )
 
 
