@@ -96,8 +96,11 @@ def test_instance_class_scores_give_margin_and_entropy():
     boxes = [box(0.7, scores=[0.7, 0.3]), box(0.9, scores=[0.9, 0.05, 0.05])]
     assert one(boxes, "margin", "max") == (pytest.approx(1 - 0.4), False)
     assert one(boxes, "margin", "mean")[0] == pytest.approx((0.6 + 0.15) / 2)
-    ent = [scipy_entropy([0.7, 0.3]) / math.log(2), scipy_entropy([0.9, 0.05, 0.05]) / math.log(3)]
-    assert one(boxes, "entropy", "max")[0] == pytest.approx(max(ent))
+    # K unknown: a vector is a whole distribution; the pool shares log(3), its longest vector
+    ent = [scipy_entropy([0.7, 0.3]) / math.log(3), scipy_entropy([0.9, 0.05, 0.05]) / math.log(3)]
+    assert one(boxes, "entropy", "max") == (pytest.approx(max(ent)), False)
+    ent = [scipy_entropy([0.7, 0.3, 0, 0]) / math.log(4), scipy_entropy([0.9, 0.05, 0.05, 0]) / math.log(4)]
+    assert one(boxes, "entropy", "max", n_classes=4) == (pytest.approx(max(ent)), False)
 
 
 def test_mixed_item_rolls_class_uncertainty_up_with_instances():

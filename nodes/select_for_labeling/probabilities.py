@@ -103,6 +103,7 @@ def completed_uncertainty(
     strategy: str,
     n_classes: int | None,
     whole: np.ndarray | bool = False,
+    unknown_k: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Uncertainty in [0, 1] of uploaded top-k probabilities, each row completed to the model's ``K`` classes.
 
@@ -119,6 +120,10 @@ def completed_uncertainty(
     whole : bool or array of bool
         Rows that are the model's whole distribution (a class-score vector): with ``K`` unknown
         their length is ``K``.
+    unknown_k : int, optional
+        With ``K`` unknown, the stand-in entropy is divided by: ``log max(unknown_k, 2)``, e.g.
+        the most classes uploaded on any item of the pool, so one pool shares one normaliser and
+        the ranking is that of Shannon entropy (default: each row's own k).
 
     Returns
     -------
@@ -130,7 +135,8 @@ def completed_uncertainty(
     exact : numpy.ndarray of bool
         Whether the row was scored by ``strategy``. Always with ``K`` known. With ``K`` unknown:
         margin needs k ≥ 2 (p1 and p2 are then exact); entropy needs k ≥ 2 and a whole
-        distribution (``whole``, or Σp ≥ 1 − :data:`COMPLETE_TOLERANCE`), normalised by log k.
+        distribution (``whole``, or Σp ≥ 1 − :data:`COMPLETE_TOLERANCE`), normalised by
+        log ``unknown_k``.
         Where ``exact`` is ``False`` the value is least confidence.
 
     Examples
@@ -162,7 +168,8 @@ def completed_uncertainty(
         if strategy == "margin":
             value = 1.0 - (p1 - p2)
         else:
-            value = _entropy(top, np.zeros(n), np.zeros(n, dtype=int)) / np.log(np.maximum(lengths, 2))
+            reference = np.maximum(lengths if unknown_k is None else np.maximum(lengths, int(unknown_k)), 2)
+            value = _entropy(top, np.zeros(n), np.zeros(n, dtype=int)) / np.log(reference)
         return np.clip(np.where(exact, value, least), 0.0, 1.0), exact
     k_row = np.maximum(np.maximum(lengths, int(n_classes)), 2)
     n_missing = k_row - lengths

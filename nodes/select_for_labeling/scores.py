@@ -296,8 +296,9 @@ class _Units:
     def score(self, strategy: str, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Per unit (in the order added): the uncertainty and whether it is ``strategy``'s."""
         values, exact = [], []
+        unknown_k = None if n_classes is not None else max(int(lengths.max()) for lengths in self.lengths)
         for rows, lengths, whole in zip(self.rows, self.lengths, self.whole, strict=True):
-            v, e = completed_uncertainty(rows, lengths, strategy, n_classes, whole)
+            v, e = completed_uncertainty(rows, lengths, strategy, n_classes, whole, unknown_k)
             values.append(v)
             exact.append(e)
         return np.concatenate(values), np.concatenate(exact)
@@ -346,8 +347,9 @@ def score_items(
     :func:`~nodes.select_for_labeling.probabilities.completed_uncertainty`: the uploaded top-k
     completed to ``K`` classes by spreading the missing mass evenly (Settles, 2009, for the
     formulas; entropy divided by log K). With ``K`` unknown, margin needs two uploaded classes and
-    entropy a whole distribution; if any unit of the pool lacks them, the pool is scored by least
-    confidence and ``strategy_used`` says so. Cost: a few vectorised passes over the records (no
+    entropy a whole distribution (divided by the log of the most classes uploaded on any unit of
+    the pool); if any unit of the pool lacks them, the pool is scored by least confidence and
+    ``strategy_used`` says so. Cost: a few vectorised passes over the records (no
     per-item Python loop), plus one loop over the records that carry a ``scores`` vector.
 
     Examples
