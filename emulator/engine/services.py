@@ -22,6 +22,7 @@ from typing import Any
 
 from emulator.engine import executions as ex
 from emulator.engine.codebase import codebase_item_id, find_function, find_module, unpack_zip
+from emulator.engine.models import OPERATIONS, adapter_module, operation_inputs
 from emulator.engine.runtime import Replica
 from emulator.store.base import ApiError, clone
 
@@ -161,6 +162,8 @@ class Engine:
                 raise ApiError(503, "the local platform's engine is not started: executions cannot run")
             owner, what = self.store.code_owner(service)
             module = find_module(owner, service.get("moduleName"), what)
+            if (service.get("metadata") or {}).get("ml"):
+                module = adapter_module(module)
             folder = tempfile.mkdtemp(prefix=f"service-{service['name'][:40]}-", dir=self.workdir)
             code_dir = os.path.join(folder, "code")
             os.makedirs(code_dir)
@@ -221,6 +224,34 @@ class Engine:
         except RuntimeError:  # the pool was shut down (service stopped)
             self._finish(execution["id"], "failed", message="the service was stopped before the execution ran")
         return execution
+
+    def run_model_operation(
+        self,
+        model_id: str,
+        operation: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        pipeline: Mapping[str, Any] | None = None,
+        on_done: OnDone | None = None,
+        service_config: Mapping[str, Any] | None = None,
+    ) -> dict:
+        """Run ``predict`` / ``embed`` (``items``: item ids, or ``item``), ``train`` or
+        ``evaluate`` (``dataset``, ``filters``) on the model's service of that kind (created on
+        first use); returns the new execution's JSON (``execution.model`` names the model and
+        the operation)."""
+        if operation not in OPERATIONS:
+            raise ApiError(400, f"model operation {operation!r} is not one of {sorted(OPERATIONS)}")
+        kind, function = OPERATIONS[operation]
+        arguments = operation_inputs(operation, model_id, dict(inputs or {}))
+        service = self.store.model_service(model_id, kind, service_config)
+        return self.submit(
+            service["id"],
+            function,
+            arguments,
+            pipeline=pipeline,
+            on_done=on_done,
+            model={"modelId": model_id, "operation": operation},
+        )
 
     def rerun(self, execution_id: str) -> dict:
         """``POST /executions/{id}/rerun``: a new execution with the same service, function and input."""

@@ -17,7 +17,7 @@ from emulator.store.datasets import DatasetsMixin
 from emulator.store.features import FeaturesMixin
 from emulator.store.items import ItemsMixin
 from emulator.store.metrics import MetricsMixin
-from emulator.store.models import ModelsMixin
+from emulator.store.models import ModelOperationsMixin, ModelsMixin
 from emulator.store.pipelines import PipelinesMixin
 from emulator.store.projects import ProjectsMixin
 from emulator.store.queries import QueriesMixin
@@ -34,6 +34,7 @@ class Store(
     ItemsMixin,
     AnnotationsMixin,
     ModelsMixin,
+    ModelOperationsMixin,
     MetricsMixin,
     PipelinesMixin,
     AppsMixin,

@@ -122,6 +122,9 @@ class AppsMixin(StoreBase):
                     "routes": {},
                     "compositionId": None,
                     "metadata": {"system": {}},
+                    # dtlpy entities/app.py ``App.from_json`` reads the app's DPK from ``dpk``
+                    # (``app.dpk.components.models`` is what ``models.create(app=...)`` looks in)
+                    "dpk": clone(dpk),
                 }
             )
             self.tables["apps"][app_id] = app
@@ -129,12 +132,48 @@ class AppsMixin(StoreBase):
             try:
                 for module in (dpk.get("components") or {}).get("modules") or []:
                     self.ensure_module_service(project_id, app, module["name"])
+                for entry in (dpk.get("components") or {}).get("models") or []:
+                    self._install_model(project_id, app, dpk, entry)
             except ApiError:
                 del self.tables["apps"][app_id]
                 for service_id in self.services_of_app(app_id):
                     del self.tables["services"][service_id]
                 raise
             return clone(app)
+
+    def _install_model(self, project_id: str, app: Mapping[str, Any], dpk: Mapping[str, Any], entry: Any) -> None:
+        """A ``components.models`` entry becomes a model of the project (dtlpy tests: "Model object
+        with the same name should be exist" after install; fields as dtlpy ``models.create`` with
+        ``app`` sends them). A model of that name already there is kept (assumption)."""
+        if not isinstance(entry, Mapping) or not entry.get("name"):
+            raise ApiError(400, "components.models entries need a 'name'")
+        if any(
+            m["name"] == entry["name"] and m["context"]["project"] == project_id for m in self.tables["models"].values()
+        ):
+            return
+        self.create_model(
+            {
+                "name": entry["name"],
+                "projectId": project_id,
+                "packageId": dpk["id"],
+                "moduleName": entry.get("moduleName"),
+                "labels": list(entry.get("labels") or []),
+                "configuration": clone(entry.get("configuration") or {}),
+                "status": entry.get("status", "pre-trained"),
+                "description": entry.get("description"),
+                "tags": list(entry.get("tags") or []),
+                "inputType": entry.get("inputType", "image"),
+                "outputType": entry.get("outputType", "box"),
+                "metadata": clone(entry.get("metadata") or {}),
+                "app": {
+                    "id": app["id"],
+                    "componentName": entry["name"],
+                    "dpkName": dpk["name"],
+                    "dpkVersion": dpk["version"],
+                    "dpkId": dpk.get("baseId", dpk["id"]),
+                },
+            }
+        )
 
     def get_app(self, app_id: str) -> dict:
         return self.get("apps", app_id)

@@ -1,5 +1,6 @@
 """Models (``/ml/models``): created in a project from a package (name unique per project), read,
-cloned (asynchronously), patched, deleted and queried. Sources, what a clone copies and the
+cloned (asynchronously), patched, deleted and queried; deployed, trained, evaluated and asked to
+predict through model services (:class:`ModelOperationsMixin`, :mod:`emulator.engine.models`). Sources, what a clone copies and the
 assumptions: emulator/README.md ("Endpoints", "Sources by module").
 """
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from emulator.engine import executions as ex
+from emulator.engine.codebase import compute_config, find_module
+from emulator.engine.models import service_body as model_service_body
 from emulator.store.base import (
     CREATOR,
     ApiError,
@@ -192,3 +196,106 @@ def _check_string_list(value: Any, field: str) -> None:
     ":param list tags: `list` of `str`"; ``labels`` likewise); anything else is a 400."""
     if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         raise ApiError(400, f"{field} must be a list of strings")
+
+
+class ModelOperationsMixin(StoreBase):
+    """``POST /ml/models/{id}/deploy|train|evaluate|predict|embed``: model services and their
+    executions (:mod:`emulator.engine.models`); the model's status follows them."""
+
+    def model_service(self, model_id: str, kind: str, service_config: Mapping[str, Any] | None = None) -> dict:
+        """The model's ``kind`` service (``deploy`` / ``train`` / ``evaluate``), created when
+        missing from the model's app module; a deploy service is recorded in
+        ``metadata.system.deploy.services``."""
+        if service_config is not None and not isinstance(service_config, Mapping):
+            raise ApiError(400, "serviceConfig must be an object")
+        with self.lock:
+            model = self._get("models", model_id)
+            for service in self.tables["services"].values():
+                ml = (service.get("metadata") or {}).get("ml") or {}
+                if ml.get("modelId") == model_id and ml.get("modelOperation") == kind and not service.get("archive"):
+                    return clone(service)
+            dpk = self.tables["dpks"].get(model.get("packageId"))
+            if dpk is None:
+                raise ApiError(
+                    400,
+                    f"model {model['name']!r}: its package {model.get('packageId')!r} is not a published app (dpk) "
+                    "with a codebase, so the local platform has no adapter to run; publish a model app "
+                    "(components.models + a module naming the adapter class) and create the model from it",
+                )
+            module = find_module(dpk, model.get("moduleName"), f"app {dpk['name']!r}")
+            config = {**compute_config(dpk, module), **dict(service_config or {})}
+            service = self._new_service(model_service_body(model, kind, dpk, config))
+            if kind == "deploy":
+                system = model.setdefault("metadata", {}).setdefault("system", {})
+                deploy = system.setdefault("deploy", {})
+                deploy["services"] = [*deploy.get("services", []), service["id"]]
+                model["updatedAt"] = now_iso()
+            return clone(service)
+
+    def deploy_model(self, model_id: str, body: Mapping[str, Any]) -> dict:
+        """``model.deploy()``: the deploy service; the model's status becomes ``deployed``."""
+        service = self.model_service(model_id, "deploy", body.get("serviceConfig"))
+        with self.lock:
+            model = self._get("models", model_id)
+            model["status"] = "deployed"
+            model["updatedAt"] = now_iso()
+        return service
+
+    def _operation(self, model_id: str, operation: str, body: Mapping[str, Any]) -> dict:
+        body_input = body.get("input") if isinstance(body.get("input"), Mapping) else {}
+        config = body.get("config") if isinstance(body.get("config"), Mapping) else {}
+        inputs: dict[str, Any] = {}
+        if operation in ("predict", "embed"):
+            if body_input.get("datasetId") is not None:
+                raise ApiError(501, f"model {operation} over a dataset (datasetId) is not implemented by the emulator")
+            inputs["items"] = body_input.get("itemIds") or []
+            with self.lock:
+                model = self._get("models", model_id)
+                deployed = (model.get("metadata") or {}).get("system", {}).get("deploy", {}).get("services") or []
+            if config.get("serviceId") is not None and config["serviceId"] not in deployed:
+                raise ApiError(400, f"service {config['serviceId']!r} is not a deploy service of model {model_id!r}")
+            if not deployed:
+                raise ApiError(400, f"model {model['name']!r} is not deployed; deploy it before {operation}")
+        elif operation == "evaluate":
+            inputs = {"dataset": body_input.get("datasetId"), "filters": body_input.get("datasetQuery")}
+            self._get("datasets", inputs["dataset"]) if inputs["dataset"] else None
+            config = config.get("serviceConfig") or {}
+        else:
+            config = body.get("serviceConfig") or {}
+        return self.engine.run_model_operation(model_id, operation, inputs, service_config=config or None)
+
+    def train_model(self, model_id: str, body: Mapping[str, Any]) -> dict:
+        return self._operation(model_id, "train", body)
+
+    def evaluate_model(self, model_id: str, body: Mapping[str, Any]) -> dict:
+        return self._operation(model_id, "evaluate", body)
+
+    def predict_model(self, model_id: str, body: Mapping[str, Any]) -> dict:
+        return self._operation(model_id, "predict", body)
+
+    def embed_model(self, model_id: str, body: Mapping[str, Any]) -> dict:
+        return self._operation(model_id, "embed", body)
+
+    def model_operation_ended(self, execution: Mapping[str, Any]) -> None:
+        """After a model operation: a failed training leaves the model ``failed``; an evaluation
+        records its dataset in ``metadata.system.evaluate.datasets``; train / evaluate services
+        are archived once idle."""
+        ml = execution.get("model") or {}
+        status = (execution.get("latestStatus") or {}).get("status")
+        with self.lock:
+            model = self.tables["models"].get(ml.get("modelId"))
+            if model is not None and ml.get("operation") == "train" and status != "success":
+                model["status"] = "failed"
+                model["updatedAt"] = now_iso()
+            if model is not None and ml.get("operation") == "evaluate" and status == "success":
+                evaluate = model.setdefault("metadata", {}).setdefault("system", {}).setdefault("evaluate", {})
+                dataset_id = (execution.get("input") or {}).get("dataset")
+                evaluate["datasets"] = [*[d for d in evaluate.get("datasets", []) if d != dataset_id], dataset_id]
+            service = self.tables["services"].get(execution.get("serviceId"))
+            kind = ((service or {}).get("metadata") or {}).get("ml", {}).get("modelOperation")
+            busy = any(
+                e["serviceId"] == execution.get("serviceId") and e["id"] != execution.get("id") and not ex.is_final(e)
+                for e in self.tables["executions"].values()
+            )
+        if kind in ("train", "evaluate") and not busy:
+            self.archive_service(service["id"])
