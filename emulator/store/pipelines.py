@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.store.base import CREATOR, ApiError, StoreBase, clone, now_iso, patch_of
-
-#: dtlpy entities/execution.py ExecutionStatus values.
-EXECUTION_STATUSES = ("created", "in-progress", "success", "failed", "aborted", "rerun", "terminated")
+from emulator.store.base import ApiError, StoreBase, clone, now_iso, patch_of
 
 
 def _ports(node: Mapping[str, Any], side: str) -> set[str]:
@@ -190,48 +187,3 @@ class PipelinesMixin(StoreBase):
         with self.lock:
             self._get("pipelines", pipeline_id)
             del self.tables["pipelines"][pipeline_id]
-
-    # ------------------------------------------------------------------ executions
-    def record_execution(
-        self, execution_id: str, project_id: str, pipeline: Mapping[str, Any], node: Mapping[str, Any]
-    ) -> dict:
-        """The execution the platform records when ``node`` of ``pipeline`` runs (for ``make_context``)."""
-        with self.lock:
-            execution = self._base("executions", execution_id)
-            namespace = node.get("namespace") or {}
-            execution.update(
-                {
-                    "projectId": project_id,
-                    "serviceId": namespace.get("serviceName"),
-                    "serviceName": namespace.get("serviceName"),
-                    "functionName": namespace.get("functionName"),
-                    "packageName": namespace.get("packageName"),
-                    "pipeline": {"id": pipeline["id"], "nodeId": node["id"], "executionId": f"pexec-{execution_id}"},
-                    "input": {},
-                    "output": None,
-                    "status": [{"status": "in-progress", "timestamp": now_iso(), "percentComplete": 0}],
-                    "latestStatus": {"status": "in-progress", "timestamp": now_iso(), "percentComplete": 0},
-                    "attempts": 1,
-                    "maxAttempts": 3,
-                    "creator": CREATOR,
-                }
-            )
-            self.tables["executions"][execution_id] = execution
-            return clone(execution)
-
-    def get_execution(self, execution_id: str) -> dict:
-        return self.get("executions", execution_id)
-
-    def query_faas(self, body: Mapping[str, Any], encoded: bool = False) -> dict | bytes:
-        """``POST /query/faas``: executions and packages by ``resource`` (dtlpy executions.list /
-        packages.list); the other FaaS resources (services, triggers...) are not implemented."""
-        if not isinstance(body, Mapping):
-            raise ApiError(400, "query body must be a JSON object")
-        resource = body.get("resource")
-        if resource == "executions":
-            table = self.tables["executions"]
-        elif resource == "packages":
-            table = self.tables["packages"]
-        else:
-            raise ApiError(501, f"POST /query/faas with resource {resource!r} is not implemented by the emulator")
-        return self._query_table(body, sorted(table), table, encoded)
