@@ -1,9 +1,8 @@
-"""Pipelines (``/pipelines``) and their executions (``/executions``, ``/query/faas``).
+"""Pipelines (``/pipelines``); executions are in ``store/services.py``.
 
 A pipeline is created from its JSON, its graph checked (unique node ids, connections and start
 nodes naming existing nodes and ports, unique variable names), queried, read, updated,
-installed / paused and deleted. Executions are recorded by ``LocalPlatform.make_context`` (no
-runtime) and read and listed. Sources and assumptions: emulator/README.md, "Sources by module".
+installed / paused and deleted. Sources and assumptions: emulator/README.md, "Sources by module".
 """
 
 from __future__ import annotations
