@@ -378,13 +378,13 @@ def test_what_is_not_implemented_is_refused_naming_the_route(platform: LocalPlat
     """Documented routes the emulator does not serve answer 501 naming the route; unknown paths
     404 and known paths with another method 405, both naming the route (never a guess).
 
-    Source of "documented route": dtlpy 1.126.5 (``repositories/pipelines.py`` ``execute`` posts
-    ``/pipelines/{id}/execute``) and the public OpenAPI description of the REST API
+    Source of "documented route": dtlpy 1.126.5 (``repositories/pipeline_executions.py`` ``rerun``
+    posts ``/pipelines/{id}/executions/rerun``) and the public OpenAPI description of the REST API
     (``/api/v1`` paths). The status codes are this emulator's own rule (moto-style refusal,
     emulator/README.md "Endpoints"): the platform serves these routes."""
     pipeline = project.pipelines.create(pipeline_json=_template(project))
-    answer = _raw(platform, "POST", f"/pipelines/{pipeline.id}/execute", json={})
-    assert answer.status_code == 501 and "/pipelines/{id}/execute" in answer.json()["message"]
+    answer = _raw(platform, "POST", f"/pipelines/{pipeline.id}/executions/rerun", json={})
+    assert answer.status_code == 501 and "/pipelines/{id}/executions/rerun" in answer.json()["message"]
     assert _raw(platform, "GET", "/no/such/thing").status_code == 404
     wrong = _raw(platform, "PUT", "/annotationtasks/query", json={})
     assert wrong.status_code == 405 and "/annotationtasks/query" in wrong.json()["message"]
@@ -438,4 +438,5 @@ def test_items_in_a_dot_folder_are_hidden(platform: LocalPlatform, dataset):
     assert hidden.id not in default and visible.id in default
     filters = dl.Filters(use_defaults=False)
     filters.add(field="hidden", values=True)
+    filters.add(field="type", values="file")  # the folder's own directory item is hidden too
     assert [i.id for i in dataset.items.list(filters=filters).all()] == [hidden.id]

@@ -146,7 +146,9 @@ class PipelineRuntime:
             except TriggerError as error:
                 raise ApiError(400, f"pipeline {error}") from None
             composition = self._composition(pipeline)
-            services = {n["id"]: self._node_service(pipeline, n) for n in pipeline["nodes"] if n["type"] in FAAS_TYPES}
+            services = {
+                n["id"]: self._service_or_none(pipeline, n) for n in pipeline["nodes"] if n["type"] in FAAS_TYPES
+            }
             for node in pipeline["nodes"]:
                 if node["type"] == "task":
                     self._node_task(pipeline, composition, node, None)
@@ -208,6 +210,17 @@ class PipelineRuntime:
             composition.update({"pipelineId": pipeline["id"], "projectId": pipeline.get("projectId"), "tasks": []})
             table[composition_id] = composition
         return composition
+
+    def _service_or_none(self, pipeline: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
+        """The node's service id, or ``None`` when its app is not installed yet: install goes on
+        and the node's runs fail naming the missing app (an assumption; Dataloop's answer to a
+        pipeline whose app is missing is undocumented)."""
+        try:
+            return self._node_service(pipeline, node)
+        except ApiError as error:
+            if error.status != 400:
+                raise
+            return None
 
     def _node_service(self, pipeline: Mapping[str, Any], node: Mapping[str, Any]) -> str:
         """The id of the service a custom / function / code node executes on."""
@@ -458,9 +471,12 @@ class PipelineRuntime:
 
     def _run_faas(self, cycle_id: str, node: Mapping[str, Any], inputs: dict) -> None:
         composition = self.store.tables[COMPOSITIONS][self._pipeline(cycle_id)["compositionId"]]
-        service_id = next((s["serviceId"] for s in composition["services"] if s["nodeId"] == node["id"]), None)
-        if service_id is None:
+        entry = next((s for s in composition["services"] if s["nodeId"] == node["id"]), None)
+        if entry is None:
             raise routing.RoutingError("no service: re-install the pipeline")
+        if entry["serviceId"] is None:  # the app was missing at install: try again, or fail naming it
+            entry["serviceId"] = self._node_service(self._pipeline(cycle_id), node)
+        service_id = entry["serviceId"]
         function = (node.get("namespace") or {}).get("functionName") or "run"
         on_done = self._callback(cycle_id, node["id"])
         try:

@@ -90,6 +90,10 @@ class ItemsMixin(StoreBase):
                 self.blobs[existing_id] = bytes(data)
                 index.touch()
                 return item, "overwrite"
+            if directory not in ("", "/") and directory not in index.by_filename:
+                # a folder's directory item comes with the first upload into it (dtlpy
+                # repositories/codebases.py ``list`` finds codebases by their ``type: dir`` items)
+                self._put_item(dataset_id, directory, b"", None, "skip", None, "dir")
             item_id = self.ids.new()
             item = self._base("items", item_id)
             item.update(
@@ -100,7 +104,7 @@ class ItemsMixin(StoreBase):
                     "name": name,
                     "dir": directory or "/",
                     "type": item_type,
-                    "hidden": in_hidden_folder(directory),
+                    "hidden": in_hidden_folder(filename if item_type == "dir" else directory),
                     "metadata": item_metadata,
                     "annotated": False,
                     "annotationsCount": 0,
@@ -117,7 +121,8 @@ class ItemsMixin(StoreBase):
             insert_sorted(index.item_ids, item_id)
             index.by_filename[filename] = item_id
             index.touch()
-            self.on_item_created(item)  # event triggers of installed pipelines (store/pipelines.py)
+            if item_type == "file":
+                self.on_item_created(item)  # event triggers of installed pipelines (store/pipelines.py)
             return item, "created"
 
     def bulk_create_items(self, dataset_id: str, entries: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -197,7 +202,8 @@ class ItemsMixin(StoreBase):
     def items_of(self, dataset_id: str) -> list[dict]:
         with self.lock:
             index = self._index(dataset_id)
-            return [clone(self.tables["items"][i]) for i in index.item_ids]
+            items = (self.tables["items"][i] for i in index.item_ids)
+            return [clone(item) for item in items if item.get("type") != "dir"]  # files: directories left out
 
 
 def _shebang(data: bytes, mimetype: str) -> dict | None:
