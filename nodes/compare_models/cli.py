@@ -1,21 +1,28 @@
 """Compare Models from a terminal: ``python main.py compare --previous ID --new ID [--dataset ID]``.
 
 Writes ``report.md`` and ``pr_curves.png`` to ``--out``; read only unless ``--store``.
-Every option is checked before the first request (ids are plain ids, ``--out`` is a folder
-that can be created, ``--config`` is a readable JSON file with a valid compare config), then
-the entities are fetched and checked to belong to one project; any bad option exits with code
-2 and a message naming it, and nothing is written.
+Every option is checked before the first request (ids are plain ids, ``--config`` a regular JSON
+file within its size limit holding a valid compare config, ``--out`` a folder that is created and
+proved writable with a probe file), then the entities are fetched and checked to belong to one
+project; a bad option, or a platform that is not logged in or not reachable, exits with code 2
+and one line naming it, and nothing is written (a folder made for ``--out`` is removed again).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from nodes.common.cli import (
+    PlatformUnavailable,
+    check_platform,
+    platform_failure,
+    prepare_out_dir,
+    read_config_text,
+)
 from nodes.common.limits import MAX_BYTES, loads_json_text, shorten
 from nodes.compare_models.config import CompareConfig
 from nodes.compare_models.node import _check_inputs, compare, store_report
@@ -85,11 +92,12 @@ def check_plain_id(option: str, value: Any, kind: str) -> str:
 
 
 def check_out_folder(value: str) -> Path:
-    """``--out`` as a folder that exists or can be created, where the report files can be written.
+    """``--out`` as a name that can be a folder for the report files (no file system write).
 
     An existing folder is used (``report.md`` and ``pr_curves.png`` in it are replaced); an
-    existing file, a path under a file, a report file name taken by a folder or a folder that is
-    not writable is a ``ValueError`` naming ``--out``. Nothing is created here.
+    existing file, a path under a file or a report file name taken by a folder is a ``ValueError``
+    naming ``--out``. Nothing is created here; whether the place is writable is proved by writing
+    (``nodes.common.cli.prepare_out_dir``), not by permission bits.
 
     Examples
     --------
@@ -120,39 +128,21 @@ def check_out_folder(value: str) -> Path:
         raise ValueError(
             f"--out: {shorten(str(existing), 120)} is a file, so {shorten(value, 120)} cannot be created; {fix}"
         )
-    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: {shorten(str(existing), 120)} is not writable; {fix}")
     return out
 
 
 def read_config_file(path: str | None) -> CompareConfig:
     """The ``--config`` file parsed and validated (the packaged default when ``path`` is None).
 
+    Only a regular file is read, and at most twice ``MAX_BYTES`` of it
+    (``nodes.common.cli.read_config_text``: ``/dev/zero``, a FIFO or a folder is refused unread).
     Every problem is a ``ValueError`` naming ``--config`` (unreadable, not UTF-8, not JSON,
     nested too deep to parse) or the field of ``compare_config`` that is wrong.
     """
     if path is None:
         return CompareConfig.from_json(None)
     fix = "give the path of a compare_config JSON file, e.g. --config pipeline_configs/compare_configurations.json"
-    if not path or _CONTROL.search(path):
-        raise ValueError(f"--config: {shorten(path, 120)} is not a file name; {fix}")
-    try:
-        size = os.path.getsize(path)
-        if os.path.isdir(path):
-            raise ValueError(f"--config: {shorten(path, 120)} is a folder; {fix}")
-        if size > 2 * MAX_BYTES:
-            raise ValueError(
-                f"--config {shorten(path, 120)}: {size:,} bytes, larger than a compare config may be "
-                f"({MAX_BYTES:,} bytes of JSON); give the compare_config file"
-            )
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"--config {shorten(path, 120)}: not UTF-8 text ({error.reason}); save the file as UTF-8"
-        ) from None
-    except OSError as error:
-        raise ValueError(f"--config: {shorten(path, 120)} cannot be read ({error.strerror or error}); {fix}") from None
+    text = read_config_text(path, "--config", max_bytes=2 * MAX_BYTES, fix=fix)
     # the file's size is bounded above (whitespace allowed); the parsed value is bounded by from_json
     raw = loads_json_text(
         text,
@@ -246,36 +236,47 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run the comparison from a terminal; write ``report.md`` and ``pr_curves.png`` to ``--out``.
 
     Read only unless ``--store``. Exit code 0 (the decision is in the report), 2 on bad input
-    (the message names the option or the config field; nothing is written, ``--out`` is not
-    created).
+    (the message names the option or the config field) or when the platform is not logged in or
+    not reachable (one line saying how to log in or start the local platform); then nothing is
+    written and a folder made for ``--out`` is removed again.
 
     Examples
     --------
     >>> # python main.py compare --previous <id> --new <id> --dataset <id> --out report/
     """
+    out = None
     try:
         check_plain_id("--previous", args.previous, "model")
         check_plain_id("--new", args.new, "model")
         if args.dataset is not None:
             check_plain_id("--dataset", args.dataset, "dataset")
-        out = check_out_folder(args.out)
+        check_out_folder(args.out)
         config = read_config_file(args.config)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
+        out = prepare_out_dir(args.out, "--out", "--out compare_report", REPORT_FILES)
+        check_platform()
         previous_model, new_model, dataset = _resolve(args)
         _check_inputs(previous_model, new_model, config, dataset)
         comparison = compare(previous_model, new_model, config, dataset)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
+    except (ValueError, PlatformUnavailable) as error:
+        return _refuse(str(error), out)
+    except Exception as error:
+        message = platform_failure(error)
+        if message is None:
+            raise
+        return _refuse(message, out)
     report = comparison.report
-    (out / "report.md").write_text(report.markdown(previous_model.name, new_model.name), encoding="utf-8")
-    plot_pr_curves(comparison.evaluation, out / "pr_curves.png", previous_model.name, new_model.name)
+    (out.path / "report.md").write_text(report.markdown(previous_model.name, new_model.name), encoding="utf-8")
+    plot_pr_curves(comparison.evaluation, out.path / "pr_curves.png", previous_model.name, new_model.name)
     if args.store:
         store_report(new_model, report, tag_decision=False)
     print(report.table())
-    print(f"wrote {out / 'report.md'} and {out / 'pr_curves.png'}")
+    print(f"wrote {out.path / 'report.md'} and {out.path / 'pr_curves.png'}")
     return 0
+
+
+def _refuse(message: str, out: Any) -> int:
+    """Print ``error: <message>`` on one line to stderr, remove a folder made for ``--out``; exit code 2."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    if out is not None:
+        out.discard_if_unused()
+    return 2

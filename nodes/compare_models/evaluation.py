@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from nodes import metrics
+from nodes.common.limits import cut
 from nodes.compare_models.config import PrecisionRecallConfig
 from nodes.compare_models.records import EvaluationTables
 from nodes.compare_models.votes import Vote, judge_vote
@@ -104,6 +105,7 @@ def check_tables(
     dataset_label: str,
     n_test_items: int,
     predicted_items: dict[str, int] | None = None,
+    skipped: dict[str, Sequence[dict]] | None = None,
 ) -> None:
     """Refuse to compare only what cannot be compared; every message says what to do.
 
@@ -123,6 +125,10 @@ def check_tables(
     predicted_items : dict, optional
         ``{"previous": n, "new": n}``: test items holding at least one prediction of each
         model, of any type and label (``prediction_coverage``). Default: counted from ``tables``.
+    skipped : dict, optional
+        ``{"previous": [...], "new": [...]}``: each model's malformed predictions that were left
+        out (``records.read_annotations``); a model refused for having no prediction is told
+        which of its annotations were skipped.
 
     Examples
     --------
@@ -149,11 +155,36 @@ def check_tables(
         else:
             count = sum(len(getattr(t, attr)) for t in tables.values())
         if count == 0:
+            bad = list((skipped or {}).get(attr) or [])
+            if bad:
+                raise ValueError(
+                    f"{label} has no well-formed predictions on the {n_test_items} test-subset items of "
+                    f"{dataset_label}: all {len(bad)} of its predictions there were malformed and skipped "
+                    f"({skipped_examples(bad)}); fix or re-upload them (run Evaluate again for this model)"
+                )
             raise ValueError(
                 f"{label} has no predictions on any of the {n_test_items} test-subset items of {dataset_label}: "
                 f"it was never evaluated there; run Evaluate on {dataset_label.removeprefix('dataset ')} first "
                 f"(for this model)"
             )
+
+
+def skipped_examples(skipped: Sequence[dict], limit: int = 3) -> str:
+    """The first ``limit`` skipped annotations as ``annotation <id> on item <id>: <reason>`` (cut).
+
+    Examples
+    --------
+    >>> skipped_examples([{"annotationId": f"a{i}", "itemId": "i1", "reason": "empty coordinates"} for i in range(5)])
+    'annotation a0 on item i1: empty coordinates; annotation a1; annotation a2; ... and 2 more'
+    """
+    shown = [
+        f"annotation {cut(entry.get('annotationId'), 40)} on item {cut(entry.get('itemId'), 40)}: "
+        f"{cut(entry.get('reason'), 80)}"
+        for entry in skipped[:1]
+    ]
+    shown += [f"annotation {cut(entry.get('annotationId'), 40)}" for entry in skipped[1:limit]]
+    more = len(skipped) - min(len(skipped), limit)
+    return "; ".join(shown) + (f"; ... and {more} more" if more else "")
 
 
 def percentile_interval(delta: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -202,6 +202,10 @@ def compare(previous_model: Any, new_model: Any, config: CompareConfig, dataset:
             dataset_label,
             len(item_ids),
             predicted_items={"previous": coverage["previous"]["items"], "new": coverage["new"]["items"]},
+            skipped={
+                "previous": [s for s in skipped if s.get("modelId") == previous_model.id],
+                "new": [s for s in skipped if s.get("modelId") == new_model.id],
+            },
         )
         if coverage["warning"]:
             logger.warning("%s", coverage["warning"])

@@ -278,6 +278,18 @@ def _unreadable_reason(doc: dict, error: Exception) -> str:
     return f"unreadable ({type(error).__name__}: {shorten(str(error), 120)})"
 
 
+def _doc_model_id(doc: dict) -> str | None:
+    """The ``metadata.user.model.model_id`` of an annotation document (cut), ``None`` for ground truth."""
+    model = None
+    for key in ("metadata", "user", "model"):
+        doc = doc.get(key) if isinstance(doc, dict) else None
+        model = doc
+    if model is None:
+        return None
+    model_id = model.get("model_id") if isinstance(model, dict) else None
+    return cut(model_id, 60) if model_id is not None else ""
+
+
 def read_annotations(docs: Iterable[dict]) -> tuple[list[dict], list[dict]]:
     """Records of the annotations that can be scored, and the malformed ones apart.
 
@@ -291,8 +303,8 @@ def read_annotations(docs: Iterable[dict]) -> tuple[list[dict], list[dict]]:
     records : list of dict
         As :func:`annotation_record`, for every well-formed annotation.
     skipped : list of dict
-        ``{"annotationId", "itemId", "type", "reason"}`` per malformed annotation (see the module
-        doc); a warning is logged with the count.
+        ``{"annotationId", "itemId", "type", "modelId", "reason"}`` per malformed annotation (see the
+        module doc; ``modelId`` is ``None`` for ground truth); a warning is logged with the count.
 
     Examples
     --------
@@ -320,6 +332,7 @@ def read_annotations(docs: Iterable[dict]) -> tuple[list[dict], list[dict]]:
                 "annotationId": cut(doc.get("id"), 60),
                 "itemId": cut(doc.get("itemId"), 60),
                 "type": cut(doc.get("type"), 60),
+                "modelId": _doc_model_id(doc),
                 "reason": problem,
             }
         )
