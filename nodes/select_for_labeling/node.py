@@ -19,7 +19,7 @@ from typing import Any
 from nodes.common.context import execution_id_of, node_config_from_context
 from nodes.common.entities import check_entity_input
 from nodes.common.limits import cut
-from nodes.select_for_labeling.claim import MAX_CLAIM_ROUNDS, held_ids, new_claim_id, write_claimed
+from nodes.select_for_labeling.claim import MAX_CLAIM_ROUNDS, claim_of, held_ids, new_claim_id, write_claimed
 from nodes.select_for_labeling.config import (
     SELECTION_ROOT,
     SelectionConfig,
@@ -148,8 +148,9 @@ def _choose_and_claim(
     """EDGE. Choose, store the ranking, write under the claim; replace the items another run took
     first (at most :data:`~nodes.select_for_labeling.claim.MAX_CLAIM_ROUNDS` times).
 
-    ``scoring`` holds the inputs of ``select_pool``: ``predictions``, ``pool_ids``, ``features``,
-    ``labelled_features``, ``n_classes``. Returns the final ranking, the kept ids and the selection.
+    ``scoring`` holds the pool ``query`` and the inputs of ``select_pool``: ``predictions``,
+    ``pool_ids``, ``features``, ``labelled_features``, ``n_classes``. Before choosing replacements
+    the pool is listed again: items another run claimed since the first listing are not candidates. Returns the final ranking, the kept ids and the selection.
     """
     predictions, pool_ids, features = scoring["predictions"], scoring["pool_ids"], scoring["features"]
     extra = {"labelled_features": scoring["labelled_features"], "n_classes": scoring["n_classes"]}
@@ -171,7 +172,7 @@ def _choose_and_claim(
         if not lost or attempt == MAX_CLAIM_ROUNDS:
             return ranking, kept, selection
         lost_all.update(lost)
-        taken = set(selection.item_ids)
+        taken = set(selection.item_ids) | _taken_since(dataset, scoring["query"], execution_id, docs_by_id, claim)
         remaining = [i for i in pool_ids if i not in lost_all and i not in taken]
         logger.warning(
             "%d chosen item(s) were written by another run at the same time; choosing %d more from %d left",
@@ -187,6 +188,19 @@ def _choose_and_claim(
             fallback |= _fallback_ids(more_scored)
         selection = replaced_selection(selection, [i for i in selection.item_ids if i not in lost_all], replacement)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _taken_since(
+    dataset: Any, query: Mapping[str, Any], execution_id: str | None, docs_by_id: Mapping[str, Mapping], claim: Mapping
+) -> set[str]:
+    """EDGE. Pool items another run claimed since this run listed them (or that left the pool):
+    the pool listed again, its claims compared with the first listing's."""
+    fresh = {d["id"]: claim_of(d) for d in list_pool_items(dataset, query, execution_id)}
+    return {
+        item_id
+        for item_id, doc in docs_by_id.items()
+        if item_id not in fresh or fresh[item_id] not in (claim_of(doc), claim["id"])
+    }
 
 
 def _fallback_ids(scored: ItemScores | None) -> set[str]:
@@ -393,6 +407,7 @@ def run_selection(
             config.feature_set,
         )
     scoring = {
+        "query": query,
         "predictions": predictions,
         "pool_ids": pool_ids,
         "features": features,
