@@ -325,3 +325,17 @@ def test_train_subset_items_are_counted_per_round(platform, project, dataset):
     new = new.update(system_metadata=True)
     run_compare(previous, new, dataset, {"precision_recall": {}})
     assert _stored(platform, new)["stopping"]["ledger"][-1]["labels"] == 5
+
+
+def test_two_lineages_from_one_base_on_different_datasets_keep_their_own_rounds(platform, project, dataset):
+    other = project.datasets.create(dataset_name="other-arm")
+    rounds = {}
+    base = platform.create_model(project, "shared-base", dataset=dataset)
+    for arm, ds in (("a", dataset), ("b", other)):
+        item_ids = platform.add_items(ds, [{"name": f"{arm}{i}.jpg", "metadata": TEST_TAGS} for i in range(3)])
+        for item_id in item_ids:
+            platform.store.create_annotations(item_id, [CAT, box("dog", 10, 10, model=base, confidence=0.9)])
+        new = _round(platform, project, ds, base, f"{arm}-1", item_ids, label="dog")  # discarded
+        run_compare(base, new, ds, {"precision_recall": {}})
+        rounds[arm] = _stored(platform, new)["round"]
+    assert rounds == {"a": 1, "b": 1}  # arm b does not continue arm a's discarded round

@@ -240,7 +240,7 @@ def _comparison_record(metadata: Any) -> dict | None:
     return metadata if isinstance(metadata, dict) else None
 
 
-def lineage_comparisons(previous_model: Any, new_model: Any) -> list[dict]:
+def lineage_comparisons(previous_model: Any, new_model: Any, dataset_id: str | None = None) -> list[dict]:
     """EDGE (one request). The stored comparison records the ledger continues from.
 
     One models query (one page of the newest :data:`LEDGER_SOURCES`, in the new model's project):
@@ -248,7 +248,8 @@ def lineage_comparisons(previous_model: Any, new_model: Any) -> list[dict]:
     compared against it (``comparison.previousModelId``: discarded rounds live on the discarded
     models). Each record carries the lineage's ledger up to its round, so no ancestor is fetched.
     The record on the ``previous_model`` entity counts too; a refused query leaves only that one
-    (logged).
+    (logged). With ``dataset_id``, only comparisons on that dataset count (a lineage is compared on
+    one dataset's test subset; two lineages from one base model on different datasets stay apart).
 
     Examples
     --------
@@ -256,9 +257,14 @@ def lineage_comparisons(previous_model: Any, new_model: Any) -> list[dict]:
     """
     import dtlpy as dl
 
-    records = [r for r in (_comparison_record(previous_model.metadata),) if r is not None]
+    def same_dataset(record: dict | None) -> bool:
+        return record is not None and (dataset_id is None or record.get("datasetId") == dataset_id)
+
+    records = [r for r in (_comparison_record(previous_model.metadata),) if same_dataset(r)]
     filters = dl.Filters(resource=dl.FiltersResource.MODEL, page_size=LEDGER_SOURCES)
     filters.add(field="projectId", values=new_model.project_id)
+    if dataset_id is not None:
+        filters.add(field=f"{COMPARISON_FIELD}.datasetId", values=dataset_id)
     filters.add(field="id", values=previous_model.id, method=dl.FiltersMethod.OR)
     filters.add(field=f"{COMPARISON_FIELD}.previousModelId", values=previous_model.id, method=dl.FiltersMethod.OR)
     filters.sort_by(field="createdAt", value=dl.FiltersOrderByDirection.DESCENDING)
@@ -267,7 +273,7 @@ def lineage_comparisons(previous_model: Any, new_model: Any) -> list[dict]:
     except RuntimeError as error:
         logger.warning("the ledger continues from the previous model's record only: %s", shorten(str(error), 300))
         return records
-    records += [r for r in (_comparison_record(doc.get("metadata")) for doc in page) if r is not None]
+    records += [r for r in (_comparison_record(doc.get("metadata")) for doc in page) if same_dataset(r)]
     return records
 
 
@@ -316,7 +322,8 @@ def stopping_signal(
         model_id=new_model.id,
         decision=report.decision,
     )
-    ledger = extend_ledger(latest_ledger(lineage_comparisons(previous_model, new_model), new_model.id), row)
+    earlier = lineage_comparisons(previous_model, new_model, report.dataset_id)
+    ledger = extend_ledger(latest_ledger(earlier, new_model.id), row)
     return {"config": config.stop.to_json(), "ledger": ledger, **recommend_stop(ledger, config.stop)}
 
 
