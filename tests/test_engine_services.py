@@ -310,6 +310,18 @@ def test_run_execution_as_process_uses_a_new_process_each_time(platform, install
     assert len(warm) == 1
 
 
+def test_a_service_runs_at_most_concurrency_executions_at_once(platform, installed):
+    """``runtime.concurrency`` is the number of parallel executions per replica (dtlpy
+    ``entities/service.py`` ``KubernetesRuntime``); the rest wait in the queue and all end."""
+    service = installed["services"]["slow"]  # concurrency 2
+    executions = [
+        service.execute(execution_input={"config": {"seconds": 0.5}}, function_name="sleep") for _ in range(5)
+    ]
+    assert platform.store.engine.wait_idle(120)
+    assert [e.wait().output for e in executions] == ["woke"] * 5
+    assert platform.store.engine.peak_concurrency(service.id) == 2
+
+
 def test_executions_are_listed_and_counted_by_dtlpy(platform, installed):
     """``service.executions.list()`` → ``POST /query/faas`` with ``resource: executions``."""
     service = installed["services"]["basic"]
@@ -327,7 +339,24 @@ def test_a_bad_execute_is_refused_and_writes_nothing(platform, installed):
     assert len(platform.store.tables["executions"]) == before
 
 
-def test_project_services_deploy_of_a_package_runs_it(platform, installed, tmp_path):
-    """``project.packages.push`` + ``project.services.deploy`` (``POST /services``) deploy a FaaS
-    package's module; dtlpy refuses DPK packages client side ("install the app")."""
-    pytest.skip("packages.push needs GET /packages listing by name; covered by apps.install")
+def test_project_services_deploy_of_a_package_runs_it(platform, installed, tmp_path, monkeypatch):
+    """``project.packages.push`` (packs the folder, ``GET /piper-misc/naming/packages/{name}``,
+    ``POST /packages``) then ``package.services.deploy`` (``POST /services``) deploy a FaaS
+    package's module, which then executes (dtlpy ``repositories/packages.py``,
+    ``repositories/services.py``)."""
+    monkeypatch.chdir(tmp_path)  # dtlpy packs into <cwd>/.dataloop
+    (tmp_path / "main.py").write_text(APP_CODE)
+    project = installed["project"]
+    module = dl.PackageModule(
+        name="default_module",
+        entry_point="main.py",
+        class_name="ServiceRunner",
+        functions=[dl.PackageFunction(name="touch", inputs=[dl.FunctionIO(type="Item", name="item")])],
+    )
+    package = project.packages.push(package_name="engine-package", src_path=str(tmp_path), modules=[module])
+    service = package.services.deploy(service_name="engine-package-service", module_name="default_module")
+    assert service.package_id == package.id
+    execution = _run(platform, service, "touch", {"item": installed["items"][2].id})
+    assert execution.latest_status["status"] == "success" and execution.output == installed["items"][2].id
+    with pytest.raises(dl.exceptions.BadRequest, match="lowercase"):
+        project.packages.push(package_name="Bad_Name", src_path=str(tmp_path), modules=[module])

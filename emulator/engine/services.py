@@ -48,6 +48,8 @@ class _ServiceRuntime:
         self._replica_lock = threading.Lock()
         self._processes = 0
         self.running: dict[str, Replica] = {}
+        #: the most executions this service ran at once (tests count it; never above concurrency)
+        self.peak = 0
 
     @property
     def timeout_s(self) -> float:
@@ -283,6 +285,12 @@ class Engine:
                 replica.terminate(execution_id)
         return self.store.get("executions", execution_id)
 
+    def peak_concurrency(self, service_id: str) -> int:
+        """The most executions the service has run at once since it (re)started."""
+        with self._lock:
+            runtime = self._runtimes.get(service_id)
+            return runtime.peak if runtime else 0
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no execution is queued or running; False when ``timeout`` passed first."""
         with self._idle:
@@ -308,11 +316,14 @@ class Engine:
             self.counters["attempts"] += 1
             function = find_function(runtime.module, snapshot["functionName"])
             replica = runtime.replica_for_run()
-            runtime.running[execution_id] = replica
+            with self._lock:
+                runtime.running[execution_id] = replica
+                runtime.peak = max(runtime.peak, len(runtime.running))
             try:
                 result = replica.run({"execution": snapshot, "function": function}, runtime.timeout_s)
             finally:
-                runtime.running.pop(execution_id, None)
+                with self._lock:
+                    runtime.running.pop(execution_id, None)
             if result is None:
                 replica.kill()
                 result = {

@@ -8,6 +8,7 @@ Sources and assumptions: emulator/README.md, "Services, executions, models".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ SERVICE_DEFAULTS = {
     "runExecutionAsProcess": False,
     "maxAttempts": 3,
 }
+_PACKAGE_NAME = re.compile(r"\A[a-z0-9][a-z0-9-]{0,99}\Z")
 RUNTIME_DEFAULTS = {"podType": "regular-s", "numReplicas": 1, "concurrency": 10}
 _SERVICE_FIELDS = (
     "initParams",
@@ -195,6 +197,14 @@ class ServicesMixin(StoreBase):
                 package = self.tables["packages"][package_id]
                 return clone(package), f"package {package['name']!r}"
             raise ApiError(404, f"service {service.get('name')!r}: its package {package_id!r} does not exist")
+
+    def check_package_name(self, name: str) -> dict:
+        """``GET /piper-misc/naming/packages/{name}`` (dtlpy ``packages._name_validation`` before a
+        push): a package name is lowercase letters, digits and hyphens (Dataloop docs, FaaS
+        naming; the answer body is not read by dtlpy: ``{}``)."""
+        if not _PACKAGE_NAME.match(name):
+            raise ApiError(400, f"package name {name!r}: use lowercase letters, digits and hyphens, e.g. 'my-package'")
+        return {}
 
     def get_service(self, service_id: str) -> dict:
         return self.get("services", service_id)
