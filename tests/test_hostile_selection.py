@@ -382,6 +382,8 @@ def test_hostile_selection_input_ends_as_documented(case: Case, world: World, pl
         TOTALS.writes += len(outcome.writes)
     TOTALS.ok += int(outcome.documented)
     assert outcome.documented, f"{case.id}: {outcome.detail}"
+    if outcome.refused:
+        assert platform.write_count() == 0, f"{case.id}: wrote before refusing"
 
 
 def test_every_selection_bullet_of_issue_23_has_a_case():

@@ -151,7 +151,7 @@ def list_pool_items(dataset: Any, query: Mapping[str, Any], execution_id: str | 
         except Exception as error:
             if _bad_request(error):
                 raise ValueError(
-                    f"{SELECTION_ROOT}.pool: the platform rejected the pool DQL ({error}); fix the filter, e.g. "
+                    f"{SELECTION_ROOT}.pool: the platform rejected the pool DQL ({cut(str(error), 300)}); fix the filter, e.g. "
                     '"pool": {"filter": {"$and": [{"dir": "/incoming"}]}}'
                 ) from None
             raise
