@@ -1,17 +1,12 @@
 """Uncertainty scores: how much an item is worth labelling, from its model predictions.
 
-Pure numpy / pandas, no dtlpy. :func:`score_items` turns per-item prediction records (built from
-annotation JSON by :func:`~nodes.select_for_labeling.predictions.predictions_from_annotations`, for
-the model :func:`~nodes.select_for_labeling.predictions.resolve_model_id` names) into one score in
-[0, 1] per item, higher = more worth labelling, ties broken by :func:`tie_break_keys`. Every
-score is :func:`~nodes.select_for_labeling.probabilities.completed_uncertainty` of the model's
-class distribution over its ``K`` labels (``n_classes``, from
-:func:`~nodes.select_for_labeling.probabilities.model_class_count`), per item for
-classification and per instance for detection / segmentation. The formulas, fallbacks and
-aggregations: docs/nodes.md (Uncertainty Gate / Select for Labeling, "Scores").
-
-The names of :mod:`~nodes.select_for_labeling.predictions` and
-:mod:`~nodes.select_for_labeling.probabilities` are importable from here too.
+Pure numpy / pandas, no dtlpy. :func:`score_items` turns per-item prediction records
+(:mod:`~nodes.select_for_labeling.predictions`) into one score in [0, 1] per item, higher = more
+worth labelling, ties broken by :func:`tie_break_keys`: per item for classification and per
+instance for detection / segmentation, each the
+:func:`~nodes.select_for_labeling.probabilities.completed_uncertainty` of the model's class
+distribution over its ``K`` labels. Formulas, fallbacks and aggregations: docs/nodes.md
+("Scores"). The names of ``predictions`` and ``probabilities`` are importable from here too.
 """
 
 from __future__ import annotations
