@@ -185,8 +185,8 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
     """EDGE. The Uncertainty Gate: score ``item``, record the score, route it ``label`` or ``skip``.
 
     Requests: the node's pipeline (through ``context.node``) + 1 item read + 1 annotation query
-    page (whatever the number of annotations up to 1,000) + 1 model read the first time a model
-    id is seen in the process (:func:`model_classes`) + 1 item ``PATCH``, the last only when the
+    page (whatever the number of annotations up to 1,000) + 1 model read the first time margin or
+    entropy sees a model id in the process (:func:`model_classes`) + 1 item ``PATCH``, the last only when the
     record differs (a rerun of the same execution writes nothing).
 
     Parameters
@@ -228,7 +228,8 @@ def run_gate(item: Any, progress: Any = None, context: Any = None) -> Any:
         if model_id is not None
         else pd.DataFrame(columns=[*PREDICTION_COLUMNS, "model_id"])
     )
-    n_classes = model_classes(model_id) if len(predictions) and config.strategy != "random" else None
+    needs_k = len(predictions) and config.strategy in ("margin", "entropy")  # least confidence is 1 - p1 whatever K
+    n_classes = model_classes(model_id) if needs_k else None
     scored = score_items(
         predictions, [fresh.id], config.strategy, config.aggregation, config.empty_score, config.seed, n_classes
     )
