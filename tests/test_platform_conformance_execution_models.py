@@ -1,4 +1,4 @@
-"""Model operations on the local platform with the demo's adapter published as a model app
+"""Documented model operations (conformance) on the local platform with the demo's adapter published as a model app
 (``demo/model_app/dataloop.json``): ``model.train()``, ``model.deploy()``,
 ``model.predict(item_ids)`` and ``model.evaluate(dataset_id, filters)`` run ``DigitsAdapter``
 in model services through dtlpy's own ``train_model`` / ``predict_items`` / ``evaluate_model``.
