@@ -188,28 +188,33 @@ def pair_iou_function(
     gt_order: np.ndarray,
     pred_order: np.ndarray,
     pred_group_sorted: np.ndarray,
-) -> Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
-    """A function ``(pair_gt, pair_pred, lowest) -> (index, iou)`` of the pairs with IoU >= ``lowest``.
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A function ``(pair_gt, preds, counts, lowest) -> (gt, pred, iou)`` of the pairs with IoU >= ``lowest``.
 
-    ``pair_gt`` / ``pair_pred`` are positions in the group-sorted ground truth (``gt_order``) and
-    predictions (``pred_order``); ``pred_group_sorted`` is each sorted prediction's (item, label)
-    group; ``lowest`` > 0. Boxes are (4, N) rows (left, top, right, bottom). Geometry tables are
-    reordered once, so a block only gathers its own pairs.
+    Pairs come grouped by prediction: prediction ``preds[j]`` is paired with the next ``counts[j]``
+    entries of ``pair_gt``; the pairs kept come back in the same order. Positions index the
+    group-sorted ground truth (``gt_order``) and predictions (``pred_order``);
+    ``pred_group_sorted`` is each sorted prediction's (item, label) group; ``lowest`` > 0. Boxes
+    are (4, N) rows (left, top, right, bottom). Geometry tables are reordered once, so a block
+    only gathers its own pairs.
     """
     if geometry == "box":
-        gt_table = np.take(_box_table_rows(*gt_geom), gt_order, axis=1)
-        pred_table = np.take(_box_table_rows(*pred_geom), pred_order, axis=1)
-        return lambda pair_gt, pair_pred, lowest: _box_pairs_at_least(gt_table, pred_table, pair_gt, pair_pred, lowest)
+        gt_table, pred_table = _ordered_box_table(gt_geom, gt_order), _ordered_box_table(pred_geom, pred_order)
+        return lambda pair_gt, preds, counts, lowest: _box_pairs_at_least(
+            gt_table, pred_table, pair_gt, np.repeat(preds, counts), lowest
+        )
     if geometry == "polygon":
         gt_sorted, pred_sorted = gt_geom[gt_order], pred_geom[pred_order]
 
-        def polygons(pair_gt: np.ndarray, pair_pred: np.ndarray, lowest: float) -> tuple[np.ndarray, np.ndarray]:
-            return _at_least(_polygon_iou_pairs(gt_sorted[pair_gt], pred_sorted[pair_pred]), lowest)
+        def polygons(pair_gt: np.ndarray, preds: np.ndarray, counts: np.ndarray, lowest: float):
+            pair_pred = np.repeat(preds, counts)
+            return _at_least(pair_gt, pair_pred, _polygon_iou_pairs(gt_sorted[pair_gt], pred_sorted[pair_pred]), lowest)
 
         return polygons
 
-    def masks(pair_gt: np.ndarray, pair_pred: np.ndarray, lowest: float) -> tuple[np.ndarray, np.ndarray]:
+    def masks(pair_gt: np.ndarray, preds: np.ndarray, counts: np.ndarray, lowest: float):
         # one matrix product per group and block: bring each group's pairs together (stable)
+        pair_pred = np.repeat(preds, counts)
         by_group = np.argsort(pred_group_sorted[pair_pred], kind="stable")
         iou = np.empty(len(pair_gt))
         iou[by_group] = _mask_iou_pairs(
@@ -219,30 +224,54 @@ def pair_iou_function(
             pred_order[pair_pred[by_group]],
             pred_group_sorted[pair_pred[by_group]],
         )
-        return _at_least(iou, lowest)
+        return _at_least(pair_gt, pair_pred, iou, lowest)
 
     return masks
 
 
-def _at_least(iou: np.ndarray, lowest: float) -> tuple[np.ndarray, np.ndarray]:
+def _ordered_box_table(boxes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """:func:`_box_table_rows` of (4, N) boxes taken in ``order``, built in place."""
+    left, top, right, bottom = np.take(boxes, order, axis=1)
+    table = np.empty((5, len(order)))
+    table[0], table[1] = left, top
+    width, height = np.subtract(right, left, out=right), np.subtract(bottom, top, out=bottom)
+    np.add(left, width, out=table[2])
+    np.add(top, height, out=table[3])
+    np.multiply(width, height, out=table[4])
+    return table
+
+
+def _at_least(
+    pair_gt: np.ndarray, pair_pred: np.ndarray, iou: np.ndarray, lowest: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     index = np.flatnonzero(iou >= lowest)
-    return index, iou[index]
+    return pair_gt[index], pair_pred[index], iou[index]
 
 
 def _box_pairs_at_least(
     g: np.ndarray, d: np.ndarray, pair_gt: np.ndarray, pair_pred: np.ndarray, lowest: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(index, IoU) of the box pairs with IoU >= ``lowest`` > 0, from (5, N) tables g and d.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gt, pred, IoU) of the box pairs with IoU >= ``lowest`` > 0, from (5, N) tables g and d.
 
-    Pairs that do not overlap horizontally have IoU 0: they are dropped after two gathered rows,
-    and the full ``bbIou`` arithmetic (the same operations, so the same values) runs on the rest.
+    pycocotools' ``bbIou`` step by step: the width of the intersection first (pairs without one
+    have IoU 0 and are dropped), then its height, then ``i / (da + ga - i)``; each step runs only
+    on the pairs that survived the one before, with the same operations (so the same values) as
+    :func:`_box_table_iou`.
     """
-    inter_w = np.minimum(np.take(g[2], pair_gt), np.take(d[2], pair_pred))
-    inter_w -= np.maximum(np.take(g[0], pair_gt), np.take(d[0], pair_pred))
-    overlap = np.flatnonzero(inter_w > 0)
-    iou = _box_table_iou(np.take(g, pair_gt[overlap], axis=1), np.take(d, pair_pred[overlap], axis=1))
-    kept = iou >= lowest
-    return overlap[kept], iou[kept]
+    width = np.minimum(np.take(g[2], pair_gt), np.take(d[2], pair_pred))
+    width -= np.maximum(np.take(g[0], pair_gt), np.take(d[0], pair_pred))
+    index = np.flatnonzero(width > 0)
+    pair_gt, pair_pred, width = pair_gt[index], pair_pred[index], width[index]
+    height = np.minimum(np.take(g[3], pair_gt), np.take(d[3], pair_pred))
+    height -= np.maximum(np.take(g[1], pair_gt), np.take(d[1], pair_pred))
+    index = np.flatnonzero(height > 0)
+    pair_gt, pair_pred = pair_gt[index], pair_pred[index]
+    inter = width[index]
+    inter *= height[index]
+    union = np.take(d[4], pair_pred) + np.take(g[4], pair_gt)
+    union -= inter
+    inter /= union
+    return _at_least(pair_gt, pair_pred, inter, lowest)
 
 
 def _mask_iou_pairs(

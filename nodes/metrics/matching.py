@@ -268,7 +268,12 @@ def _match(
     cand_count = np.zeros(n_pred, dtype=np.int64)
     cand_start = np.zeros(n_pred, dtype=np.int64)
     if len(group_keys):
-        pos = np.minimum(np.searchsorted(group_keys, p_key), len(group_keys) - 1)
+        if n_items * n_labels <= max(4 * n_pred, 2**16):  # a dense table of groups is cheap
+            lookup = np.full(n_items * n_labels, len(group_keys), dtype=np.int64)
+            lookup[group_keys] = np.arange(len(group_keys))
+            pos = np.minimum(lookup[p_key], len(group_keys) - 1)
+        else:
+            pos = np.minimum(np.searchsorted(group_keys, p_key), len(group_keys) - 1)
         has_group = group_keys[pos] == p_key
         cand_count[has_group] = group_count[pos[has_group]]
         cand_start[has_group] = group_start[pos[has_group]]
@@ -300,13 +305,11 @@ def _match(
         block_pred = active[lo:hi]
         counts = active_count[lo:hi]
         n_pairs = int(pairs_before[hi] - pairs_before[lo])
-        pair_pred = np.repeat(block_pred, counts)
         # index into the group-sorted gt: the group's start + the pair's offset inside its prediction
         pair_gt = np.repeat(cand_start[block_pred] - (pairs_before[lo:hi] - pairs_before[lo]), counts)
         pair_gt += np.arange(n_pairs)
         # pairs below every threshold can never match: only the others come back
-        keep, iou = pair_iou(pair_gt, pair_pred, lowest)
-        pair_pred, pair_gt = pair_pred[keep], pair_gt[keep]
+        pair_gt, pair_pred, iou = pair_iou(pair_gt, block_pred, counts, lowest)
         blocks, kept, max_block = blocks + 1, kept + len(iou), max(max_block, n_pairs)
         lo = hi
         if not iou.size:
