@@ -195,8 +195,10 @@ def run_platform(n_items: int, budget: int) -> dict:
         model_writes = sum(1 for r in requests if r.wrote and r.route.startswith("/ml/models"))
         reads = len(requests) - writes
         n_annotations = n_items * len(LABELS)
-        # + the ranking upload + the node config read (GET /pipelines/{id})
-        bound = math.ceil(n_annotations / 1000) + math.ceil(n_items / 1000) + bulk_writes + 2
+        # + the ranking upload + the node config read (GET /pipelines/{id}) + the claim re-reads (per 1,000 chosen)
+        bound = (
+            math.ceil(n_annotations / 1000) + math.ceil(n_items / 1000) + bulk_writes + math.ceil(len(items) / 1000) + 2
+        )
         platform.reset_counts()
         service.ServiceRunner().select_items(
             model=model, dataset=dataset, selection_config={"budget": budget, "diversity": "cluster"}, context=context
