@@ -224,8 +224,8 @@ class ComparisonReport:
             interval = row.get("interval")
             lines.append(
                 f"| {row.get('round')} | `{row.get('modelId') or ''}` | {_blank(row.get('labels'))} | "
-                f"{row.get('metricName') or ''} | {_fmt(row.get('metric'))} | {_fmt(row.get('gain'), signed=True)} | "
-                f"{_fmt_interval(interval) if interval else '-'} | {_fmt(row.get('kappa'))} | {row.get('decision') or ''} |"
+                f"{row.get('metricName') or ''} | {_dash(row.get('metric'))} | {_dash(row.get('gain'), signed=True)} | "
+                f"{_fmt_interval(interval) if interval else '-'} | {_dash(row.get('kappa'))} | {row.get('decision') or ''} |"
             )
         return [*lines, ""]
 
@@ -277,6 +277,10 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "nan"
     return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _dash(value: Any, signed: bool = False) -> str:
+    return "-" if value is None else _fmt(value, signed=signed)
 
 
 def _blank(value: Any) -> str:
