@@ -261,3 +261,37 @@ def test_predictions_frame_shape():
     frame = predictions_frame({"a": [cls("x", 0.5)], "b": []})
     assert list(frame.columns) == ["item_id", "label", "confidence", "type", "scores"]
     assert len(frame) == 1
+
+
+@pytest.mark.parametrize(
+    ("vector", "problem"),
+    [
+        ("0.7,0.3", "is a str"),
+        ([[0.7, 0.3]], "is a nested list"),
+        ([[0.7], [0.2, 0.1]], "is a nested list"),
+        ({"cat": 0.7}, "is a dict"),
+        ([True, 0.5], "holding True"),
+        (["0.7", "0.3"], "holding '0.7'"),
+        ([0.5, None], "holding None"),
+        ([], "is empty"),
+        (0.7, "is a float"),
+        ([0.5, float("nan")], "holding nan"),
+        ([0.5, 1.5], "holding 1.5"),
+        (np.zeros((2, 2)), "is a nested list"),
+    ],
+)
+def test_malformed_class_score_vectors_name_the_field_and_the_fix(vector, problem):
+    annotations = [annotation("i1", "cat", "m1", 0.7, ann_id="a9")]
+    annotations[0]["metadata"]["user"]["model"]["scores"] = vector
+    with pytest.raises(ValueError, match=r"^metadata.user.model.scores: .* on annotation a9 of item i1 ") as error:
+        predictions_from_annotations(annotations)
+    assert problem in str(error.value) and "upload one number per class" in str(error.value)
+    with pytest.raises(ValueError, match=r"^metadata.user.model.scores: .* on item 'i1' "):
+        score_items({"i1": [cls("cat", 0.7, scores=vector)]}, ["i1"], "margin")
+
+
+def test_well_formed_class_score_vectors_are_kept():
+    for vector in ([0.7, 0.3], (0.7, 0.3), [1, 0], np.array([0.7, 0.3])):
+        annotations = [annotation("i1", "cat", "m1", 0.7)]
+        annotations[0]["metadata"]["user"]["model"]["scores"] = vector
+        assert predictions_from_annotations(annotations)["scores"].tolist() == [list(map(float, vector))]

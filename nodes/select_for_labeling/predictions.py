@@ -9,7 +9,6 @@ Pure (no dtlpy). :func:`predictions_from_annotations` turns annotation JSON into
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ CLASS_TYPE = "class"
 PREDICTION_COLUMNS = ("item_id", "label", "confidence", "type", "scores")
 #: Where a class-score vector lives on a prediction annotation.
 VECTOR_FIELD = "metadata.user.model.scores"
+_BOOL_TYPES = frozenset({bool, np.bool_})
 
 __all__ = [
     "CLASS_TYPE",
@@ -53,31 +53,36 @@ def score_vector(value: Any, where: str) -> np.ndarray:
     ...
     ValueError: metadata.user.model.scores: '0.7,0.3' on item i1 is a str, not a flat list of class probabilities in [0, 1]; upload one number per class, e.g. [0.7, 0.2, 0.1], or leave scores out
     """
-    problem = None
-    if isinstance(value, np.ndarray):
-        entries = value.tolist() if value.ndim == 1 else None
-        kind = f"a {value.ndim}-D array"
+    problem, array = None, None
+    if isinstance(value, np.ndarray | list | tuple):
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError):  # ragged nesting
+            problem = "a nested list"
     else:
-        entries = list(value) if isinstance(value, list | tuple) else None
-        kind = f"a {type(value).__name__}"
-    if entries is None:
-        problem = kind
-    elif not entries:
-        problem = "empty"
-    else:
-        for entry in entries:
-            if isinstance(entry, bool) or not isinstance(entry, int | float | np.integer | np.floating):
-                problem = f"holding {shorten(entry, 40)}"
-                break
-            if not math.isfinite(float(entry)) or not 0.0 <= float(entry) <= 1.0:
-                problem = f"holding {float(entry)!r}"
-                break
+        problem = f"a {type(value).__name__}"
+    if array is not None:
+        if array.ndim != 1:
+            problem = "a nested list" if array.ndim > 1 else f"a {type(value).__name__} scalar"
+        elif array.size == 0:
+            problem = "empty"
+        elif array.dtype.kind not in "iuf" or (
+            not isinstance(value, np.ndarray) and not _BOOL_TYPES.isdisjoint(map(type, value))
+        ):
+            bad = next(e for e in value if isinstance(e, bool | np.bool_) or not isinstance(e, int | float | np.number))
+            problem = f"holding {shorten(bad, 40)}"
+        else:
+            array = array.astype(float)
+            outside = ~np.isfinite(array) | (array < 0) | (array > 1)
+            if outside.any():
+                problem = f"holding {float(array[np.flatnonzero(outside)[0]])!r}"
     if problem is not None:
         raise ValueError(
-            f"{VECTOR_FIELD}: {shorten(value, 80)} on {where} is {problem}, not a flat list of class probabilities "
+            f"{VECTOR_FIELD}: {shorten(value.tolist() if isinstance(value, np.ndarray) else value, 80)} on {where} "
+            f"is {problem}, not a flat list of class probabilities "
             "in [0, 1]; upload one number per class, e.g. [0.7, 0.2, 0.1], or leave scores out"
         )
-    return np.asarray(entries, dtype=float)
+    return array
 
 
 def _model_info(annotation: Mapping[str, Any]) -> Mapping[str, Any] | None:
