@@ -15,24 +15,49 @@ Creating the project and dataset happens before the counts are reset, so
 
 Tests are hermetic: before anything is imported, ``HOME`` (and the cache folders libraries derive
 from it) point at a fresh temporary folder, so no test reads or writes the real home directory,
-whatever dtlpy, matplotlib or another process does there.
+whatever dtlpy, matplotlib or another process does there. That folder, dtlpy's own
+(``DATALOOP_PATH``) and pytest's ``tmp_path`` base (put under it) are removed when the session
+ends, and again at interpreter exit (an interrupted run, ``-x``, Ctrl-C), so nothing is left in the
+temporary directory.
+
+``--null-reading {deletes,stored}`` (or ``EMULATOR_NULL_READING``) chooses the local platform's
+reading of a ``null`` in a single-entity PATCH, which Dataloop does not document: ``deletes`` (the
+default: the key is removed) or ``stored`` (``null`` is kept as a value, as the item docs' "Null"
+metadata type reads). ``.ci/run`` runs the node integration tests under both.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 TEST_HOME = tempfile.mkdtemp(prefix="active-learning-tests-home-")
+DATALOOP_PATH = tempfile.mkdtemp(prefix="active-learning-tests-dtlpy-")  # not under HOME
 for _variable in ("HOME", "USERPROFILE"):
     os.environ[_variable] = TEST_HOME
 os.environ["XDG_CACHE_HOME"] = os.path.join(TEST_HOME, ".cache")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(TEST_HOME, ".config")
 os.environ["MPLCONFIGDIR"] = os.path.join(TEST_HOME, ".matplotlib")
-os.environ["DATALOOP_PATH"] = tempfile.mkdtemp(prefix="active-learning-tests-dtlpy-")  # not under HOME
+os.environ["DATALOOP_PATH"] = DATALOOP_PATH
+_OWN_PID = os.getpid()
+
+
+def remove_test_folders() -> None:
+    """Remove the session's HOME and dtlpy folders (idempotent; only in the process that made them)."""
+    if os.getpid() != _OWN_PID:  # a forked worker must not remove its parent's folders
+        return
+    for folder in (TEST_HOME, DATALOOP_PATH):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# registered before dtlpy is imported, so it runs after dtlpy's own exit handlers (LIFO)
+atexit.register(remove_test_folders)
+NULL_READINGS = ("deletes", "stored")
 
 import pytest  # noqa: E402
 
@@ -46,17 +71,49 @@ from emulator import LocalPlatform  # noqa: E402
 _names = itertools.count(1)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--null-reading",
+        choices=NULL_READINGS,
+        default=os.environ.get("EMULATOR_NULL_READING", "deletes"),
+        help="the local platform's reading of null in a single-entity PATCH: deletes the key (default) "
+        "or stored as a value (env EMULATOR_NULL_READING)",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--null-reading") not in NULL_READINGS:
+        raise pytest.UsageError(f"--null-reading / EMULATOR_NULL_READING: use one of {', '.join(NULL_READINGS)}")
+    if config.option.basetemp is None:  # tmp_path folders live under the test HOME, removed with it
+        config.option.basetemp = os.path.join(TEST_HOME, "pytest")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    """After the session's fixtures (the platform) are torn down: remove the temporary folders."""
+    remove_test_folders()
+
+
 @pytest.fixture(scope="session")
-def _platform_session():
+def null_deletes(pytestconfig) -> bool:
+    """The session's reading of ``null`` in a single-entity PATCH (``--null-reading``)."""
+    return pytestconfig.getoption("--null-reading") == "deletes"
+
+
+@pytest.fixture(scope="session")
+def _platform_session(null_deletes: bool):
     with LocalPlatform(alias="emulator-tests") as platform:
+        platform.store.null_deletes = null_deletes
         yield platform
 
 
 @pytest.fixture
-def platform(_platform_session: LocalPlatform) -> LocalPlatform:
+def platform(_platform_session: LocalPlatform, null_deletes: bool) -> LocalPlatform:
     _platform_session.clear_failures()
     _platform_session.clone_polls = 0
     _platform_session.clone_async = False
+    _platform_session.store.null_deletes = null_deletes
+    _platform_session.store.bulk_null_deletes = False
     _platform_session.reset_counts()
     return _platform_session
 
@@ -79,8 +136,10 @@ def dataset(platform: LocalPlatform, project):
     return created
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, config):
     """``documented behaviours: N checked``: the platform-conformance tests that passed."""
+    if config.getoption("--null-reading") != "deletes":
+        terminalreporter.write_line(f"local platform: null in a PATCH read as {config.getoption('--null-reading')}")
     passed = [
         report
         for report in terminalreporter.stats.get("passed", [])

@@ -150,7 +150,20 @@ def test_a_well_formed_base_model_passes_and_is_copied():
 
 
 @pytest.mark.parametrize(
-    "metadata", [None, {}, {"user": {}}, {"system": {}}, {"user": {"activeLearning": {}}}, {"user": {"other": None}}]
+    "metadata",
+    [
+        None,
+        {},
+        {"user": {}},
+        {"system": {}},
+        {"user": {"activeLearning": {}}},
+        {"user": {"other": None}},
+        # null reads as absent (a platform that stores the null a removal sends)
+        {"user": None},
+        {"user": {"activeLearning": None}},
+        {"system": None},
+        {"system": {"subsets": None, "annotationsSubsets": None, "tags": None}},
+    ],
 )
 def test_absent_fields_are_fine(metadata):
     assert cnm.check_base_model(metadata, None, None) == cnm.BaseModelFacts(subsets=None, configuration={}, tags=[])
@@ -160,22 +173,15 @@ def test_absent_fields_are_fine(metadata):
     ("metadata", "field", "fix"),
     [
         ([1], "base_model.metadata", "model.metadata = {}"),
-        ({"user": None}, "base_model.metadata.user", "model.metadata['user'] = {}"),
         ({"user": "x"}, "base_model.metadata.user", "model.metadata['user'] = {}"),
-        (
-            {"user": {"activeLearning": None}},
-            "base_model.metadata.user.activeLearning",
-            "model.metadata['user']['activeLearning'] = {}",
-        ),
         (
             {"user": {"activeLearning": [1]}},
             "base_model.metadata.user.activeLearning",
             "model.metadata['user']['activeLearning'] = {}",
         ),
-        ({"system": None}, "base_model.metadata.system", "model.metadata['system'] = {}"),
+        ({"system": 3}, "base_model.metadata.system", "model.metadata['system'] = {}"),
         ({"system": {"subsets": []}}, "base_model.metadata.system.subsets", "['system']['subsets'] = {}"),
-        ({"system": {"subsets": None}}, "base_model.metadata.system.subsets", "['system']['subsets'] = {}"),
-        ({"system": {"annotationsSubsets": None}}, "base_model.metadata.system.annotationsSubsets", "= {}"),
+        ({"system": {"annotationsSubsets": "x"}}, "base_model.metadata.system.annotationsSubsets", "= {}"),
         ({"system": {"tags": ["update model"]}}, "base_model.metadata.system.tags", "['system']['tags'] = {}"),
     ],
 )

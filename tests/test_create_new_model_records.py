@@ -46,44 +46,42 @@ def _project_models(platform, project):
 # ------------------------------------------------------------------------------------------
 
 
-def test_a_base_with_null_active_learning_is_refused_before_the_clone_and_on_every_rerun(platform, project, items):
-    """The reported case: ``metadata.user.activeLearning = null`` was cloned, then the node crashed
-    on the clone's copy of it, and every rerun crashed too."""
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"user": {"activeLearning": None}},
+        {"user": None},
+        {"system": {"subsets": None, "annotationsSubsets": None, "tags": None}},
+        {"user": {"activeLearning": {"createdBy": None, "comparison": None}}, "system": {"tags": {"discard": None}}},
+    ],
+    ids=["activeLearning-null", "user-null", "system-fields-null", "records-null"],
+)
+def test_a_null_on_the_base_reads_as_absent_and_gives_the_same_new_model(platform, project, items, metadata):
+    """The reported case: a base model whose ``activeLearning`` is ``null`` (a platform that keeps the
+    null a removal sends) was refused. ``null`` reads as absent: the clone is made, its records are
+    its own, exactly as for a base without the key, and a rerun returns the same model."""
     base_model = platform.create_model(
-        project, "winner", dataset=items, configuration={"epochs": 2}, metadata={"user": {"activeLearning": None}}
+        project, "winner", dataset=items, configuration={"epochs": 2}, metadata=copy.deepcopy(metadata)
     )
-    assert base_model.metadata["user"]["activeLearning"] is None  # what dtlpy hands the node
     stored_before = platform.get_json("models", base_model.id)
-    for _ in range(2):  # the first run and its rerun end the same way
-        platform.reset_counts()
-        with pytest.raises(ValueError) as error:
-            _run(platform, project, base_model, items, "exec-null")
-        message = str(error.value)
-        assert message.startswith("base_model.metadata.user.activeLearning: None is not an object;")
-        assert "model.metadata['user']['activeLearning'] = {}" in message
-        assert platform.request_counts[CLONE] == 0
-        assert platform.write_count() == 0
-    assert [m["name"] for m in _project_models(platform, project)] == ["winner"]
-    assert platform.get_json("models", base_model.id) == stored_before
-
-    fixed = dl.models.get(model_id=base_model.id)  # the fix the message gives works
-    fixed.metadata["user"]["activeLearning"] = {}
-    fixed = fixed.update(system_metadata=True)
-    new_model, _ = _run(platform, project, fixed, items, "exec-null")
+    new_model, _ = _run(platform, project, base_model, items, "exec-null")
+    again, _ = _run(platform, project, base_model, items, "exec-null")
+    assert again.id == new_model.id
     assert [m["name"] for m in _project_models(platform, project)] == ["winner", "winner-next"]
-    assert platform.get_json("models", new_model.id)["metadata"]["user"]["activeLearning"] == {
-        "createdBy": {"executionId": "exec-null", "baseModelId": base_model.id}
-    }
+    stored = platform.get_json("models", new_model.id)["metadata"]
+    assert stored["user"]["activeLearning"] == {"createdBy": {"executionId": "exec-null", "baseModelId": base_model.id}}
+    assert set(stored["system"]["subsets"]) >= {"train", "validation"}
+    assert platform.get_json("models", base_model.id) == stored_before  # the base is never written
 
 
 @pytest.mark.parametrize(
     ("metadata", "field"),
     [
-        ({"user": None}, "base_model.metadata.user"),
+        ({"user": "me"}, "base_model.metadata.user"),
         ({"user": {"activeLearning": "yes"}}, "base_model.metadata.user.activeLearning"),
         ({"user": {"activeLearning": [{"createdBy": {}}]}}, "base_model.metadata.user.activeLearning"),
-        ({"system": {"subsets": None}}, "base_model.metadata.system.subsets"),
-        ({"system": {"annotationsSubsets": None}}, "base_model.metadata.system.annotationsSubsets"),
+        ({"system": {"subsets": "train"}}, "base_model.metadata.system.subsets"),
+        ({"system": {"annotationsSubsets": 1}}, "base_model.metadata.system.annotationsSubsets"),
         ({"system": {"tags": ["update model"]}}, "base_model.metadata.system.tags"),
     ],
 )

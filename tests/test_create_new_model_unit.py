@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from nodes import create_new_model as cnm
 from nodes.common.defaults import load_subset_filter
+from nodes.common.limits import check_visible_name
 
 VALUES = cnm.NameValues(
     base_model_name="yolo",
@@ -179,7 +180,12 @@ def test_literal_text_and_any_entity_name_render_verbatim(text, name):
     values = cnm.NameValues(name, "id", "d", "did", "p")
     expected = f"{text}{name}"
     printable = not any(unicodedata.category(char) in cnm.FORBIDDEN_NAME_CATEGORIES for char in expected)
-    if expected.strip() and "/" not in expected and len(expected) <= 256 and printable:
+    try:  # no format character (soft hyphen, bidi override, ...) and something visible
+        check_visible_name("name", expected)
+        visible = True
+    except ValueError:
+        visible = False
+    if expected.strip() and "/" not in expected and len(expected) <= 256 and printable and visible:
         assert cnm.render_model_name(text + "{base_model.name}", values, NOW) == expected
     else:
         with pytest.raises(ValueError):
@@ -330,10 +336,68 @@ def test_missing_subsets_fall_back_to_the_base_model():
 
 
 def test_missing_everywhere_falls_back_to_the_packaged_defaults():
-    resolved = cnm.resolve_subsets({"filter": {}}, "", {"test": {"filter": {"dir": "/t"}}})
+    resolved = cnm.resolve_subsets({"filter": {}}, "null", {"test": {"filter": {"dir": "/t"}}})
     assert resolved.train == cnm.ResolvedSubset({**load_subset_filter("train"), **FULL}, "packaged default")
     assert resolved.validation == cnm.ResolvedSubset({**load_subset_filter("validation"), **FULL}, "packaged default")
     assert cnm.resolve_subsets(None, None, None).train.source == "packaged default"
+
+
+@pytest.mark.parametrize("given", [[], "", "   ", "\n\t", [{"dir": "/a"}]])
+@pytest.mark.parametrize("field", ["train_subset", "validation_subset"])
+def test_a_list_or_blank_text_subset_is_refused_only_null_and_empty_object_mean_not_given(given, field):
+    with pytest.raises(ValueError, match=rf"^{field}: .* is not a DQL object; leave it out \(null or \{{\}}\)"):
+        cnm.resolve_subsets(**{"train_subset": None, "validation_subset": None, field: given}, base_model_subsets=None)
+    for absent in (None, {}, "null", "{}"):
+        assert cnm.resolve_subsets(absent, absent, None).train.source == "packaged default"
+
+
+@pytest.mark.parametrize(
+    ("train", "validation", "base"),
+    [
+        ({"dir": "/a"}, {"filter": {"dir": "/a"}}, None),  # bare filter and full query alike
+        ('{"dir": "/a"}', None, {"validation": {"dir": "/a"}}),  # input and base model
+        (None, None, {"train": {"dir": "/b"}, "validation": {"filter": {"dir": "/b"}}}),  # both from the base
+    ],
+)
+def test_identical_train_and_validation_subsets_are_refused_as_a_leak_unless_allowed(train, validation, base):
+    subsets = cnm.resolve_subsets(train, validation, base)
+    with pytest.raises(
+        ValueError, match=r"^validation_subset: .* selects the same items as train_subset .*allowSameTrainAndValidation"
+    ):
+        cnm.check_distinct_subsets(subsets)
+    cnm.check_distinct_subsets(subsets, allow_same=True)
+    allowed = cnm.CreateModelConfig.from_json({"modelName": "x", "allowSameTrainAndValidation": True})
+    assert allowed.allow_same_subsets is True
+    cnm.check_distinct_subsets(cnm.resolve_subsets(None, None, None))  # the packaged defaults differ
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"modelNmae": "x"}, r"^customNodeConfig\.modelNmae: unknown key; did you mean 'modelName'\?"),
+        ({"allowSameTrainAndValidaton": True}, r"did you mean 'allowSameTrainAndValidation'\?"),
+        (
+            {"allowSameTrainAndValidation": "yes"},
+            r"^customNodeConfig\.allowSameTrainAndValidation: 'yes' is not true or false",
+        ),
+        ({"modelName": "\u202eledom"}, r"^customNodeConfig\.modelName: .* U\+202E \(RIGHT-TO-LEFT OVERRIDE\)"),
+        ({"modelName": "v\u200b2"}, r"^customNodeConfig\.modelName: .* U\+200B \(ZERO WIDTH SPACE\)"),
+    ],
+)
+def test_node_config_unknown_keys_and_invisible_names_are_refused(config, message):
+    with pytest.raises(ValueError, match=message):
+        cnm.CreateModelConfig.from_json(config)
+    # the platform's own keys stay accepted
+    cnm.CreateModelConfig.from_json({"name": "Create New Model", "validation": {"valid": True}, "createModel": "x"})
+
+
+@pytest.mark.parametrize("name", ["\u202e", "\u200b\u200b", "a\u2066b", " \u0301 "])
+def test_a_rendered_name_with_format_characters_or_nothing_visible_is_refused(name):
+    values = cnm.NameValues(name, "m1", "images", "d1", "proj")
+    with pytest.raises(
+        ValueError, match=r"^customNodeConfig\.modelName rendered: .*(format character|no visible).*rename the entity"
+    ):
+        cnm.render_model_name("{base_model.name}", values, datetime(2025, 1, 31))
 
 
 def test_mixed_sources():

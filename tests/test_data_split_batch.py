@@ -339,3 +339,53 @@ def test_killed_at_random_writes_then_rerun_ends_like_an_uninterrupted_run(platf
     platform.reset_counts()
     assert split_dataset(dataset, None, **run).changed == 0
     assert platform.write_count() == 0
+
+
+# ------------------------------------------------------------------------------------ not logged in / unreachable
+
+
+def _split_isolated(tmp_path, setup: str):
+    """``python main.py split ...`` in a fresh process with its own, empty dtlpy folder and ``setup``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(main.__file__).resolve().parent
+    home = tmp_path / "home"
+    (home / "dtlpy").mkdir(parents=True)
+    env = dict(os.environ, HOME=str(home), DATALOOP_PATH=str(home / "dtlpy"), PYTHONPATH=str(root))
+    argv = ["split", "--project", "p", "--dataset", "d", "--no-progress"]
+    script = "import sys\n" + setup + f"\nimport main\nsys.exit(main.main({argv!r}))\n"
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+
+
+def _one_error_line(result, *names: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert all(name in lines[0] for name in names), lines[0]
+    assert len(lines[0]) < 1024
+
+
+def test_cli_not_logged_in_prints_one_line_saying_how_to_log_in(tmp_path):
+    _one_error_line(_split_isolated(tmp_path, ""), "not logged in", "dlp login", "local platform")
+
+
+def test_cli_unreachable_platform_prints_one_line_saying_how_to_start_it(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    setup = (
+        "import base64, json, dtlpy as dl\n"
+        "b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip('=')\n"
+        f"dl.add_environment(environment='{url}/api/v1', alias='gone', verify_ssl=False, gate_url='{url}', url='{url}')\n"
+        "dl.setenv('gone')\n"
+        "dl.client_api.token = b({'alg': 'none'}) + '.' + b({'exp': 4102444800, 'email': 'a@b.c'}) + '.s'\n"
+    )
+    _one_error_line(_split_isolated(tmp_path, setup), "not reachable", "dlp login", "local platform")

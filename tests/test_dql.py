@@ -5,7 +5,6 @@ reference evaluator written here."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -113,10 +112,12 @@ def test_wildcards_in_any_string_field():
 
 
 def test_wildcards_are_linear():
+    """Every ``*`` becomes an atomic group (``fnmatch.translate``): no backtracking, so matching is
+    linear in the value (checked from the regex, not timed: benchmarks/bench_match.py times it)."""
     text = "a" * 5000
-    started = time.perf_counter()
     assert not dql.matches({"name": text}, {"name": "*a*a*a*a*a*a*a*a*a*a*b"})
-    assert time.perf_counter() - started < 1.0
+    translated = dql.wildcard_regex("*a*a*a*a*a*a*a*a*a*a*b").pattern
+    assert translated.count("(?>") == 10  # each * followed by a literal is atomic
 
 
 def test_match_operator_is_a_regex_or_a_wildcard():
@@ -130,11 +131,15 @@ def test_match_operator_is_a_regex_or_a_wildcard():
     "pattern",
     ["^(a+)+$", "(a*)*b", "(.*a){20}", "(a|aa)+$", r"(\w+)\1", "(?P<x>a)(?P=x)", "a*b*c*d*e", "x" * 1001],
 )
-def test_catastrophic_patterns_are_refused_quickly(pattern):
-    started = time.perf_counter()
+def test_catastrophic_patterns_are_refused_quickly(pattern, monkeypatch):
+    """Refused from the pattern's shape alone: nothing is matched (no automaton step is taken)."""
+
+    def no_matching(*args, **kwargs):
+        raise AssertionError("a refused pattern must not be matched")
+
+    monkeypatch.setattr(dql._Program, "search", no_matching)
     with pytest.raises(dql.DQLError, match=r"refused"):
         dql.compile_filter({"name": {"$match": pattern}})
-    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize("pattern", [r"^img-\d+\.jpg$", "(cat|dog)", "(a|b)+", r"\d{4}-\d{2}-\d{2}", "^a.*b.*c$"])

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,10 +103,10 @@ class Either:
 
 @dataclass(frozen=True)
 class Status:
-    """Raw HTTP: one of ``codes`` within ``seconds``, and nothing written."""
+    """Raw HTTP: one of ``codes``, and nothing written (how fast is the benchmarks' business: no
+    case depends on the machine's speed; the request timeout only bounds a hang)."""
 
     codes: tuple[int, ...]
-    seconds: float = 1.0
     names: tuple[str, ...] = ()
 
 
@@ -168,18 +167,14 @@ def _judge(case: Case, call: Callable[[], Any], ctx: Ctx, capsys) -> Outcome:
     expect = case.expect
     platform = ctx.platform
     if isinstance(expect, Status):
-        started = time.monotonic()
         try:
             status, text = call()
         except requests.Timeout:
-            return Outcome(False, "no answer (timeout)", False, _writes(platform))
-        elapsed = time.monotonic() - started
+            return Outcome(False, "no answer (hung)", False, _writes(platform))
         writes = _writes(platform)
         problems = []
         if status not in expect.codes:
             problems.append(f"status {status} not in {expect.codes}: {text[:300]}")
-        if elapsed > expect.seconds:
-            problems.append(f"answered after {elapsed:.2f} s (> {expect.seconds} s)")
         problems += [f"body does not name {m!r}" for m in _named(text, expect.names)]
         if writes:
             problems.append(f"wrote {writes}")
@@ -444,7 +439,7 @@ class Ctx:
             headers.setdefault("Content-Type", "application/json")
 
         def call() -> tuple[int, str]:
-            answer = requests.request(method, url, data=raw, headers=headers, timeout=5)
+            answer = requests.request(method, url, data=raw, headers=headers, timeout=60)  # a hang bound
             return answer.status_code, answer.text
 
         return call
@@ -1540,12 +1535,12 @@ def _http_cases() -> list[Case]:
         http(
             "http/catastrophic-match",
             lambda c: _query(c, _items_query({"name": {"$match": "^(a+)+$"}})),
-            Status((400,), seconds=1.0, names=("$match",)),
+            Status((400,), names=("$match",)),
         ),
         http(
             "http/catastrophic-match-nested",
             lambda c: _query(c, _items_query({"$or": [{"dir": {"$match": "(x*)*y"}}]})),
-            Status((400,), seconds=1.0, names=("$match",)),
+            Status((400,), names=("$match",)),
         ),
         http(
             "http/invalid-regex",

@@ -95,9 +95,10 @@ def patch_of(body: Any, read_only: tuple[str, ...], what: str) -> dict:
     return patch
 
 
-def merge_metadata(doc: dict, metadata: Any, system: bool, resource: str) -> None:
+def merge_metadata(doc: dict, metadata: Any, system: bool, resource: str, *, none_deletes: bool = True) -> None:
     """Deep-merge a PATCH/PUT body's ``metadata`` into ``doc``. Like the platform,
-    ``metadata.system`` changes only when the request says ``?system=true``."""
+    ``metadata.system`` changes only when the request says ``?system=true``. ``none_deletes``:
+    the reading of ``null`` (see :attr:`StoreBase.null_deletes`)."""
     if metadata is None:
         return
     if not isinstance(metadata, Mapping):
@@ -105,8 +106,11 @@ def merge_metadata(doc: dict, metadata: Any, system: bool, resource: str) -> Non
     metadata = dict(metadata)
     system_part = metadata.pop("system", None)
     if system and isinstance(system_part, Mapping):
-        deep_merge(doc.setdefault("metadata", {}).setdefault("system", {}), system_part)
-    deep_merge(doc.setdefault("metadata", {}), metadata)
+        target = doc.setdefault("metadata", {})
+        if not isinstance(target.get("system"), dict):  # a stored null (or junk) is replaced by the object sent
+            target["system"] = {}
+        deep_merge(target["system"], system_part, none_deletes=none_deletes)
+    deep_merge(doc.setdefault("metadata", {}), metadata, none_deletes=none_deletes)
 
 
 def deep_merge(target: dict, patch: Mapping[str, Any], *, none_deletes: bool = True) -> None:
@@ -260,6 +264,16 @@ class StoreBase:
         self.clone_async = True
         #: GET /ml/models/{id} answers with status "cloning" this many times before the copy ends
         self.clone_polls = 0
+        #: The reading of ``null`` in a single-entity PATCH (``PATCH /items/{id}``, annotation
+        #: updates): ``True`` deletes the key (the assumption: dtlpy's ``item.update()`` sends
+        #: ``None`` for a removed key, ``miscellaneous/dict_differ.py``); ``False`` stores ``null``
+        #: as a value (Dataloop's item docs list Null among the metadata types). Undocumented
+        #: either way: the nodes must give the same results under both (tests/conftest.py
+        #: ``--null-reading``).
+        self.null_deletes = True
+        #: The reading of ``null`` in a bulk update (``POST /datasets/{id}/query`` with ``update``):
+        #: ``False`` (the assumption) stores it; ``True`` deletes the key.
+        self.bulk_null_deletes = False
         self._cloning: dict[str, dict] = {}
 
     def get(self, table: str, entity_id: str) -> dict:
@@ -288,7 +302,7 @@ class StoreBase:
         """
         patch = patch_of(body, read_only, what)
         entity = self._get(table, entity_id)
-        merge_metadata(entity, patch.pop("metadata", None), system, what.split()[0])
+        merge_metadata(entity, patch.pop("metadata", None), system, what.split()[0], none_deletes=self.null_deletes)
         return entity, patch
 
     def _base(self, resource: str, entity_id: str) -> dict:

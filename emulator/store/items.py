@@ -162,7 +162,7 @@ class ItemsMixin(StoreBase):
             for key, value in patch.items():
                 if key in ("filename", "name", "dir"):
                     continue
-                if value is None:
+                if value is None and self.null_deletes:
                     item.pop(key, None)
                 else:
                     item[key] = value

@@ -182,7 +182,7 @@ class QueriesMixin(StoreBase):
             raise ApiError(400, f"bulk update cannot change {', '.join(bad)}")
         stamp = now_iso()
         for doc in docs:
-            deep_merge(doc, update, none_deletes=False)
+            deep_merge(doc, update, none_deletes=self.bulk_null_deletes)
             doc["updatedAt"] = stamp
         if docs:
             index.touch()

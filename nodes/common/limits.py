@@ -267,15 +267,16 @@ def check_json_value(
 
 
 #: Unicode categories never allowed in a name: controls, format characters (bidi overrides,
-#: zero-width spaces, ...), surrogates, unassigned code points and line / paragraph separators.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
+#: zero-width spaces, ...), surrogates and line / paragraph separators (unassigned code points pass:
+#: a newer Unicode may assign them).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def check_visible_name(path: str, value: Any, example: str = "") -> None:
     r"""Refuse a name that holds an invisible or format character, or has nothing visible.
 
     A name made of a right-to-left override (U+202E), zero-width spaces (U+200B) or other
-    characters of Unicode category ``Cf`` (or controls, separators, unassigned code points) looks
+    characters of Unicode category ``Cf`` (or controls, surrogates, line separators) looks
     different on screen from what it is, or looks empty; so does a name of spaces and combining
     marks only. Such a name is refused wherever a node builds one.
 

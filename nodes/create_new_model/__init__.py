@@ -17,6 +17,7 @@ from nodes.create_new_model.config import (
     ResolvedSubsets,
     check_base_model,
     check_base_model_status,
+    check_distinct_subsets,
     is_empty_subset,
     normalize_subset_query,
     parse_model_configuration,
@@ -95,5 +96,6 @@ __all__ = [
     "parse_name_template",
     "render_model_name",
     "resolve_subsets",
+    "check_distinct_subsets",
     "run_node",
 ]

@@ -18,7 +18,14 @@ from typing import Any
 
 from nodes.common.defaults import load_subset_filter
 from nodes.common.dql import QUERY_PARTS, check_dql_condition, check_dql_query
-from nodes.common.limits import check_json_value, loads_json_text, shorten
+from nodes.common.limits import (
+    check_json_value,
+    check_visible_name,
+    cut,
+    loads_json_text,
+    reject_unknown_keys,
+    shorten,
+)
 from nodes.create_new_model.naming import DEFAULT_NAME_TEMPLATE, NameValues, parse_name_template, render_model_name
 
 #: Base model statuses that can be cloned into a new version.
@@ -28,6 +35,12 @@ CLONEABLE_STATUSES = ("trained", "deployed", "pre-trained")
 #: Keys of a subset query: the DQL parts (nodes.common.dql.QUERY_PARTS) and paging / order.
 QUERY_KEYS = frozenset({*QUERY_PARTS, "resource", "page", "pageSize", "sort"})
 SUBSET_SOURCES = ("input", "base model", "packaged default")
+#: The node config key that allows the same query for the train and the validation subset.
+ALLOW_SAME_SUBSETS_KEY = "allowSameTrainAndValidation"
+#: Keys of the node config the node reads (``createModel`` is the node's display name field).
+CONFIG_KEYS = ("modelName", "createModel", ALLOW_SAME_SUBSETS_KEY)
+#: Keys the platform writes into every custom node's config (accepted, not read).
+PLATFORM_CONFIG_KEYS = ("name", "validation")
 _DQL_EXAMPLE = '{"filter": {"metadata.system.tags.train": true}}'
 
 
@@ -35,23 +48,30 @@ _DQL_EXAMPLE = '{"filter": {"metadata.system.tags.train": true}}'
 class CreateModelConfig:
     """The node config of Create New Model (``customNodeConfig``), validated.
 
-    Only ``modelName`` matters here (``createModel`` is the node's display name); a missing
-    or ``null`` ``modelName`` means the manifest default :data:`DEFAULT_NAME_TEMPLATE`. Other
-    keys (the platform writes ``name`` and ``validation`` on every custom node; saved
-    pipelines may carry older keys) are ignored, but the whole config is bounded like every
-    user JSON value (:func:`nodes.common.limits.check_json_value`: at most 64 levels deep,
-    1 MB, no NaN / ±inf).
+    ``modelName`` is the name template (``createModel`` is the node's display name); a missing
+    or ``null`` ``modelName`` means the manifest default :data:`DEFAULT_NAME_TEMPLATE`.
+    ``allowSameTrainAndValidation: true`` accepts a validation subset equal to the train subset
+    (refused otherwise: validating on the training items measures nothing). The keys the
+    platform writes on every custom node (``name``, ``validation``) are accepted; any other key
+    is refused with the nearest valid one (a typo such as ``modelNmae`` would silently use the
+    default name). The whole config is bounded like every user JSON value
+    (:func:`nodes.common.limits.check_json_value`: at most 64 levels deep, 1 MB, no NaN / ±inf).
 
     Examples
     --------
     >>> config = CreateModelConfig.from_json({"createModel": "Create New Model", "modelName": "{now:%Y}"})
-    >>> config.name_template
-    '{now:%Y}'
+    >>> config.name_template, config.allow_same_subsets
+    ('{now:%Y}', False)
     >>> CreateModelConfig.from_json(None).name_template == DEFAULT_NAME_TEMPLATE
     True
+    >>> CreateModelConfig.from_json({"modelNmae": "v2"})
+    Traceback (most recent call last):
+    ...
+    ValueError: customNodeConfig.modelNmae: unknown key; did you mean 'modelName'? (valid keys: allowSameTrainAndValidation, createModel, modelName)
     """
 
     name_template: str = DEFAULT_NAME_TEMPLATE
+    allow_same_subsets: bool = False
 
     @classmethod
     def from_json(cls, node_config: Mapping[str, Any] | None) -> CreateModelConfig:
@@ -64,11 +84,19 @@ class CreateModelConfig:
                 f'example: {{"modelName": "{DEFAULT_NAME_TEMPLATE}"}}'
             )
         check_json_value(node_config, "customNodeConfig")
+        reject_unknown_keys("customNodeConfig", node_config, CONFIG_KEYS, PLATFORM_CONFIG_KEYS)
+        allow_same = node_config.get(ALLOW_SAME_SUBSETS_KEY)
+        if allow_same is not None and not isinstance(allow_same, bool):
+            raise ValueError(
+                f"customNodeConfig.{ALLOW_SAME_SUBSETS_KEY}: {shorten(allow_same)} is not true or false; "
+                f'example: "{ALLOW_SAME_SUBSETS_KEY}": true (only to validate on the training items on purpose)'
+            )
         template = node_config.get("modelName")
         if template is None:
-            return cls()
+            return cls(allow_same_subsets=bool(allow_same))
         parse_name_template(template)
-        return cls(name_template=template)
+        check_visible_name("customNodeConfig.modelName", template, example='"modelName": "{base_model.name}-v2"')
+        return cls(name_template=template, allow_same_subsets=bool(allow_same))
 
     def render(self, values: NameValues, now: datetime) -> str:
         """The new model's name; see :func:`render_model_name`."""
@@ -246,6 +274,14 @@ def resolve_subsets(
     for name, given in (("train", train_subset), ("validation", validation_subset)):
         field = f"{name}_subset"
         from_base = _base_subset(base_model_subsets, name)
+        if isinstance(given, str) and given.strip():
+            given = _parse_json_text(given, field)  # JSON text: "null" and "{}" are null and {}
+        if isinstance(given, list) or (isinstance(given, str) and not given.strip()):
+            # only null and {} mean "not given": [] or blank text is a mistake, not a request for the fallback
+            raise ValueError(
+                f"{field}: {shorten(given)} is not a DQL object; leave it out (null or {{}}) to use the base "
+                f"model's subset or the packaged default, or give a query, example: {_DQL_EXAMPLE}"
+            )
         if not is_empty_subset(given):
             chosen[name] = ResolvedSubset(normalize_subset_query(given, field), "input")
         elif not is_empty_subset(from_base):
@@ -254,6 +290,34 @@ def resolve_subsets(
         else:
             chosen[name] = ResolvedSubset(normalize_subset_query(load_subset_filter(name), field), "packaged default")
     return ResolvedSubsets(train=chosen["train"], validation=chosen["validation"])
+
+
+def check_distinct_subsets(subsets: ResolvedSubsets, allow_same: bool = False) -> None:
+    """Refuse a validation subset whose query is the train subset's, unless ``allow_same``.
+
+    Validating on the very items the model trains on measures nothing and hides overfitting (a
+    leak); a pipeline that wants it says so with ``customNodeConfig.allowSameTrainAndValidation``.
+
+    Examples
+    --------
+    >>> same = resolve_subsets({"dir": "/a"}, {"filter": {"dir": "/a"}}, None)
+    >>> check_distinct_subsets(same, allow_same=True)
+    >>> check_distinct_subsets(same)
+    Traceback (most recent call last):
+    ...
+    ValueError: validation_subset: {"dir": "/a"} (from input) selects the same items as train_subset (from input): validating on the training items measures nothing; give a validation subset of other items, e.g. {"filter": {"metadata.system.tags.validation": true}}, or set "allowSameTrainAndValidation": true in the node config
+    """
+    if allow_same or subsets.train.query != subsets.validation.query:
+        return
+    import json
+
+    shown = cut(json.dumps(subsets.validation.query.get("filter"), sort_keys=True), 120)
+    raise ValueError(
+        f"validation_subset: {shown} (from {subsets.validation.source}) selects the same items as train_subset "
+        f"(from {subsets.train.source}): validating on the training items measures nothing; give a validation "
+        'subset of other items, e.g. {"filter": {"metadata.system.tags.validation": true}}, '
+        f'or set "{ALLOW_SAME_SUBSETS_KEY}": true in the node config'
+    )
 
 
 def check_base_model_status(status: Any) -> None:
@@ -290,10 +354,15 @@ class BaseModelFacts:
 
 
 def _object_or_absent(parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
-    """``parent[key]`` when it is an object, ``None`` when the key is absent; else a ValueError."""
-    if key not in parent:
+    """``parent[key]`` when it is an object, ``None`` when the key is absent or ``null``; else a ValueError.
+
+    ``null`` reads as absent: where the platform stores the ``null`` that removing a key sends
+    (Dataloop's item docs list Null as a metadata type), a record a node removed stays behind as
+    ``null``, and the node must give the same result as where the key is gone.
+    """
+    value = parent.get(key)
+    if value is None:
         return None
-    value = parent[key]
     if not isinstance(value, Mapping):
         raise ValueError(
             f"{path}: {shorten(value)} is not an object; set it to an object ({{}}) or remove the key: "
@@ -307,8 +376,8 @@ def check_base_model(metadata: Any, configuration: Any, tags: Any) -> BaseModelF
 
     ``metadata`` must be an object (or absent); ``metadata.user``,
     ``metadata.user.activeLearning``, ``metadata.system`` and ``metadata.system.subsets`` /
-    ``annotationsSubsets`` / ``tags`` must each be an object or absent (``null`` is neither: a
-    clone would copy it and no later step could finish the new model); ``configuration`` an
+    ``annotationsSubsets`` / ``tags`` must each be an object or absent (``null`` reads as absent:
+    the new model's own metadata replaces what the clone copied); ``configuration`` an
     object (or absent) within the JSON bounds, without NaN / ±inf; ``tags`` a list of strings.
 
     Raises
@@ -320,10 +389,12 @@ def check_base_model(metadata: Any, configuration: Any, tags: Any) -> BaseModelF
     --------
     >>> check_base_model({"system": {"subsets": {"train": {}}}}, {"epochs": 1}, ["yolo"]).subsets
     {'train': {}}
-    >>> check_base_model({"user": {"activeLearning": None}}, None, None)
+    >>> check_base_model({"user": {"activeLearning": None}}, None, None).subsets is None  # null reads as absent
+    True
+    >>> check_base_model({"user": {"activeLearning": []}}, None, None)
     Traceback (most recent call last):
     ...
-    ValueError: base_model.metadata.user.activeLearning: None is not an object; set it to an object ({}) or remove the key: fix the base model (e.g. model.metadata['user']['activeLearning'] = {}; model.update(system_metadata=True)) or connect another model version
+    ValueError: base_model.metadata.user.activeLearning: [] is not an object; set it to an object ({}) or remove the key: fix the base model (e.g. model.metadata['user']['activeLearning'] = {}; model.update(system_metadata=True)) or connect another model version
     """
     if metadata is None:
         metadata = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from nodes.common.limits import shorten
+from nodes.common.limits import check_visible_name, shorten
 
 #: The manifest's default for the node config field ``modelName``.
 DEFAULT_NAME_TEMPLATE = "{base_model.name}_{datetime.datetime.now().strftime('%Y_%m_%d-T%H_%M_%S')}"
@@ -249,6 +249,10 @@ def check_model_name(name: str, field: str = "model name") -> str:
             f"{field}: {shorten(name)} has the control character {name[bad]!r} at position {bad}; remove it from "
             f"the template, or rename the entity whose name brings it (a name is one line of printable text)"
         )
+    try:  # format characters (right-to-left override, zero-width space, ...) or nothing visible
+        check_visible_name(field, name)
+    except ValueError as error:
+        raise ValueError(f"{error}; remove it from the template, or rename the entity whose name brings it") from None
     return name
 
 

@@ -26,6 +26,7 @@ from nodes.create_new_model.config import (
     ResolvedSubsets,
     check_base_model,
     check_base_model_status,
+    check_distinct_subsets,
     parse_model_configuration,
     resolve_subsets,
 )
@@ -115,6 +116,7 @@ def run_node(
     subsets = resolve_subsets(train_subset, validation_subset, base.subsets)
     configuration = build_clone_configuration(base.configuration, override)
     config = CreateModelConfig.from_json(node_config_from_context(context))  # reads the pipeline node
+    check_distinct_subsets(subsets, config.allow_same_subsets)
     execution_id = getattr(context, "execution_id", None) if context is not None else None
     record = created_by(execution_id, base_model.id)
     project = dataset.project
@@ -340,6 +342,15 @@ def _clone(
 
     source_json = copy.deepcopy(base_model.to_json())
     source_json["configuration"] = copy.deepcopy(configuration)
+    # null reads as absent: dtlpy's clone reads metadata.system.annotationsSubsets with .get(key, {}),
+    # which a stored null (not a missing key) breaks; the copy drops those nulls (the base is untouched)
+    metadata = source_json.get("metadata")
+    if isinstance(metadata, dict):
+        if not isinstance(metadata.get("system"), dict):
+            metadata["system"] = {}
+        for key in ("subsets", "annotationsSubsets"):
+            if metadata["system"].get(key, {}) is None:
+                del metadata["system"][key]
     source = dl.Model.from_json(
         _json=source_json,
         client_api=base_model._client_api,

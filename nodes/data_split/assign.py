@@ -147,13 +147,19 @@ APPROVED = "approved"  # dtlpy AnnotationStatus.APPROVED, in metadata.system.sta
 def carries_model(metadata: Any) -> bool:
     """Whether an annotation's metadata marks it as a model prediction (``user.model`` or ``system.model``).
 
+    A ``null`` ``model`` reads as absent: where the platform stores the ``null`` a removal sends,
+    an annotation this node already turned into ground truth still carries ``model: null``.
+
     Examples
     --------
     >>> carries_model({"system": {"model": {"name": "m"}}}), carries_model({"user": {"k": 1}}), carries_model(None)
     (True, False, False)
+    >>> carries_model({"user": {"model": None}})
+    False
     """
     return isinstance(metadata, Mapping) and any(
-        isinstance(metadata.get(space), Mapping) and "model" in metadata[space] for space in ("user", "system")
+        isinstance(metadata.get(space), Mapping) and metadata[space].get("model") is not None
+        for space in ("user", "system")
     )
 
 

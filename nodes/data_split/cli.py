@@ -1,7 +1,9 @@
 """``python main.py split``: the batch Model Data Split from a terminal (options, dataset lookup, summary table).
 
 Every error names the option the user typed (``--seed``, ``--subsets``, ``--group-by``, ...) and
-exits with code 2 before any write; the options are checked before the first request.
+exits with code 2 before any write; the options are checked before the first request. Not logged
+in, or a platform that cannot be reached, is one line saying how to log in or start the local
+platform (exit code 2, no traceback; :mod:`nodes.common.cli`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nodes.common.cli import check_platform, platform_failure
 from nodes.common.limits import shorten
 from nodes.data_split.batch import check_batch_options, split_dataset
 from nodes.data_split.config import SplitConfig
@@ -150,8 +153,9 @@ def _get_dataset(project_ref: str, dataset_ref: str) -> Any:
 def run_cli(args: Any) -> int:
     """Edge: ``python main.py split ...``; prints the summary table. Returns the exit code.
 
-    0 on success, 2 on a bad option (the message goes to stderr, nothing is written). The dtlpy
-    environment that is currently set is used (the user's login).
+    0 on success, 2 on a bad option, when not logged in or when the platform cannot be reached
+    (one line on stderr, nothing written). The dtlpy environment that is currently set is used
+    (the user's login).
 
     Examples
     --------
@@ -169,6 +173,7 @@ def run_cli(args: Any) -> int:
         print(f"error: {in_option_terms(str(exc))}", file=sys.stderr)
         return 2
     try:
+        check_platform()
         dataset = _get_dataset(args.project, args.dataset)
         summary = split_dataset(
             dataset,
@@ -182,6 +187,12 @@ def run_cli(args: Any) -> int:
         )
     except ValueError as exc:
         print(f"error: {in_option_terms(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - only "not logged in" / "unreachable" become one line
+        message = platform_failure(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     print(summary.table())
     return 0
