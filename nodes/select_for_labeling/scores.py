@@ -15,7 +15,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -273,20 +273,23 @@ def _has_vector(column: pd.Series) -> np.ndarray:
 
 @dataclass
 class _Units:
-    """Scored units (a classified item, or one instance): item code, top-k rows, label, vector flag."""
+    """Scored units (a classified item, or one instance), in groups: item codes, top-k rows sorted
+    descending (zero-padded), uploaded lengths, whole-distribution flags and labels."""
 
-    codes: list
-    rows: list
-    lengths: list
-    whole: list
-    labels: list
+    codes: list[np.ndarray] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+    lengths: list[np.ndarray] = field(default_factory=list)
+    whole: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, codes, rows, lengths, whole, labels) -> None:
+    def add(self, codes: Any, rows: np.ndarray, lengths: Any, whole: Any, labels: Any) -> None:
         self.codes.append(np.asarray(codes, dtype=int))
         self.rows.append(rows)
         self.lengths.append(np.asarray(lengths, dtype=int))
-        self.whole.append(np.broadcast_to(np.asarray(whole, dtype=bool), (len(lengths),)))
-        self.labels.append(np.asarray(labels, dtype=object))
+        self.whole.append(np.broadcast_to(np.asarray(whole, dtype=bool), (len(self.lengths[-1]),)))
+        labels_array = np.empty(len(self.lengths[-1]), dtype=object)
+        labels_array[:] = list(labels)
+        self.labels.append(labels_array)
 
     def score(self, strategy: str, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Per unit (in the order added): the uncertainty and whether it is ``strategy``'s."""
@@ -392,7 +395,7 @@ def score_items(
     n_predictions = np.bincount(codes, minlength=n).astype(int)
     tie_keys = tie_break_keys(ids, seed)
     top_label = np.full(n, None, dtype=object)
-    units = _Units([], [], [], [], [])
+    units = _Units()
 
     # Classification: one unit per item, its class confidences (or its top class record's vector).
     if is_class.any():
