@@ -66,7 +66,9 @@ def loop(_platform_session: LocalPlatform, tmp_path_factory):
     project = dl.projects.create(project_name="template-loop")
     raw = project.datasets.create(dataset_name="Raw", labels=make_labels(LABELS))
     ground_truth = project.datasets.create(dataset_name="Ground Truth", labels=make_labels(LABELS))
-    _upload_digits(ground_truth, 40, seed=5, tag_subsets=True)
+    _upload_digits(ground_truth, 50, seed=5, tag_subsets=True)
+    seed_data = project.datasets.create(dataset_name="Seed", labels=make_labels(LABELS))
+    _upload_digits(seed_data, 10, seed=7, tag_subsets=True)  # a small start: the new model should win
 
     app_folder = tmp_path_factory.mktemp("active-learning")
     for name in ("main.py", "dataloop.json", "requirements.txt"):
@@ -80,7 +82,7 @@ def loop(_platform_session: LocalPlatform, tmp_path_factory):
 
     best = project.models.create(
         model_name="digits-v0",
-        dataset_id=ground_truth.id,
+        dataset_id=seed_data.id,
         labels=list(LABELS),
         app=model_app,
         dpk_model_name="digits-classifier",
@@ -194,10 +196,13 @@ def test_the_cron_start_node_trains_evaluates_compares_and_updates_the_best_mode
     evaluations = _executions(loop, cycle, "Evaluate New Model") + _executions(loop, cycle, "Evaluate Base Model")
     assert [e.function_name for e in evaluations] == ["evaluate_model", "evaluate_model"]
     (compare,) = _executions(loop, cycle, "Compare Models")
-    action = platform.store.get_execution(compare.id)["action"]
-    assert action in ("update model", "discard")
+    assert platform.store.get_execution(compare.id)["action"] == "update model"
+    assert _statuses(cycle)["Update Variables"] == "success"
     best = {v.name: v.value for v in loop["project"].pipelines.get(pipeline_id=pipeline.id).variables}["Best Model"]
-    if action == "update model":
-        assert _statuses(cycle)["Update Variables"] == "success" and best == new_model_id
-    else:
-        assert "Update Variables" not in _statuses(cycle) and best == base_model_id
+    assert best == new_model_id
+    before = {c.id for c in pipeline.pipeline_executions.list().all()}
+    _upload_digits(loop["raw"], 1, seed=13, tag_subsets=False)
+    _settle(loop)
+    (cycle,) = [c for c in pipeline.pipeline_executions.list().all() if c.id not in before]
+    (predict,) = _executions(loop, cycle, "Predict")
+    assert platform.store.get_execution(predict.id)["model"]["modelId"] == new_model_id
