@@ -37,6 +37,8 @@ __all__ = [
     "POOL_SORT",
     "REQUEST_KEYS",
     "feature_matrix",
+    "feature_set_named",
+    "held_out",
     "in_hidden_folder",
     "labelled_matrix",
     "list_feature_vectors",

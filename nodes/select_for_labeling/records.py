@@ -28,7 +28,10 @@ RANKING_DIR = "/.activelearning/selections"
 __all__ = [
     "RANKING_DIR",
     "batch_ranking",
+    "check_task_name",
     "chosen_items",
+    "create_task",
+    "existing_task",
     "is_written",
     "item_record",
     "ranked_ids",
