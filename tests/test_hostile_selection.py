@@ -222,7 +222,7 @@ def _cases() -> list[Case]:
         Case(
             "select/node-tag-pipeline-group",
             lambda c: c.select(None, context=c.context({"budget": 2, "tag": "silver"}, ["gold", "silver"])),
-            refuse(("tag", "silver")),
+            refuse(("customNodeConfig.tag", "silver")),
         ),
         Case(
             "select/pipeline-group-left-out-of-pool",

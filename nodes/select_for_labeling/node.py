@@ -21,6 +21,7 @@ from nodes.common.entities import check_entity_input
 from nodes.common.limits import cut
 from nodes.select_for_labeling.claim import MAX_CLAIM_ROUNDS, claim_of, held_ids, new_claim_id, write_claimed
 from nodes.select_for_labeling.config import (
+    NODE_ROOT,
     SELECTION_ROOT,
     SelectionConfig,
     check_selection_tag,
@@ -323,7 +324,9 @@ def run_selection(
     check_entity_input(model, "model", "model", NODE_NAME, "the model whose predictions are scored (e.g. Best Model)")
     check_entity_input(dataset, "dataset", "dataset", NODE_NAME, "the dataset that holds the pool (e.g. Raw Dataset)")
     groups = pipeline_subset_tags(context)
-    check_selection_tag(f"{SELECTION_ROOT}.tag", config.tag, config.held_out_tags, groups)
+    from_node = isinstance(node_config, Mapping) and "tag" in node_config
+    from_node = from_node and not (isinstance(selection_config, Mapping) and "tag" in selection_config)
+    check_selection_tag(f"{NODE_ROOT if from_node else SELECTION_ROOT}.tag", config.tag, config.held_out_tags, groups)
     execution_id = execution_id_of(context)
     feature_set = feature_set_named(dataset, config.feature_set) if config.feature_set is not None else None
     task = check_task_name(dataset, config, execution_id)
