@@ -270,7 +270,25 @@ CASES: list[Case] = [
         ValueError,
         ("item",),
     ),
+    Case("split/item-string", lambda e: e.split(SPLIT_OK, item="6650f0c1"), ValueError, ("item", "Item")),
+    Case("split/item-dataset", lambda e: e.split(SPLIT_OK, item=e.dataset), ValueError, ("item", "Item")),
+    Case("split/unknown-key", lambda e: e.split(_split(itemMetdata=True)), ValueError, ("itemMetdata", "itemMetadata")),
+    Case(
+        "split/unknown-group-key",
+        lambda e: e.split(
+            _split(groups=[{"name": "a", "distribution": 50, "share": 1}, {"name": "b", "distribution": 50}])
+        ),
+        ValueError,
+        ("groups[0].share",),
+    ),
+    Case(
+        "split/group-name-zero-width",
+        lambda e: e.split(_groups(("\u200b", 50), ("b", 50))),
+        ValueError,
+        ("groups[0].name",),
+    ),
     # ---------------------------------------------------------------- split CLI
+    Case("cli-split/group-by-written", lambda e: _split_cli(e, "--group-by", "metadata.user"), CLI, ("group_by",)),
     Case("cli-split/subsets-not-number", lambda e: _split_cli(e, "--subsets", "train=80,test=x"), CLI, ("--subsets",)),
     Case("cli-split/subsets-no-equals", lambda e: _split_cli(e, "--subsets", "train"), CLI, ("--subsets",)),
     Case("cli-split/subsets-over-100", lambda e: _split_cli(e, "--subsets", "train=150,test=-50"), CLI, ("--subsets",)),
@@ -291,6 +309,23 @@ CASES: list[Case] = [
     ),
     # ---------------------------------------------------------------- Create New Model node
     Case("create/base-model-none", lambda e: e.create(base=None), ValueError, ("base_model",)),
+    Case("create/train-subset-list", lambda e: e.create(train_subset=[]), ValueError, ("train_subset",)),
+    Case(
+        "create/validation-subset-blank", lambda e: e.create(validation_subset="  "), ValueError, ("validation_subset",)
+    ),
+    Case(
+        "create/same-train-and-validation",
+        lambda e: e.create(train_subset={"dir": "/"}, validation_subset={"dir": "/"}),
+        ValueError,
+        ("validation_subset", "train_subset", "allowSameTrainAndValidation"),
+    ),
+    Case(
+        "create/config-unknown-key",
+        lambda e: e.create(node_config={"modelName": "x", "modelNmae": "y"}),
+        ValueError,
+        ("modelNmae", "modelName"),
+    ),
+    Case("create/name-rlo", lambda e: e.create(node_config={"modelName": "\u202ex"}), ValueError, ("modelName",)),
     Case("create/dataset-none", lambda e: e.create(dataset=None), ValueError, ("dataset",)),
     Case(
         "create/base-not-trained",

@@ -478,6 +478,18 @@ def split_kept(subset: str, normalised: bool = True) -> Callable[[Any, Ctx], Non
     return check
 
 
+def split_only(subset: str) -> Callable[[Any, Ctx], None]:
+    """Routed to ``subset``, which is the item's only subset tag that is ``true``."""
+
+    def check(value: Any, ctx: Ctx) -> None:
+        tags = _split_tags(ctx)
+        assert ctx.progress.actions == [subset], f"action {ctx.progress.actions}, tags {tags}"
+        members = [name for name in ("train", "validation", "test") if tags.get(name) is True]
+        assert members == [subset], f"tags {tags}: not only in {subset}"
+
+    return check
+
+
 def created_clean(value: Any, ctx: Ctx) -> None:
     """A new model, not the base, without the base's records or decision tags."""
     new_model, base_model = value
@@ -615,6 +627,13 @@ def _base(ctx: Ctx, **fields: Any) -> dl.Model:
     return ctx.model(**fields)
 
 
+def _renamed_base(ctx: Ctx, name: str) -> dl.Model:
+    """A base model whose stored name is ``name`` (set in the store: the REST API may refuse it)."""
+    model = ctx.model()
+    ctx.platform.store.tables["models"][model.id]["name"] = name
+    return dl.models.get(model_id=model.id)
+
+
 def _compare_cli_out_dir(ctx: Ctx) -> Callable[[], Any]:
     folder = ctx.tmp_path / "existing"
     folder.mkdir()
@@ -648,6 +667,7 @@ def _items_query(dql_filter: Any, **changes: Any) -> dict:
 
 NODE = "customNodeConfig"
 ROUTED = split_routed("train", "validation", "test")
+ROUTED_ABC = split_routed("a", "b", "c")
 S = Case  # short alias for the tables below
 
 
@@ -792,13 +812,60 @@ def _split_cases() -> list[Case]:
         S("split/seed-nan", lambda c: c.split(_split_with(seed=NAN)), Refused(("seed",))),
         S("split/itemMetadata-int", lambda c: c.split(_split_with(itemMetadata=1)), Refused(("itemMetadata",))),
         S("split/itemMetadata-null", lambda c: c.split(_split_with(itemMetadata="true")), Refused(("itemMetadata",))),
-        S("split/unknown-key-ignored", lambda c: c.split(_split_with(grups=[])), Result(ROUTED)),
+        # unknown keys: refused with the nearest valid key; the panel's own keys are accepted
+        S("split/unknown-key-refused", lambda c: c.split(_split_with(grups=[])), Refused(("grups", "groups"))),
+        S(
+            "split/unknown-key-itemMetdata",
+            lambda c: c.split(_split_with(itemMetdata=False)),
+            Refused(("itemMetdata", "itemMetadata")),
+        ),
+        S(
+            "split/unknown-group-key",
+            lambda c: c.split(
+                _split_with(groups=[{"name": "train", "distrbution": 80}, {"name": "test", "distribution": 20}])
+            ),
+            Refused(("groups[0].distrbution", "distribution")),
+        ),
+        S(
+            "split/panel-keys-accepted",
+            lambda c: c.split(
+                _split_with(
+                    ports=[{"portId": "p", "action": "train", "name": "item", "type": "Item", "portPercentage": 80}],
+                    groups=[
+                        {"id": "g1", "name": "train", "distribution": 80},
+                        {"id": "g2", "name": "test", "distribution": 20},
+                    ],
+                )
+            ),
+            Result(split_routed("train", "test")),
+        ),
+        # shares: exactly 100 as written
+        S(
+            "split/sum-99.995",
+            lambda c: c.split(_groups(("a", 33.33), ("b", 33.33), ("c", 33.335))),
+            Refused(("distribution", "100")),
+        ),
+        S(
+            "split/sum-float-rounding",
+            lambda c: c.split(_groups(("a", 0.1), ("b", 0.2), ("c", 99.7))),
+            Result(ROUTED_ABC),
+        ),
+        # names of format characters or with nothing visible
+        S("split/node-name-spaces", lambda c: c.split(_split_with(name="   ")), Refused(("name",))),
+        S("split/node-name-rlo", lambda c: c.split(_split_with(name="\u202e")), Refused(("name",))),
+        S(
+            "split/name-zero-width",
+            lambda c: c.split(_groups(("\u200b", 50), ("test", 50))),
+            Refused(("groups[0].name",)),
+        ),
         S("split/deep-config", lambda c: c.split(_split_with(extra=_nested(200))), Refused((NODE,))),
         S("split/2mb-config", lambda c: c.split(_split_with(name=BIG)), Refused((NODE,))),
         # items
         S("split/item-id-string", lambda c: c.split(item=c.split_item().id), Refused(("item",))),
         S("split/item-dict", lambda c: c.split(item={"id": "x", "metadata": {}}), Refused(("item",))),
         S("split/item-is-a-dataset", lambda c: c.split(item=c.w.split_dataset), Refused(("item",))),
+        S("split/item-is-a-model", lambda c: c.split(item=c.w.base), Refused(("item", "Item"))),
+        S("split/item-json", lambda c: c.split(item=c.split_item().to_json()), Refused(("item", "Item"))),
         S(
             "split/item-deleted",
             lambda c: c.split(item=_deleted_item(c)),
@@ -834,6 +901,23 @@ def _split_cases() -> list[Case]:
         S(
             "split/item-tag-test-true-kept",
             lambda c: c.split(metadata={"system": {"tags": {"test": True}}}),
+            Result(split_kept("test")),
+        ),
+        # tagged train and test: held-out wins (a test item trained on leaks the evaluation)
+        S(
+            "split/item-tagged-train-and-test",
+            lambda c: c.split(metadata={"system": {"tags": {"train": True, "test": True}}}),
+            Result(split_only("test")),
+        ),
+        S(
+            "split/item-tagged-train-and-validation",
+            lambda c: c.split(metadata={"system": {"tags": {"validation": True, "train": True}}}),
+            Result(split_only("validation")),
+        ),
+        # a null tag reads as absent (a platform that stores the null a removal sends)
+        S(
+            "split/item-tag-null-is-absent",
+            lambda c: c.split(metadata={"system": {"tags": {"train": None, "test": True}}}),
             Result(split_kept("test")),
         ),
         S("split/item-unicode-name", lambda c: c.split(name="图像 \u202e.jpg"), Result(ROUTED)),
@@ -884,7 +968,7 @@ def _create_cases() -> list[Case]:
         S(
             "create/base-activeLearning-null",
             lambda c: c.create(base=_base(c, metadata={"user": {"activeLearning": None}})),
-            Either(created, ("activeLearning",)),
+            Result(created_clean),  # null reads as absent
         ),
         S(
             "create/base-activeLearning-list",
@@ -942,6 +1026,23 @@ def _create_cases() -> list[Case]:
         S("create/name-newline", lambda c: c.create(node_config={"modelName": "model\n"}), Refused(("modelName",))),
         S("create/name-nul", lambda c: c.create(node_config={"modelName": "mo\x00del"}), Refused(("modelName",))),
         S("create/name-10k", lambda c: c.create(node_config={"modelName": "m" * 10_000}), Refused(("modelName",))),
+        S("create/name-rlo", lambda c: c.create(node_config={"modelName": "\u202eledom"}), Refused(("modelName",))),
+        S("create/name-zero-width", lambda c: c.create(node_config={"modelName": "\u200b"}), Refused(("modelName",))),
+        S(
+            "create/base-name-bidi-isolate",
+            lambda c: c.create(node_config={"modelName": "{base_model.name}"}, base=_renamed_base(c, "\u2066\u2069")),
+            Refused(("modelName",)),
+        ),
+        S(
+            "create/config-unknown-key",
+            lambda c: c.create(node_config={**CREATE_OK, "modelNmae": "x"}),
+            Refused(("modelNmae", "modelName")),
+        ),
+        S(
+            "create/config-platform-keys",
+            lambda c: c.create(node_config={**CREATE_OK, "name": "Create New Model", "validation": {"valid": True}}),
+            Result(created),
+        ),
         S("create/name-empty-braces", lambda c: c.create(node_config={"modelName": "{}"}), Refused(("modelName",))),
         S("create/name-positional", lambda c: c.create(node_config={"modelName": "{0}"}), Refused(("modelName",))),
         S(
@@ -1010,7 +1111,30 @@ def _create_cases() -> list[Case]:
             lambda c: c.create(validation_subset=_nested_text(10_000)),
             Refused(("validation_subset",)),
         ),
-        S("create/train-subset-empty-string", lambda c: c.create(train_subset=""), Result(created)),
+        # only null and {} mean "not given"
+        S("create/train-subset-empty-string", lambda c: c.create(train_subset=""), Refused(("train_subset",))),
+        S("create/train-subset-blank", lambda c: c.create(train_subset=" \n "), Refused(("train_subset",))),
+        S(
+            "create/validation-subset-empty-list",
+            lambda c: c.create(validation_subset=[]),
+            Refused(("validation_subset",)),
+        ),
+        S("create/subsets-empty-object", lambda c: c.create(train_subset={}, validation_subset=None), Result(created)),
+        # the same train and validation subset is a leak, unless the node config allows it
+        S(
+            "create/same-train-and-validation",
+            lambda c: c.create(train_subset={"dir": "/"}, validation_subset={"filter": {"dir": "/"}}),
+            Refused(("validation_subset", "train_subset", "allowSameTrainAndValidation")),
+        ),
+        S(
+            "create/same-subsets-allowed",
+            lambda c: c.create(
+                node_config={**CREATE_OK, "allowSameTrainAndValidation": True},
+                train_subset={"dir": "/"},
+                validation_subset={"dir": "/"},
+            ),
+            Result(created),
+        ),
         S(
             "create/subset-long-operator",
             lambda c: c.create(train_subset={"filter": {"$" + LONG_NAME: 1}}),
@@ -1319,6 +1443,20 @@ def _split_cli_cases() -> list[Case]:
             Refused(("--subsets",)),
         ),
         cli("cli-split/group-by-empty", lambda c: c.split_cli("--group-by", ""), Refused(("--group-by",))),
+        # grouping by what the split itself writes would give an interrupted split's rerun other groups
+        cli(
+            "cli-split/group-by-written-object",
+            lambda c: c.split_cli("--group-by", "metadata.user"),
+            Refused(("--group-by", "metadata.user")),
+        ),
+        cli(
+            "cli-split/group-by-subset-tag",
+            lambda c: c.split_cli("--group-by", "metadata.system.tags.train"),
+            Refused(("--group-by",)),
+        ),
+        cli(
+            "cli-split/group-by-updated-at", lambda c: c.split_cli("--group-by", "updatedAt"), Refused(("--group-by",))
+        ),
         cli(
             "cli-split/group-by-trailing-dot",
             lambda c: c.split_cli("--group-by", "metadata.user."),

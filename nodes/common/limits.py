@@ -355,7 +355,7 @@ def reject_unknown_keys(path: str, raw: Any, allowed: Collection[str], platform_
     >>> reject_unknown_keys("cfg", {"itemMetdata": True}, ["seed", "itemMetadata"], ["name"])
     Traceback (most recent call last):
     ...
-    ValueError: cfg.itemMetdata: unknown key; did you mean 'itemMetadata'? (valid keys: itemMetadata, seed)
+    ValueError: cfg.itemMetdata: unknown key; did you mean 'itemMetadata'? rename it (valid keys: itemMetadata, seed)
     >>> reject_unknown_keys("cfg", {"zzz": 1}, ["seed"])
     Traceback (most recent call last):
     ...
@@ -374,5 +374,5 @@ def reject_unknown_keys(path: str, raw: Any, allowed: Collection[str], platform_
         nearest = [k for k in sorted(allowed) if k.lower() == text.lower()][:1]
     valid = cut(", ".join(sorted(allowed)), 300)
     more = f" ({len(unknown) - 1} more unknown keys)" if len(unknown) > 1 else ""
-    hint = f"did you mean {nearest[0]!r}?" if nearest else "remove it"
+    hint = f"did you mean {nearest[0]!r}? rename it" if nearest else "remove it"
     raise ValueError(f"{join_path(path, text)}: unknown key{more}; {hint} (valid keys: {valid})")

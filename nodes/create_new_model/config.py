@@ -67,7 +67,7 @@ class CreateModelConfig:
     >>> CreateModelConfig.from_json({"modelNmae": "v2"})
     Traceback (most recent call last):
     ...
-    ValueError: customNodeConfig.modelNmae: unknown key; did you mean 'modelName'? (valid keys: allowSameTrainAndValidation, createModel, modelName)
+    ValueError: customNodeConfig.modelNmae: unknown key; did you mean 'modelName'? rename it (valid keys: allowSameTrainAndValidation, createModel, modelName)
     """
 
     name_template: str = DEFAULT_NAME_TEMPLATE
