@@ -168,7 +168,7 @@ def _feature_set(project, dataset, vectors):
     return feature_set
 
 
-@pytest.mark.parametrize("truth_per_item", [1, 60])
+@pytest.mark.parametrize("truth_per_item", [1, 1500])
 def test_labelled_vectors_reach_select_pool_and_their_listing_does_not_grow_with_annotations(
     platform, project, dataset, model, monkeypatch, truth_per_item
 ):
@@ -176,8 +176,8 @@ def test_labelled_vectors_reach_select_pool_and_their_listing_does_not_grow_with
     truth, train, test = platform.add_items(
         dataset,
         [
-            {"name": "truth.jpg"},
-            {"name": "train.jpg", "metadata": {"system": {"tags": {"train": True}}}},
+            {"name": "truth.jpg", "dir": "/labelled"},  # outside the pool below: its annotations are not listed
+            {"name": "train.jpg", "dir": "/labelled", "metadata": {"system": {"tags": {"train": True}}}},
             {"name": "held.jpg", "metadata": {"system": {"tags": {"test": True}}}},
         ],
     )
@@ -195,7 +195,8 @@ def test_labelled_vectors_reach_select_pool_and_their_listing_does_not_grow_with
 
     monkeypatch.setattr(edge, "select_pool", spy)
     platform.reset_counts()
-    _select(model, dataset, {"budget": 2, "featureSet": "clip", "diversity": "kcenter"})
+    pool = {"filter": {"dir": "/"}}  # the seeded items; the labelled ones carry tags or ground truth
+    _select(model, dataset, {"budget": 2, "featureSet": "clip", "diversity": "kcenter", "pool": pool})
     labelled = seen["labelled_features"]
     assert sorted(map(tuple, labelled.tolist())) == [(100.0, 1.0), (200.0, 2.0)]  # never the held-out item
     assert seen["n_classes"] == len(LABELS)
