@@ -26,7 +26,7 @@ from nodes.metrics.iou import pair_iou_function
 
 logger = logging.getLogger(__name__)
 
-#: Default bound on the (ground truth, prediction) pairs whose IoU is held at once (~70 MiB of
+#: Default bound on the (ground truth, prediction) pairs whose IoU is held at once (~35 MiB of
 #: working arrays for boxes): matching memory does not grow with the crowding of an image.
 DEFAULT_BLOCK_PAIRS = 2**19
 #: pycocotools caps the matching threshold just below 1 so that ``iou_threshold=1`` still matches
@@ -135,7 +135,7 @@ def match_detections(
     geometry : {"box", "polygon", "mask"}
     block_pairs : int, default ``DEFAULT_BLOCK_PAIRS`` (2**19)
         Most candidate pairs whose IoU is held at once. Results do not depend on it; memory does
-        (about 140 bytes a pair for boxes). A single prediction's candidates are never split, so a
+        (about 70 bytes a pair for boxes). A single prediction's candidates are never split, so a
         block can reach the largest number of ground truth of one label on one item.
 
     Returns
@@ -253,16 +253,14 @@ def _match(
     conf_rank[by_confidence] = np.cumsum(np.r_[False, conf_sorted[1:] != conf_sorted[:-1]])
     n_ranks = int(conf_rank.max()) + 1 if n_pred else 1
     pred_group_key = pred_items * n_labels + pred_labels
+    # matching order (group = item, label; -confidence; input row) as one stable integer sort
     if n_items * n_labels * n_ranks < 2**62:
-        # matching order (group, -confidence, input row) and accumulation order
-        # (label, -confidence, item, input row) as single stable integer sorts
         pred_order = _stable_order(pred_group_key * n_ranks + conf_rank, n_items * n_labels * n_ranks)
-        acc_rows = _stable_order(
-            (pred_labels * n_ranks + conf_rank) * n_items + pred_items, n_items * n_labels * n_ranks
-        )
-    else:  # astronomically many keys: multi-key sorts
+    else:  # astronomically many keys: a multi-key sort
         pred_order = np.lexsort((conf_rank, pred_group_key))
-        acc_rows = np.lexsort((pred_items, conf_rank, pred_labels))
+    # accumulation order (label, -confidence, item, input row): matching order is already sorted by
+    # (item, input row) within equal (label, confidence), so a stable sort on those two suffices
+    acc_rows = pred_order[_stable_order((pred_labels * n_ranks + conf_rank)[pred_order], n_labels * n_ranks)]
     p_key = pred_group_key[pred_order]
     # candidate ground truth of each (sorted) prediction: the rows of its group
     cand_count = np.zeros(n_pred, dtype=np.int64)
