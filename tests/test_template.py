@@ -437,3 +437,143 @@ def test_diagram_is_drawn_from_the_template():
     assert {a["label"] for a in arrows if a["label"]} >= {"label", "completed", "approved", "update model"}
     positions = [(b["x"], b["y"]) for b in boxes]
     assert len(set(positions)) == len(positions)
+
+
+# --- the nodes' own validators: a template a node would refuse at run time fails the check -----------
+
+
+def _gate_config(**changes):
+    def mutate(t):
+        _node(t, "Uncertainty Gate")["metadata"]["customNodeConfig"].update(changes)
+
+    return mutate
+
+
+def _split_config(**changes):
+    def mutate(t):
+        _node(t, "Model Data Split")["metadata"]["customNodeConfig"].update(changes)
+
+    return mutate
+
+
+def _create_config(**changes):
+    def mutate(t):
+        _node(t, "Create New Model")["metadata"]["customNodeConfig"].update(changes)
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (_gate_config(threshold="0.5"), "customNodeConfig.threshold: '0.5' is not a finite number"),
+        (_gate_config(threshold=float("nan")), "customNodeConfig.threshold: nan is not a JSON number"),
+        (_gate_config(modelId=123), "customNodeConfig.modelId: 123"),
+        (_split_config(itemMetdata=True), "customNodeConfig.itemMetdata: unknown key; did you mean 'itemMetadata'"),
+        (_split_config(seed=-1), "customNodeConfig.seed"),
+        (_create_config(modelName="{base_model.__class__}"), "customNodeConfig.modelName"),
+        (_create_config(modelName="\u202emodel"), "U+202E"),
+    ],
+    ids=["threshold-string", "threshold-nan", "model-id-number", "split-typo", "split-seed", "create-template", "rlo"],
+)
+def test_a_config_the_node_would_refuse_at_run_time_fails_the_check(mutate, expected):
+    problems = check_template(_template_with(mutate), MANIFEST_JSON)
+    assert any("the node would refuse its customNodeConfig at run time" in p and expected in p for p in problems), (
+        problems
+    )
+
+
+# --- malformed documents are problems, never crashes --------------------------------------------------
+
+
+def _pipeline_node(manifest, name):
+    return next(n for n in manifest["components"]["pipelineNodes"] if n["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda m: m["components"]["pipelineNodes"].append("dataSplit"),
+            'pipelineNodes[5]: "dataSplit" is not an object',
+        ),
+        (
+            lambda m: _pipeline_node(m, "dataSplit").pop("invoke"),
+            "invoke.namespace: 'None' is not 'service.module.function'",
+        ),
+        (
+            lambda m: _pipeline_node(m, "dataSplit").update(invoke={"namespace": "a.b"}),
+            "is not 'service.module.function'",
+        ),
+        (
+            lambda m: _pipeline_node(m, "uncertaintyGate")["configuration"].update(fields={"a": 1}),
+            "configuration.fields",
+        ),
+        (
+            lambda m: _pipeline_node(m, "uncertaintyGate")["configuration"]["fields"].append(7),
+            "configuration.fields[5]: 7 is not an object",
+        ),
+        (lambda m: m["components"].update(modules={"a": 1}), "components.modules"),
+        (lambda m: m["components"]["modules"][0]["functions"].append("x"), "functions[1]"),
+        (lambda m: m.update(components=[]), "components"),
+    ],
+    ids=[
+        "node-string",
+        "no-invoke",
+        "short-namespace",
+        "fields-object",
+        "field-int",
+        "modules-object",
+        "function-string",
+        "components-list",
+    ],
+)
+def test_a_malformed_manifest_is_reported_as_a_problem(mutate, expected):
+    problems = check_template(TEMPLATE_JSON, _mutated_manifest(mutate))
+    assert problems and any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t.update(nodes="x"),
+        lambda t: t["nodes"].append(3),
+        lambda t: t["connections"].append(None),
+        lambda t: t.update(startNodes=[1]),
+        lambda t: t.update(variables=[{"name": 1}]),
+        lambda t: _node(t, "Train").update(inputs=[{"portId": 3}]),
+        lambda t: _node(t, "Model Data Split")["metadata"].update(customNodeConfig=[1]),
+    ],
+)
+def test_a_malformed_template_is_reported_as_a_problem_never_a_crash(mutate):
+    assert check_template(_template_with(mutate), MANIFEST_JSON)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: str(d / "missing.json"), "cannot be read"),
+        (lambda d: str(d), "is a folder"),
+        (lambda d: _write(d / "latin1.json", b'{"name": "caf\xe9"}'), "not UTF-8"),
+        (lambda d: _write(d / "bad.json", b'{"nodes": ['), "is not valid JSON"),
+        (lambda d: _write(d / "deep.json", b"[" * 100_000 + b"]" * 100_000), "nested"),
+        (lambda d: _write(d / "deep65.json", b"[" * 65 + b"]" * 65), "nested deeper than 64"),
+        (lambda d: _write(d / "twice.json", b'{"a": 1, "a": 2}'), "given twice"),
+        ("/dev/zero", "character device"),
+    ],
+    ids=["missing", "folder", "bad-utf8", "bad-json", "absurd-nesting", "nesting-65", "duplicate-key", "device"],
+)
+@pytest.mark.parametrize("option", ["--template", "--manifest"])
+def test_an_unreadable_file_exits_2_with_one_line(tmp_path, capsys, make, expected, option):
+    from tools import template_check
+
+    path = make(tmp_path) if callable(make) else make
+    assert template_check.main([option, path]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {option}") and expected in err, err
+    assert "Traceback" not in err and len(err) < 1024
+
+
+def _write(path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)

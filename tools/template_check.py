@@ -13,14 +13,21 @@ classes and then checks what dtlpy does not:
 - every variable a node references exists with the port's type; no variable is unused;
 - the start nodes exist and carry a valid trigger;
 - no required input is left unfed (connection, variable, default, or the trigger's item);
-- no duplicated node, port, start-node or variable id/name, and no duplicated connection.
+- no duplicated node, port, start-node or variable id/name, and no duplicated connection;
+- every custom node's ``customNodeConfig`` is accepted by **the node's own validator** (the one
+  the node runs at run time: :data:`NODE_VALIDATORS`), so a template the node would refuse (a
+  threshold ``"0.5"`` or NaN, a numeric ``modelId``, an unknown key) fails here.
+
+A malformed manifest or template (a node that is not an object, a missing ``invoke``...) is
+reported as a problem, never as a crash; on the command line a file that is missing, a folder,
+not UTF-8, not JSON or nested absurdly deep exits with code 2 and one line.
 
 It also builds the second manifest (``template/dataloop.json``) that publishes the template as
 its own app, so the copy embedded there is generated, never edited by hand.
 
 Usage::
 
-    .venv/bin/python tools/template_check.py                    # check; exit 1 on problems
+    .venv/bin/python tools/template_check.py                    # check; exit 1 on problems, 2 on unreadable files
     .venv/bin/python tools/template_check.py --write-manifest   # regenerate template/dataloop.json
 """
 
@@ -36,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the nodes' validators are imported from the repository
+    sys.path.insert(0, str(ROOT))
 APP_MANIFEST = ROOT / "dataloop.json"
 TEMPLATE = ROOT / "pipeline_configs" / "active_learning_pipeline.json"
 TEMPLATE_MANIFEST = ROOT / "template" / "dataloop.json"
@@ -57,6 +66,11 @@ TEMPLATE_ATTRIBUTES = {
 }
 
 
+#: Largest template or manifest file read (bytes), and deepest nesting accepted.
+MAX_FILE_BYTES = 4_000_000
+MAX_FILE_DEPTH = 64
+
+
 def load_json(path: str | Path) -> Any:
     """Read one JSON file.
 
@@ -66,6 +80,65 @@ def load_json(path: str | Path) -> Any:
     'active-learning'
     """
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_json_file(path: Any, option: str) -> Any:
+    """A user-given JSON file, or a one-line ``ValueError`` naming ``option``.
+
+    Only a regular file is read, at most :data:`MAX_FILE_BYTES` (a folder, device or missing
+    file is refused), as UTF-8 JSON without a key given twice and at most
+    :data:`MAX_FILE_DEPTH` levels deep.
+
+    Examples
+    --------
+    >>> read_json_file(APP_MANIFEST, "--manifest")["name"]
+    'active-learning'
+    >>> read_json_file("/", "--template")
+    Traceback (most recent call last):
+    ...
+    ValueError: --template: '/' is a folder, not a regular file; give the path of a JSON file
+    """
+    from nodes.common.cli import read_config_text
+    from nodes.common.limits import check_json_value, loads_json_text
+
+    text = read_config_text(str(path), option=option, max_bytes=MAX_FILE_BYTES)
+    value = loads_json_text(text, option, max_bytes=None)
+    check_json_value(value, option, max_depth=MAX_FILE_DEPTH, max_bytes=MAX_FILE_BYTES)
+    return value
+
+
+def _validate_select_items(config: Any) -> None:
+    from nodes.select_for_labeling.config import SelectionConfig, merge_selection_config
+
+    SelectionConfig.from_json(merge_selection_config(config, None))
+
+
+def _validate_score_item(config: Any) -> None:
+    from nodes.select_for_labeling.config import GateConfig
+
+    GateConfig.from_node_config(config)
+
+
+def _validate_data_split(config: Any) -> None:
+    from nodes.data_split.config import SplitConfig
+
+    SplitConfig.from_node_config(config)
+
+
+def _validate_create_new_model(config: Any) -> None:
+    from nodes.create_new_model.config import CreateModelConfig
+
+    CreateModelConfig.from_json(config)
+
+
+#: The validator each custom node runs on its ``customNodeConfig`` at run time, by function name
+#: (Compare Models reads only ``itemMetadata`` of its node config: the manifest fields check it).
+NODE_VALIDATORS = {
+    "data_split": _validate_data_split,
+    "create_new_model": _validate_create_new_model,
+    "score_item": _validate_score_item,
+    "select_items": _validate_select_items,
+}
 
 
 def parse(template: Mapping, manifest: Mapping):
@@ -129,20 +202,102 @@ def check_template(template: Mapping, manifest: Mapping) -> list[str]:
     except Exception as error:  # dtlpy raises assorted types on malformed input
         return [f"dtlpy cannot parse the template or the manifest: {type(error).__name__}: {error}"]
 
-    nodes = list(pipeline.nodes)
-    variables = {v.name: v for v in pipeline.variables}
-    problems += _check_manifest_types(dpk)
-    problems += _check_duplicates(template, nodes, pipeline)
-    problems += _check_variables(pipeline, nodes)
-    fed_by_trigger = _trigger_fed_ports(pipeline, nodes, problems)
+    problems += _shape_problems(template, manifest)
+    if problems:  # the checks below walk these shapes
+        return problems
+    try:
+        nodes = list(pipeline.nodes)
+        variables = {v.name: v for v in pipeline.variables}
+    except _MALFORMED as error:
+        return [_malformed("the template's nodes or variables", error)]
+    problems += _guarded("the manifest's function types", _check_manifest_types, dpk)
+    problems += _guarded("the ids and names", _check_duplicates, template, nodes, pipeline)
+    problems += _guarded("the variables", _check_variables, pipeline, nodes)
+    fed_by_trigger: set[str] = set()
+    try:
+        fed_by_trigger = _trigger_fed_ports(pipeline, nodes, problems)
+    except _MALFORMED as error:
+        problems.append(_malformed("the start nodes", error))
     optional: set[tuple[str, str]] = set()
     for node in nodes:
+        where = f"node {getattr(node, 'name', None)!r}"
         if node.node_type == "custom":
-            problems += _check_custom_node(node, dpk, optional)
+            problems += _guarded(where, _check_custom_node, node, dpk, optional)
         else:
-            problems += _check_builtin_node(node, variables)
-    problems += _check_connections(pipeline, nodes)
-    problems += _check_required_inputs(pipeline, nodes, fed_by_trigger, optional)
+            problems += _guarded(where, _check_builtin_node, node, variables)
+    problems += _guarded("the connections", _check_connections, pipeline, nodes)
+    problems += _guarded("the required inputs", _check_required_inputs, pipeline, nodes, fed_by_trigger, optional)
+    return problems
+
+
+#: What dtlpy's entities and the checks raise on a malformed document (a list where an object is due...).
+_MALFORMED = (AttributeError, KeyError, TypeError, IndexError, ValueError)
+
+
+def _malformed(what: str, error: BaseException) -> str:
+    return (
+        f"{what}: malformed ({type(error).__name__}: {str(error)[:200]}); fix the JSON so that it has the shape "
+        "dtlpy's entities and dataloop.json's schema describe"
+    )
+
+
+def _guarded(what: str, check, *args) -> list[str]:
+    """``check(*args)``, with a malformed document reported as one problem instead of a crash."""
+    try:
+        return check(*args)
+    except _MALFORMED as error:
+        return [_malformed(what, error)]
+
+
+def _shape_problems(template: Any, manifest: Any) -> list[str]:
+    """The shapes the checks rely on: objects and lists where dataloop.json and the template have them."""
+    problems = []
+
+    def need(value: Any, kind: type, where: str) -> bool:
+        if not isinstance(value, kind):
+            name = "an object" if kind is dict else "a list"
+            problems.append(f"{where}: {str(json.dumps(value, default=repr))[:80]} is not {name}; fix: make it {name}")
+            return False
+        return True
+
+    if not need(template, dict, "template") or not need(manifest, dict, "dataloop.json"):
+        return problems
+    for key in ("nodes", "connections"):
+        if need(template.get(key, []), list, f"template.{key}"):
+            for i, entry in enumerate(template.get(key, [])):
+                need(entry, dict, f"template.{key}[{i}]")
+    components = manifest.get("components", {})
+    if not need(components, dict, "dataloop.json components"):
+        return problems
+    for key in ("modules", "pipelineNodes"):
+        entries = components.get(key, [])
+        if not need(entries, list, f"dataloop.json components.{key}"):
+            continue
+        for i, entry in enumerate(entries):
+            where = f"dataloop.json components.{key}[{i}]"
+            if not need(entry, dict, where):
+                continue
+            if key == "modules":
+                if need(entry.get("functions", []), list, f"{where}.functions"):
+                    for j, function in enumerate(entry.get("functions", [])):
+                        need(function, dict, f"{where}.functions[{j}]")
+            else:
+                invoke = entry.get("invoke")
+                namespace = invoke.get("namespace") if isinstance(invoke, dict) else None
+                if not isinstance(namespace, str) or len(namespace.split(".")) != 3:
+                    problems.append(
+                        f"{where}.invoke.namespace: {str(namespace)[:80]!r} is not 'service.module.function'; "
+                        'fix: e.g. "invoke": {"type": "function", "namespace": "data-split.model_data_split.data_split"}'
+                    )
+                configuration = entry.get("configuration", {})
+                if need(configuration, dict, f"{where}.configuration"):
+                    fields = configuration.get("fields", [])
+                    if need(fields, list, f"{where}.configuration.fields"):
+                        for j, field in enumerate(fields):
+                            if need(field, dict, f"{where}.configuration.fields[{j}]") and not isinstance(
+                                field.get("name"), str
+                            ):
+                                problems.append(f"{where}.configuration.fields[{j}]: needs a 'name' (a string)")
     return problems
 
 
@@ -326,6 +481,12 @@ def _check_custom_node(node, dpk, optional: set[tuple[str, str]]) -> list[str]:
                 f"{where}: output {port.name!r} actions {_fmt(port.actions or [])} differ from {_fmt(wanted)} ({source})"
             )
     problems += _check_node_config(where, pnode, config)
+    validator = NODE_VALIDATORS.get(function_name)
+    if validator is not None:
+        try:
+            validator(copy.deepcopy(config))
+        except ValueError as error:
+            problems.append(f"{where}: the node would refuse its customNodeConfig at run time: {error}")
     return problems
 
 
@@ -487,7 +648,12 @@ def main(argv: list[str] | None = None) -> int:
         "--write-manifest", action="store_true", help=f"regenerate {TEMPLATE_MANIFEST.relative_to(ROOT)}"
     )
     args = parser.parse_args(argv)
-    template, manifest = load_json(args.template), load_json(args.manifest)
+    try:
+        template = read_json_file(args.template, "--template")
+        manifest = read_json_file(args.manifest, "--manifest")
+    except ValueError as error:
+        sys.stderr.write(f"error: {str(error).splitlines()[0] if str(error) else error}\n")
+        return 2
     problems = check_template(template, manifest)
     for problem in problems:
         sys.stderr.write(f"{problem}\n")
