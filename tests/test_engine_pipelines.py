@@ -380,3 +380,35 @@ def test_pure_routing_helpers():
     assert cron_matches("*/15 * * * *", datetime.datetime(2026, 1, 1, 0, 45))
     start = datetime.datetime(2026, 1, 1)
     assert len(due_times("0 9 * * 1", start, start + datetime.timedelta(days=28))) == 4
+
+
+@pytest.mark.parametrize(("repeatable", "runs"), [(True, 2), (False, 1)])
+def test_a_repeatable_task_node_re_emits_an_item_whose_status_is_set_again(world, repeatable, runs):
+    """Behave pipeline_recomplete_status.feature: with ``repeatable`` a status removed and set
+    again sends the item downstream again (4 executions against 3 without)."""
+    store, project, dataset, functions, executor, runtime = world
+    functions.update({"after": lambda i: (None, None)})
+    task = node("Labeling", "task", [port("item", "Item")], [port("item", "Item", ["complete", "discard"])])
+    task["metadata"].update({"taskType": "annotation", "datasetId": dataset["id"], "repeatable": repeatable})
+    after = node("after", "custom", [port("item", "Item")], [port("item", "Item")])
+    pipeline = make_pipeline(store, project, [task, after], [connect(task, after, "complete")])
+    (item_id,) = items(store, dataset, 1)
+    cycle = run(store, runtime, pipeline, {"item": item_id})
+    task_id = store.get_composition(pipeline["compositionId"])["tasks"][0]["state"]["taskId"]
+    for operation in ("create", "delete", "create"):
+        body = {"itemIds": [item_id], "statusPayload": {"operation": operation, "status": "complete"}}
+        assert list(store.set_item_status(task_id, body)) == [item_id]
+        assert runtime.wait_idle(20)
+    cycle = store.get_pipeline_execution(cycle["id"])
+    assert cycle["status"] == "success" and len(cycle["executions"][after["id"]]) == runs
+    assert len(cycle["executions"][task["id"]]) == runs
+
+
+def test_a_status_for_an_item_outside_the_task_is_left_out_of_the_answer(world):
+    store, project, dataset, functions, executor, runtime = world
+    task = store.create_task({"name": "t", "datasetId": dataset["id"], "projectId": project["id"]})
+    (item_id,) = items(store, dataset, 1)
+    body = {"itemIds": [item_id], "statusPayload": {"operation": "create", "status": "completed"}}
+    assert store.set_item_status(task["spec"]["createdTaskId"], body) == {}
+    with pytest.raises(ApiError):
+        store.set_item_status(task["spec"]["createdTaskId"], {"itemIds": "x"})

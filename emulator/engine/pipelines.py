@@ -66,7 +66,8 @@ class PipelineRuntime:
         self._pending = 0  # events queued or running, plus executions not called back yet
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        #: node runs to hand to the engine once the event that queued them released the lock
+        self._outbox: list[tuple[str, str, Callable[[Callable[[dict], None]], dict]]] = []
 
     # ------------------------------------------------------------------ dispatcher
     @property
@@ -80,7 +81,6 @@ class PipelineRuntime:
         with self._idle:
             self._pending += 1
             if self._thread is None or not self._thread.is_alive():
-                self._stopping = False
                 self._thread = threading.Thread(target=self._loop, name="pipeline-dispatcher", daemon=True)
                 self._thread.start()
         self._queue.put((function, args))
@@ -92,10 +92,29 @@ class PipelineRuntime:
                 return
             try:
                 function(*args)
+                self._flush_submissions()
             except Exception:  # a bug must not stop every pipeline: log it, go on
                 logger.exception("pipeline dispatcher: %s failed", getattr(function, "__name__", function))
             finally:
                 self._release()
+
+    def _flush_submissions(self) -> None:
+        """Hand the node runs queued by the last event to the engine, outside the store's lock
+        (the engine takes its own lock before the store's: never the other way round here)."""
+        while self._outbox:
+            cycle_id, node_id, submit = self._outbox.pop(0)
+            on_done = self._callback(cycle_id, node_id)
+            try:
+                execution = submit(on_done)
+            except Exception as error:  # refused by the engine: the run fails, the cycle too
+                self._release()
+                message = error.message if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
+                with self.store.lock:
+                    node = self._node(cycle_id, node_id)
+                    self._finish(cycle_id, node_id, None, None, failed=f"node {node.get('name')!r}: {message}")
+                continue
+            with self.store.lock:
+                self._record(cycle_id, node_id, execution["id"])
 
     def _release(self) -> None:
         with self._idle:
@@ -478,15 +497,14 @@ class PipelineRuntime:
             entry["serviceId"] = self._node_service(self._pipeline(cycle_id), node)
         service_id = entry["serviceId"]
         function = (node.get("namespace") or {}).get("functionName") or "run"
-        on_done = self._callback(cycle_id, node["id"])
-        try:
-            execution = self.executor.submit(
-                service_id, function, inputs, pipeline=self._pipeline_ref(cycle_id, node["id"]), on_done=on_done
+        executor, reference = self.executor, self._pipeline_ref(cycle_id, node["id"])
+        self._outbox.append(
+            (
+                cycle_id,
+                node["id"],
+                lambda on_done: executor.submit(service_id, function, inputs, pipeline=reference, on_done=on_done),
             )
-        except BaseException:
-            self._release()
-            raise
-        self._record(cycle_id, node["id"], execution["id"])
+        )
 
     def _run_ml(self, cycle_id: str, node: Mapping[str, Any], inputs: dict) -> None:
         """An ml node runs its model operation (``namespace.functionName``: predict, train,
@@ -505,15 +523,16 @@ class PipelineRuntime:
         arguments = dict(inputs)
         if operation in ("predict", "embed") and "item" in arguments:
             arguments["items"] = [arguments.pop("item")]
-        on_done = self._callback(cycle_id, node["id"])
-        try:
-            execution = self.executor.run_model_operation(
-                model_id, operation, arguments, pipeline=self._pipeline_ref(cycle_id, node["id"]), on_done=on_done
+        executor, reference = self.executor, self._pipeline_ref(cycle_id, node["id"])
+        self._outbox.append(
+            (
+                cycle_id,
+                node["id"],
+                lambda on_done: executor.run_model_operation(
+                    model_id, operation, arguments, pipeline=reference, on_done=on_done
+                ),
             )
-        except BaseException:
-            self._release()
-            raise
-        self._record(cycle_id, node["id"], execution["id"])
+        )
 
     def _builtin(self, cycle_id: str, node: Mapping[str, Any], inputs: dict) -> dict:
         execution_id = self.store.ids.new()
