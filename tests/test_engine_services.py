@@ -105,3 +105,33 @@ def test_a_deleted_service_stops_and_leaves_no_folder(platform, basic, tmp_path)
     assert os.path.isdir(folder)
     project.apps.uninstall(app_id=app.id)
     assert not os.path.exists(folder) and service.id not in platform.store.engine._runtimes
+
+
+def test_stopping_a_service_ends_its_running_and_queued_executions(platform, basic, tmp_path):
+    """Uninstalling the app while executions run or wait ends them ``failed`` (nothing is left
+    ``created`` or ``in-progress``, so ``wait_idle`` returns) and starts no process afterwards."""
+    project = basic["project"]
+    app_manifest = manifest("engine-stop-app")
+    app_manifest["displayName"] = "Engine Stop App"
+    app_manifest["components"]["modules"] = app_manifest["components"]["modules"][:1]
+    app_manifest["components"]["computeConfigs"][0] = {"name": "one-at-a-time", "runtime": {"concurrency": 1}}
+    app_manifest["components"]["modules"][0]["computeConfig"] = "one-at-a-time"
+    (tmp_path / "dataloop.json").write_text(json.dumps(app_manifest))
+    (tmp_path / "main.py").write_text(APP_CODE)
+    dpk = project.dpks.publish(manifest_filepath=str(tmp_path / "dataloop.json"), local_path=str(tmp_path))
+    app = project.apps.install(dpk=dpk)
+    service = project.services.get(service_name="one-at-a-time")
+    engine = platform.store.engine
+    running = engine.submit(service.id, "wait_for_kill", {"config": {}})
+    queued = [engine.submit(service.id, "pid", {}) for _ in range(2)]
+    for _ in range(1000):
+        if platform.store.get_execution(running["id"])["latestStatus"]["status"] == "in-progress":
+            break
+        engine.wait_idle(0.05)
+    started = engine.counters["processes_started"]
+    project.apps.uninstall(app_id=app.id)
+    assert engine.wait_idle(60)
+    statuses = [platform.store.get_execution(e["id"])["latestStatus"] for e in [running, *queued]]
+    assert [s["status"] for s in statuses] == ["failed"] * 3
+    assert all("stopped before the execution ran" in s["message"] for s in statuses[1:])
+    assert engine.counters["processes_started"] == started

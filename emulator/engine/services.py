@@ -50,6 +50,9 @@ class _ServiceRuntime:
         self.running: dict[str, Replica] = {}
         #: the most executions this service ran at once (tests count it; never above concurrency)
         self.peak = 0
+        #: executions waiting in the pool (ended ``failed`` if the service stops first)
+        self.queued: set[str] = set()
+        self.stopped = False
 
     @property
     def timeout_s(self) -> float:
@@ -75,6 +78,8 @@ class _ServiceRuntime:
         return Replica(init, folder, lambda message: self.engine._on_message(message, service_id)).start()
 
     def replica_for_run(self) -> Replica:
+        if self.stopped:
+            raise RuntimeError("the service was stopped")
         if self.as_process:
             with self._replica_lock:
                 return self._new_replica()
@@ -84,7 +89,12 @@ class _ServiceRuntime:
             return self.replica
 
     def stop(self) -> None:
+        self.stopped = True
         self.pool.shutdown(wait=False, cancel_futures=True)
+        with self.engine._lock:
+            waiting, self.queued = set(self.queued), set()
+        for execution_id in sorted(waiting):
+            self.engine._finish(execution_id, "failed", message="the service was stopped before the execution ran")
         with self._replica_lock:
             replicas = [self.replica, *self.running.values()]
             self.replica = None
@@ -222,8 +232,12 @@ class Engine:
             if on_done is not None:
                 self._on_done[execution["id"]] = on_done
         try:
+            with self._lock:
+                runtime.queued.add(execution["id"])
             runtime.pool.submit(self._run, runtime, execution["id"])
         except RuntimeError:  # the pool was shut down (service stopped)
+            with self._lock:
+                runtime.queued.discard(execution["id"])
             self._finish(execution["id"], "failed", message="the service was stopped before the execution ran")
         return execution
 
@@ -298,6 +312,10 @@ class Engine:
 
     # ------------------------------------------------------------------ the run loop
     def _run(self, runtime: _ServiceRuntime, execution_id: str) -> None:
+        with self._lock:
+            if execution_id not in runtime.queued:
+                return  # the service stopped and ended it
+            runtime.queued.discard(execution_id)
         try:
             self._run_attempts(runtime, execution_id)
         except Exception as error:  # the platform's own failure still ends the execution
@@ -372,10 +390,11 @@ class Engine:
     def _finish(self, execution_id: str, status: str, *, message: str | None = None, error: str | None = None) -> None:
         with self.store.lock:
             execution = self.store._get("executions", execution_id)
-            if not ex.is_final(execution):
-                percent = 100 if status == "success" else None
-                ex.set_status(execution, status, percent=percent, message=message, error=error or None)
-                execution["duration"] = ex.seconds_between(execution["createdAt"], execution["updatedAt"])
+            if ex.is_final(execution):
+                return  # ended already (terminated while queued): reported once
+            percent = 100 if status == "success" else None
+            ex.set_status(execution, status, percent=percent, message=message, error=error or None)
+            execution["duration"] = ex.seconds_between(execution["createdAt"], execution["updatedAt"])
             final = clone(execution)
         self.store.execution_ended(final)
         with self._lock:
