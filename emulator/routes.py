@@ -105,6 +105,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/executions/{id}/rerun", write(Store.rerun_execution)),
     ("POST", "/executions/{id}/terminate", write(Store.terminate_execution)),
     ("POST", "/executions/{id}/progress", not_implemented),
+    ("POST", "/executions/{id}/attempts", not_implemented),
     ("GET", "/piper-misc/naming/packages/{id}", read(Store.check_package_name)),
     ("POST", "/services", create(Store.create_service)),
     ("POST", "/services/logs", query(Store.service_logs)),
