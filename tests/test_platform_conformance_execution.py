@@ -284,6 +284,8 @@ def test_an_execution_over_its_timeout_fails(platform, installed):
     execution = _run(platform, service, "sleep", {"config": {"seconds": 60}})
     assert execution.latest_status["status"] == "failed"
     assert "timed out after 2 s" in execution.latest_status["message"]
+    text = "\n".join(line["message"] for line in platform.store.engine.logs[execution.id])
+    assert 'time.sleep(config["seconds"])' in text  # where it was when its time ran out
     assert _run(platform, service, "sleep", {"config": {"seconds": 0}}).output == "woke"
 
 

@@ -42,6 +42,7 @@ class Replica:
         self.on_message = on_message
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
         self._pending: dict[str, dict[str, Any]] = {}
+        self._stacks: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._ready = threading.Event()
@@ -116,6 +117,20 @@ class Replica:
             self._pending.pop(execution_id, None)
         return slot["result"] if finished else None
 
+    def log_stack(self, execution_id: str, timeout_s: float = 2.0) -> None:
+        """Ask the process to log where ``execution_id`` is now; wait for it (or ``timeout_s``)."""
+        done = threading.Event()
+        with self._lock:
+            self._stacks[execution_id] = done
+        try:
+            self._send({"type": "stack", "executionId": execution_id})
+            done.wait(timeout_s)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._lock:
+                self._stacks.pop(execution_id, None)
+
     def terminate(self, execution_id: str) -> None:
         try:
             self._send({"type": "terminate", "executionId": execution_id})
@@ -149,6 +164,11 @@ class Replica:
             kind = message.get("type")
             if kind == "ready":
                 self._ready.set()
+            elif kind == "stackDone":
+                with self._lock:
+                    done = self._stacks.get(message.get("executionId"))
+                if done is not None:
+                    done.set()
             elif kind == "result":
                 with self._lock:
                     slot = self._pending.get(message.get("executionId"))

@@ -343,6 +343,7 @@ class Engine:
                 with self._lock:
                     runtime.running.pop(execution_id, None)
             if result is None:
+                replica.log_stack(execution_id)
                 replica.kill()
                 result = {
                     "status": "crashed",

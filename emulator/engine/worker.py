@@ -243,6 +243,19 @@ class Worker:
         answer["action"] = progress.action
         send(answer)
 
+    def stack(self, execution_id: str) -> None:
+        """Log where the execution's thread is now (asked before a timeout kills the process)."""
+        ident = self._threads.get(execution_id)
+        frame = sys._current_frames().get(ident) if ident is not None else None
+        if frame is not None:
+            lines = ["Stack of the execution when its time ran out (most recent call last):"]
+            lines += [line.rstrip("\n") for line in traceback.format_stack(frame)]
+            for line in "\n".join(lines).splitlines():
+                send(
+                    {"type": "log", "executionId": execution_id, "level": "ERROR", "message": line, "timestamp": _now()}
+                )
+        send({"type": "stackDone", "executionId": execution_id})
+
     def terminate(self, execution_id: str) -> None:
         ident = self._threads.get(execution_id)
         runner = self._runner
@@ -299,6 +312,8 @@ def main() -> None:
             threading.Thread(target=worker.run, args=(message,), daemon=True).start()
         elif kind == "terminate":
             worker.terminate(message["executionId"])
+        elif kind == "stack":
+            worker.stack(message["executionId"])
         elif kind == "exit":
             break
     os._exit(0)  # execution threads may still run: a stopped replica does not wait for them
