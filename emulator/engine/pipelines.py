@@ -164,10 +164,10 @@ class PipelineRuntime:
                 triggers = pipeline_triggers(pipeline)
             except TriggerError as error:
                 raise ApiError(400, f"pipeline {error}") from None
-            composition = self._composition(pipeline)
             services = {
                 n["id"]: self._service_or_none(pipeline, n) for n in pipeline["nodes"] if n["type"] in FAAS_TYPES
             }
+            composition = self._composition(pipeline)
             for node in pipeline["nodes"]:
                 if node["type"] == "task":
                     self._node_task(pipeline, composition, node, None)
@@ -184,8 +184,9 @@ class PipelineRuntime:
             return clone(pipeline)
 
     def pause(self, pipeline_id: str, body: Mapping[str, Any]) -> dict:
-        """``POST /pipelines/{id}/uninstall`` (dtlpy ``pipeline.pause``): triggers stop unless
-        ``keepTriggersActive``; running cycles go on (UNDOCUMENTED; an assumption)."""
+        """``POST /pipelines/{id}/uninstall`` (dtlpy ``pipeline.pause``): the triggers stop (with
+        ``keepTriggersActive`` they are marked active, but events while paused are not queued:
+        not implemented); running cycles go on (UNDOCUMENTED; an assumption)."""
         with self.store.lock:
             pipeline = self.store._get("pipelines", pipeline_id)
             pipeline["status"] = "Uninstalled"  # CompositionStatus.UNINSTALLED
