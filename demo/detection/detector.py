@@ -181,6 +181,28 @@ def sliding_windows(image: np.ndarray, sizes: tuple[int, ...] = SIZES) -> tuple[
     return grid.features(), grid.boxes
 
 
+@dataclass(frozen=True)
+class SceneWindows:
+    """Every window of one scene with its features, computed once and reused by training and detection
+    (the features do not depend on the model)."""
+
+    boxes: np.ndarray  # (n, 4)
+    features: np.ndarray  # (n, n_features), float32 to halve the memory
+
+
+def scene_windows(image: np.ndarray) -> SceneWindows:
+    """The windows of ``image`` and their features (float32), for :func:`fit_detector` and :func:`detect`.
+
+    Examples
+    --------
+    >>> cached = scene_windows(np.zeros((24, 24), dtype=np.uint8))
+    >>> cached.features.shape[0] == cached.boxes.shape[0], cached.features.dtype.name
+    (True, 'float32')
+    """
+    grid = window_grid(image)
+    return SceneWindows(grid.boxes, grid.features().astype(np.float32))
+
+
 def _as_float(image: np.ndarray) -> np.ndarray:
     array = np.asarray(image)
     return array.astype(np.float64) / 255.0 if array.dtype == np.uint8 else array.astype(np.float64)
@@ -211,16 +233,18 @@ def training_set(
     boxes: list[np.ndarray],
     labels: list[tuple[str, ...]],
     seed: int = 0,
+    windows: list[SceneWindows] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Window features and targets (a digit label or ``BACKGROUND``) from labelled scenes.
 
     Each ground-truth box gives its exact crop and ``JITTERS`` shifted / rescaled copies; background
     windows (IoU below ``NEGATIVE_IOU`` with every box of their scene) are sampled,
     ``NEGATIVES_PER_POSITIVE`` per positive, at least 30 per scene (an empty scene is all background).
+    ``windows`` (from :func:`scene_windows`, one per image) reuses window features computed once.
     """
     rng = np.random.default_rng(seed)
     features, targets = [], []
-    for image, scene_boxes, scene_labels in zip(images, boxes, labels, strict=True):
+    for index, (image, scene_boxes, scene_labels) in enumerate(zip(images, boxes, labels, strict=True)):
         scene = _as_float(image)
         scene_boxes = np.asarray(scene_boxes, dtype=float).reshape(-1, 4)
         crops = []
@@ -230,8 +254,10 @@ def training_set(
             targets.extend([label] * (1 + JITTERS))
         if crops:
             features.append(patch_features(np.stack(crops)))
-        grid = window_grid(scene)
-        overlap = box_iou(grid.boxes, scene_boxes).max(axis=1) if len(scene_boxes) else np.zeros(len(grid.boxes))
+        cached = windows[index] if windows is not None else None
+        grid = window_grid(scene) if cached is None else None
+        grid_boxes = cached.boxes if cached is not None else grid.boxes
+        overlap = box_iou(grid_boxes, scene_boxes).max(axis=1) if len(scene_boxes) else np.zeros(len(grid_boxes))
         background = overlap < NEGATIVE_IOU
         wanted = max(30, NEGATIVES_PER_POSITIVE * len(crops))
         hard = np.flatnonzero(background & (overlap >= 0.1))
@@ -239,7 +265,7 @@ def training_set(
         easy = np.flatnonzero(background & (overlap < 0.1))
         easy = rng.choice(easy, size=min(len(easy), wanted - len(hard)), replace=False)
         picked = np.r_[hard, easy].astype(int)
-        features.append(grid.features(picked))
+        features.append(grid.features(picked) if cached is None else cached.features[picked].astype(np.float64))
         targets.extend([BACKGROUND] * len(picked))
     return np.vstack(features), np.asarray(targets, dtype=object)
 
@@ -252,6 +278,7 @@ def fit_detector(
     seed: int = 0,
     c: float = 1.0,
     max_iter: int = 300,
+    windows: list[SceneWindows] | None = None,
 ) -> Detector:
     """Train the window classifier (multinomial logistic regression) on labelled scenes.
 
@@ -267,7 +294,7 @@ def fit_detector(
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    features, targets = training_set(images, boxes, labels, seed=seed)
+    features, targets = training_set(images, boxes, labels, seed=seed, windows=windows)
     classifier = LogisticRegression(C=float(c), max_iter=int(max_iter))
     # one BLAS thread: on a shared 2-core machine OpenBLAS's two threads made this fit ten times slower
     with threadpool_limits(1), warnings.catch_warnings():
@@ -312,8 +339,16 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: fl
     return np.asarray(keep, dtype=int)
 
 
-def detect(detector: Detector, image: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> Detections:
+def detect(
+    detector: Detector,
+    image: np.ndarray | None,
+    min_confidence: float = MIN_CONFIDENCE,
+    windows: SceneWindows | None = None,
+) -> Detections:
     """Detect objects in one scene: windows → class probabilities → per-class NMS → top ``MAX_DETECTIONS``.
+
+    ``windows`` (from :func:`scene_windows`) skips recomputing the scene's window features; ``image``
+    may then be ``None``.
 
     Examples
     --------
@@ -324,8 +359,27 @@ def detect(detector: Detector, image: np.ndarray, min_confidence: float = MIN_CO
     >>> found.boxes.shape[1], len(found.labels) == len(found.confidences) == len(found.class_scores)
     (4, True)
     """
-    features, boxes = sliding_windows(image)
-    probabilities = class_probabilities(detector, features)
+    if windows is None:
+        features, boxes = sliding_windows(image)
+    else:
+        features, boxes = windows.features, windows.boxes
+    return detections_from_probabilities(
+        detector.classes, boxes, class_probabilities(detector, features), min_confidence
+    )
+
+
+def detections_from_probabilities(
+    classes: tuple[str, ...], boxes: np.ndarray, probabilities: np.ndarray, min_confidence: float = MIN_CONFIDENCE
+) -> Detections:
+    """Windows' class probabilities → per-class NMS, then cross-class NMS → top ``MAX_DETECTIONS``.
+
+    Examples
+    --------
+    >>> found = detections_from_probabilities(("a", "b"), np.array([[0, 0, 10, 10], [1, 0, 11, 10]]),
+    ...                                       np.array([[0.9, 0.05], [0.2, 0.7]]))
+    >>> found.labels, found.confidences.tolist()
+    (('a',), [0.9])
+    """
     best = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=int)
     confidence = probabilities[np.arange(len(best)), best] if len(best) else np.zeros(0)
     kept: list[int] = []
@@ -338,7 +392,7 @@ def detect(detector: Detector, image: np.ndarray, min_confidence: float = MIN_CO
     kept_array = kept_array[np.argsort(-confidence[kept_array], kind="stable")][:MAX_DETECTIONS]
     return Detections(
         boxes=boxes[kept_array],
-        labels=tuple(detector.classes[k] for k in best[kept_array]),
+        labels=tuple(classes[k] for k in best[kept_array]),
         confidences=confidence[kept_array],
         class_scores=probabilities[kept_array],
     )
