@@ -412,3 +412,34 @@ def test_a_status_for_an_item_outside_the_task_is_left_out_of_the_answer(world):
     assert store.set_item_status(task["spec"]["createdTaskId"], body) == {}
     with pytest.raises(ApiError):
         store.set_item_status(task["spec"]["createdTaskId"], {"itemIds": "x"})
+
+
+# ------------------------------------------------------------------ properties of the pure parts
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.lists(st.text(min_size=1, max_size=4), max_size=12), st.dictionaries(st.text(max_size=3), st.integers()))
+def test_fan_out_runs_once_per_element_and_keeps_the_other_inputs(elements, extra):
+    ports = [{"name": "item", "type": "Item"}] + [{"name": f"x{k}", "type": "Json"} for k in extra]
+    values = {"item": elements, **{f"x{k}": v for k, v in extra.items()}}
+    runs = routing.expand_inputs(ports, values)
+    assert [r["item"] for r in runs] == elements
+    assert all({k: r[k] for k in r if k != "item"} == {f"x{k}": v for k, v in extra.items()} for r in runs)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", None]), max_size=8), st.sampled_from(["a", "b", "c", None]))
+def test_a_connection_fires_iff_it_has_no_action_or_the_action_set(actions, emitted):
+    connections = [
+        {"src": {"nodeId": "n", "portId": "o"}, "tgt": {"nodeId": str(i)}, **({"action": a} if a else {})}
+        for i, a in enumerate(actions)
+    ]
+    fired = {c["tgt"]["nodeId"] for c in routing.firing_connections(connections, "n", {"o": "v"}, emitted)}
+    assert fired == {str(i) for i, a in enumerate(actions) if a is None or a == emitted}
+
+
+@settings(deadline=None)
+@given(st.integers(min_value=0, max_value=59), st.integers(min_value=1, max_value=72))
+def test_an_hourly_cron_fires_once_per_hour_passed(minute, hours):
+    start = datetime.datetime(2026, 3, 1, 0, minute)
+    assert len(due_times(f"{minute} * * * *", start, start + datetime.timedelta(hours=hours))) == hours

@@ -11,6 +11,7 @@ match (the cron convention). Sources: emulator/README.md, "Pipelines".
 from __future__ import annotations
 
 import datetime
+import functools
 import threading
 from collections.abc import Iterator
 
@@ -58,6 +59,11 @@ def parse_cron(expression: str) -> tuple[frozenset[int], ...]:
     """
     if not isinstance(expression, str):
         raise CronError(f"cron: {expression!r} is not a string like '0 0 * * *'")
+    return _parse_cron(expression)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cron(expression: str) -> tuple[frozenset[int], ...]:
     parts = expression.split()
     if len(parts) != 5:
         raise CronError(f"cron {expression!r}: needs 5 fields (minute hour day month weekday), e.g. '0 0 * * *'")

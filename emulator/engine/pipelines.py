@@ -4,9 +4,9 @@
 task nodes, services of custom / function / code nodes, triggers of start nodes, kept on the
 pipeline's composition), the running cycles, and the items waiting in task nodes. Every change
 of a cycle runs on one dispatcher thread, so node completions (called back from executions),
-item events and task statuses never race; FaaS nodes run through the engine of P1
-(``engine.submit`` / ``engine.run_model_operation``), built-in nodes (storage, task,
-updateVariable) inside the platform. Sources and assumptions: emulator/README.md, "Pipelines".
+item events and task statuses never race; FaaS and ml nodes run through the services engine
+(``engine.submit`` / ``engine.run_model_operation``, ``services.py``), built-in nodes (storage,
+task, updateVariable) inside the platform. Sources and assumptions: emulator/README.md, "Pipelines".
 """
 
 from __future__ import annotations
