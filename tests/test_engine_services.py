@@ -86,8 +86,9 @@ def test_an_unknown_service_or_model_operation_is_refused(platform, basic):
         platform.store.engine.run_model_operation("0" * 24, "dance", {})
 
 
-def test_a_deleted_service_stops_and_leaves_no_folder(platform, basic, tmp_path):
-    """Deleting a service stops its processes and removes its folder (hermetic temp use)."""
+def test_a_new_service_takes_the_spare_process_and_leaves_no_folder_when_deleted(platform, basic, tmp_path):
+    """A new service's first execution runs on the spare process (dtlpy already imported) and a
+    new spare is spawned; deleting the service stops its processes and removes its folder."""
     project = basic["project"]
     app_manifest = manifest("engine-delete-app")
     app_manifest["displayName"] = "Engine Delete App"
@@ -99,8 +100,13 @@ def test_a_deleted_service_stops_and_leaves_no_folder(platform, basic, tmp_path)
     dpk = project.dpks.publish(manifest_filepath=str(tmp_path / "dataloop.json"), local_path=str(tmp_path))
     app = project.apps.install(dpk=dpk)
     service = project.services.get(service_name="basic-delete")
-    platform.store.engine.submit(service.id, "pid", {})
-    assert platform.store.engine.wait_idle(120)
+    engine = platform.store.engine
+    engine.submit(basic["service"].id, "pid", {})
+    assert engine.wait_idle(120)  # the basic service's process is up and a spare was spawned
+    spawned = engine.counters["processes_started"]
+    engine.submit(service.id, "pid", {})
+    assert engine.wait_idle(120)
+    assert engine.counters["processes_started"] == spawned + 1  # took the spare; spawned the next one
     folder = platform.store.engine._runtimes[service.id].folder
     assert os.path.isdir(folder)
     project.apps.uninstall(app_id=app.id)
@@ -128,8 +134,8 @@ def test_stopping_a_service_ends_its_running_and_queued_executions(platform, bas
         if platform.store.get_execution(running["id"])["latestStatus"]["status"] == "in-progress":
             break
         engine.wait_idle(0.05)
-    started = engine.counters["processes_started"]
     project.apps.uninstall(app_id=app.id)
+    started = engine.counters["processes_started"]
     assert engine.wait_idle(60)
     statuses = [platform.store.get_execution(e["id"])["latestStatus"] for e in [running, *queued]]
     assert [s["status"] for s in statuses] == ["failed"] * 3

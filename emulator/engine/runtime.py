@@ -10,6 +10,7 @@ import collections
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,22 +25,21 @@ STARTUP_TIMEOUT_S = 120.0
 
 
 class Replica:
-    """One worker process of a service.
+    """One worker process: spawned first (it imports dtlpy while it waits: a spare), then given
+    a service (:meth:`attach`).
 
     Parameters
     ----------
-    init : dict
-        The ``init`` message: ``url``, ``token``, ``codeDir``, ``service``, ``module``.
     folder : str
-        The process's own folder (its ``DATALOOP_PATH``).
+        The process's own folder (its ``DATALOOP_PATH``), removed when the process ends.
     on_message : callable
         Called with every ``progress`` / ``log`` message (from the reader thread).
     """
 
-    def __init__(self, init: dict, folder: str, on_message: Callable[[dict], None]) -> None:
-        self.init = init
+    def __init__(self, folder: str, on_message: Callable[[dict], None] | None = None) -> None:
+        self.init: dict | None = None
         self.folder = folder
-        self.on_message = on_message
+        self.on_message = on_message or (lambda message: None)
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
         self._pending: dict[str, dict[str, Any]] = {}
         self._stacks: dict[str, threading.Event] = {}
@@ -51,7 +51,8 @@ class Replica:
         self.returncode: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> Replica:
+    def spawn(self) -> Replica:
+        """Start the process (it imports dtlpy, then waits for :meth:`attach`)."""
         os.makedirs(self.folder, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
         env.update({"DATALOOP_PATH": self.folder, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
@@ -60,7 +61,7 @@ class Replica:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            cwd=self.init["codeDir"],
+            cwd=self.folder,
             env=env,
             text=True,
             encoding="utf-8",
@@ -68,7 +69,17 @@ class Replica:
         )
         threading.Thread(target=self._read_stdout, daemon=True, name="replica-out").start()
         threading.Thread(target=self._read_stderr, daemon=True, name="replica-err").start()
-        self._send(self.init)
+        return self
+
+    def attach(self, init: dict, on_message: Callable[[dict], None]) -> Replica:
+        """Give the process its service (``init``: ``url``, ``token``, ``codeDir``, ``service``,
+        ``module``) and wait until it answers ``ready`` (killed after ``STARTUP_TIMEOUT_S``)."""
+        self.init = init
+        self.on_message = on_message
+        try:
+            self._send(init)
+        except (OSError, ValueError):
+            pass  # it died: the reader answers every run as crashed
         if not self._ready.wait(STARTUP_TIMEOUT_S) and not self._dead.is_set():
             self.kill()
         return self
@@ -92,7 +103,11 @@ class Replica:
         if self.process is None or self._dead.is_set():
             return
         try:
-            self._send({"type": "exit"})
+            if self.init is None:  # a spare waits for its init line: end of input ends it
+                with self._write_lock:
+                    self.process.stdin.close()
+            else:
+                self._send({"type": "exit"})
             self.process.wait(5)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
@@ -181,6 +196,7 @@ class Replica:
                 except Exception:  # the platform's bookkeeping never stops the reader
                     logger.exception("replica message %r", kind)
         self.returncode = self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
         with self._lock:
             self._dead.set()
             pending = list(self._pending.values())

@@ -46,7 +46,6 @@ class _ServiceRuntime:
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"svc-{self.service_id[-6:]}")
         self.replica: Replica | None = None
         self._replica_lock = threading.Lock()
-        self._processes = 0
         self.running: dict[str, Replica] = {}
         #: the most executions this service ran at once (tests count it; never above concurrency)
         self.peak = 0
@@ -63,7 +62,6 @@ class _ServiceRuntime:
         return bool(self.service.get("runExecutionAsProcess"))
 
     def _new_replica(self) -> Replica:
-        self._processes += 1
         init = {
             "type": "init",
             "url": self.engine.url,
@@ -72,10 +70,11 @@ class _ServiceRuntime:
             "service": self.service,
             "module": self.module,
         }
-        folder = os.path.join(self.folder, f"process-{self._processes}")
-        self.engine.counters["processes_started"] += 1
         service_id = self.service_id
-        return Replica(init, folder, lambda message: self.engine._on_message(message, service_id)).start()
+        replica = self.engine._take_spare()
+        replica.attach(init, lambda message: self.engine._on_message(message, service_id))
+        self.engine._refill_spare()  # after this one is ready: two dtlpy imports do not compete
+        return replica
 
     def replica_for_run(self) -> Replica:
         if self.stopped:
@@ -117,6 +116,8 @@ class Engine:
         self._idle = threading.Condition(self._lock)
         self._active = 0
         self._on_done: dict[str, OnDone] = {}
+        self._spare: Replica | None = None
+        self._spawned = 0
         #: log lines by execution id (``POST /services/logs``), and service lines by service id
         self.logs: dict[str, list[dict]] = {}
         self.service_logs: dict[str, list[dict]] = {}
@@ -146,11 +147,36 @@ class Engine:
         with self._lock:
             runtimes = list(self._runtimes.values())
             self._runtimes.clear()
+            spare, self._spare = self._spare, None
         for runtime in runtimes:
             runtime.stop()
+        if spare is not None:
+            spare.close()
         if self.workdir and self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.url = self.token = self.workdir = None
+
+    def _take_spare(self) -> Replica:
+        """A spawned worker process (dtlpy imported or importing) for a service."""
+        with self._lock:
+            if not self.started:
+                raise RuntimeError("the engine is stopped")
+            spare, self._spare = self._spare, None
+            if spare is None or not spare.alive:
+                spare = self._spawn()
+            return spare
+
+    def _refill_spare(self) -> None:
+        """Spawn the next spare, so the next service (or process-per-execution run) does not
+        wait for a dtlpy import either."""
+        with self._lock:
+            if self.started and (self._spare is None or not self._spare.alive):
+                self._spare = self._spawn()
+
+    def _spawn(self) -> Replica:
+        self._spawned += 1
+        self.counters["processes_started"] += 1
+        return Replica(os.path.join(self.workdir, f"process-{self._spawned}")).spawn()
 
     def stop_service(self, service_id: str) -> None:
         """Stop a service's replicas and remove its folder (service deleted, archived or changed)."""

@@ -299,7 +299,12 @@ def main() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    init = json.loads(sys.stdin.readline())
+    import dtlpy  # noqa: F401 - a spare process imports dtlpy before it is given a service
+
+    line = sys.stdin.readline()
+    if not line:
+        os._exit(0)  # the platform stopped before it needed this spare
+    init = json.loads(line)
     sys.path.insert(0, init["codeDir"])
     os.chdir(init["codeDir"])
     dl = _point_dtlpy(init["url"], init["token"])
