@@ -354,7 +354,7 @@ class PipelineRuntime:
         """An item was created: start a cycle in each installed pipeline whose start node's
         Item / Created trigger it matches (called with the store's lock held)."""
         for pipeline in list(self.store.tables["pipelines"].values()):
-            if pipeline.get("status") != "Installed" or not self._triggers_active(pipeline):
+            if pipeline.get("status") != "Installed" or not self._triggers_active(pipeline, "Event"):
                 continue
             try:
                 starts = item_event_starts(pipeline, item, "Created")
@@ -365,9 +365,10 @@ class PipelineRuntime:
                 port = next((p["name"] for p in node.get("inputs") or []), "item")
                 self._start_cycle(pipeline, node_id, {port: item["id"]})
 
-    def _triggers_active(self, pipeline: Mapping[str, Any]) -> bool:
+    def _triggers_active(self, pipeline: Mapping[str, Any], kind: str) -> bool:
+        """Did install make a trigger of ``kind`` (``Event`` / ``Cron``) live, still active?"""
         composition = self.store.tables[COMPOSITIONS].get(pipeline.get("compositionId") or "") or {}
-        return any(t.get("active") for t in composition.get("triggers", []))
+        return any(t.get("active") and t.get("type") == kind for t in composition.get("triggers", []))
 
     def advance_clock(self, delta: datetime.timedelta) -> list[str]:
         """Move the clock; each cron trigger of an installed pipeline fires once per matching
@@ -376,7 +377,7 @@ class PipelineRuntime:
         started = []
         with self.store.lock:
             for pipeline in list(self.store.tables["pipelines"].values()):
-                if pipeline.get("status") != "Installed" or not self._triggers_active(pipeline):
+                if pipeline.get("status") != "Installed" or not self._triggers_active(pipeline, "Cron"):
                     continue
                 for node_id, expression in cron_starts(pipeline):
                     for _ in due_times(expression, before, after):
