@@ -403,13 +403,13 @@ class PipelineRuntime:
                 raise ApiError(404, f"pipeline execution not found: {cycle_id!r}")
             return cyc.render(cycle, self.store.tables["executions"])
 
-    def query_cycles(self, body: Mapping[str, Any], encoded: bool = False) -> dict | bytes:
+    def query_cycles(self, body: Mapping[str, Any], encoded: bool = False) -> dict:
         """``POST /pipelines/query`` with ``resource: pipelineState`` (dtlpy
         ``pipeline_executions.list``: a PIPELINE_EXECUTION filter with ``pipelineId``)."""
-        with self.store.lock:
-            executions = self.store.tables["executions"]
-            docs = [cyc.render(c, executions) for c in self.store.tables[CYCLES].values()]
-            return self.store.query_documents(docs, body, encoded)
+        with self.store.lock:  # filter the stored cycles, render only the page's
+            page = self.store.query_documents(list(self.store.tables[CYCLES].values()), body, encoded=False)
+            page["items"] = [cyc.render(c, self.store.tables["executions"]) for c in page["items"]]
+            return page
 
     # ------------------------------------------------------------------ node runs
     def _node(self, cycle_id: str, node_id: str) -> dict:
