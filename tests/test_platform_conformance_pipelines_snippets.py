@@ -48,3 +48,14 @@ def test_an_invalid_match_pattern_is_an_error_answer_which_dtlpy_turns_into_an_e
     assert error.value.status == 400 and "$match" in error.value.message
     filters = dl.Filters(field="name", values="(", operator=dl.FiltersOperations.MATCH)
     assert dataset.items.list(filters=filters).items == []
+
+
+def test_moving_an_item_into_a_new_folder_creates_its_directory_item(platform, dataset, tmp_path):
+    """dtlpy's behave steps for item update ("I update items name to ..." then "PageEntity has
+    directory item ...") rename an item into a folder and find the folder's ``type: "dir"`` item."""
+    local = tmp_path / "b.txt"
+    local.write_text("x")
+    item = dataset.items.upload(local_path=str(local))
+    item.filename = "/moved/here/b.txt"
+    assert dataset.items.update(item=item).filename == "/moved/here/b.txt"
+    assert _dirs(dataset) == ["/moved", "/moved/here"]

@@ -159,6 +159,8 @@ class ItemsMixin(StoreBase):
             index = self.indexes[item["datasetId"]]
             if "filename" in patch or "name" in patch or "dir" in patch:
                 self._move_item(item, index, patch)
+                if item["dir"] != "/" and item["dir"] not in index.by_filename:  # the new folder's dir item
+                    self._put_item(item["datasetId"], item["dir"], b"", None, "skip", None, "dir")
             for key, value in patch.items():
                 if key in ("filename", "name", "dir"):
                     continue
