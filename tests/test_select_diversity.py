@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.select_for_labeling.diversity import cluster_round_robin, kcenter_greedy, kmeans_labels
+from nodes.select_for_labeling.diversity import (
+    cluster_round_robin,
+    kcenter_coreset,
+    kcenter_greedy,
+    kmeans_labels,
+    nearest_distances,
+)
 from nodes.select_for_labeling.scores import tie_break_keys
 from nodes.select_for_labeling.select import choose_items, route_item, selection_record
 
@@ -66,10 +72,10 @@ def test_kcenter_diversity_covers_every_cluster():
     assert s.item_ids[0] == choose_items(scores, ids, budget=1).item_ids[0]
 
 
-def test_cold_start_kcenter_on_features_or_seeded_random():
+def test_cold_start_typiclust_on_features_or_seeded_random():
     x, cluster, _, ids = blobs()
     s = choose_items(None, ids, budget=5, features=x, seed=2)
-    assert s.method == "cold start: kcenter" and s.scores == (None,) * 5
+    assert s.method == "cold start: typiclust" and s.scores == (None,) * 5
     assert {cluster[ids.index(i)] for i in s.item_ids} == {0, 1, 2, 3, 4}
     r1 = choose_items(None, ids, budget=5, seed=2)
     assert r1.method == "cold start: random"
@@ -103,6 +109,15 @@ def test_per_label_quota():
         ({"scores": [0.1]}, "scores: shape"),
         ({"scores": [0.1, np.nan]}, "scores: contains NaN"),
         ({"item_ids": ["a", "a"]}, "item_ids: contains duplicates"),
+        (
+            {"diversity": "kcenter", "features": [[1.0], [2.0]], "labelled_features": [[1.0, 2.0]]},
+            "labelled_features: 2 dimensions",
+        ),
+        (
+            {"diversity": "kcenter", "features": [[1.0], [2.0]], "labelled_features": [[np.inf]]},
+            "labelled_features: contains NaN",
+        ),
+        ({"max_candidates": 0}, "max_candidates: 0"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -171,9 +186,127 @@ def test_route_and_record():
     assert selection_record(0.5, "margin", "m", None, "e", "t", fallback=True) == {
         "score": 0.5,
         "strategy": "margin",
+        "requested": "margin",
         "modelId": "m",
         "rank": None,
         "executionId": "e",
         "selectedAt": "t",
         "fallback": True,
     }
+
+
+# --------------------------------------------------------------------------- core-set (Sener & Savarese)
+
+
+def _brute_nearest(x, centers):
+    if len(centers) == 0:
+        return np.full(len(x), np.inf)
+    return np.sqrt(((x[:, None, :] - centers[None, :, :]) ** 2).sum(-1)).min(axis=1)
+
+
+def test_nearest_distances_in_blocks_equal_the_brute_force(monkeypatch):
+    rng = np.random.default_rng(0)
+    x, centers = rng.normal(size=(57, 4)), rng.normal(size=(13, 4))
+    expected = _brute_nearest(x, centers)
+    assert np.allclose(nearest_distances(x, centers), expected)
+    monkeypatch.setattr("nodes.select_for_labeling.diversity._BLOCK_FLOATS", 20)  # blocks of one row
+    assert np.allclose(nearest_distances(x, centers), expected)
+    assert np.isinf(nearest_distances(x, centers[:0])).all()
+
+
+def test_coreset_measures_distances_from_the_labelled_items():
+    # pool: a blob at 0 and a blob at 10; the labelled items sit in the first blob
+    rng = np.random.default_rng(1)
+    pool = np.vstack([rng.normal(0, 0.5, (20, 2)), rng.normal(10, 0.5, (20, 2))])
+    labelled = rng.normal(0, 0.5, (15, 2))
+    picked = kcenter_coreset(pool, labelled, 1)
+    assert picked[0] >= 20  # the first pick covers the unlabelled blob
+    expected = int(np.argmax(_brute_nearest(pool, labelled)))
+    assert picked[0] == expected
+    # without the labelled set, the first pick is ``first`` and the second the row farthest from it
+    plain = kcenter_coreset(pool, None, 2, first=3)
+    assert plain[0] == 3 and plain[1] == int(np.argmax(_brute_nearest(pool, pool[[3]])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 25),
+    n_labelled=st.integers(0, 6),
+    budget=st.integers(1, 30),
+    seed=st.integers(0, 10_000),
+)
+def test_coreset_is_farthest_first_from_labelled_and_taken(n, n_labelled, budget, seed):
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(-5, 6, size=(n, 2)).astype(float)  # small integer grid: ties are common
+    labelled = rng.integers(-5, 6, size=(n_labelled, 2)).astype(float)
+    picked = kcenter_coreset(pool, labelled, budget)
+    assert len(picked) == min(budget, n) and len(set(picked.tolist())) == len(picked)
+    for t, row in enumerate(picked):
+        covered = np.vstack([labelled, pool[picked[:t]]])
+        if len(covered) == 0:
+            assert row == 0
+            continue
+        distance = _brute_nearest(pool, covered)
+        distance[picked[:t]] = -np.inf
+        assert np.isclose(distance[row], distance.max())  # the farthest remaining row
+        assert row == int(np.flatnonzero(np.isclose(distance, distance.max()))[0])  # ties: lowest row
+
+
+def test_coreset_per_group_quota_is_exact():
+    # group "far" holds the farthest rows: without a quota all three are taken
+    pool = np.array([[100.0], [200.0], [300.0], [1.0], [2.0], [3.0]])
+    groups = ["far", "far", "far", "near", "near", None]
+    labelled = np.array([[0.0]])
+    assert sorted(kcenter_coreset(pool, labelled, 3).tolist()) == [0, 1, 2]
+    for quota in (1, 2, 3):
+        picked = kcenter_coreset(pool, labelled, 6, groups=groups, quota=quota)
+        taken = [groups[p] for p in picked]
+        assert taken.count("far") == min(quota, 3)  # exactly the quota, not one more or one less
+        assert taken.count("near") == min(quota, 2)
+    picked = kcenter_coreset(pool, labelled, 6, groups=groups, quota=1)
+    assert [groups[p] for p in picked] == ["far", None, "near"]  # the quota ran out before the budget
+
+
+def test_coreset_weights_trade_distance_for_uncertainty():
+    pool = np.array([[10.0], [6.0], [0.5]])
+    labelled = np.array([[0.0]])
+    assert kcenter_coreset(pool, labelled, 1).tolist() == [0]
+    assert kcenter_coreset(pool, labelled, 1, weights=np.array([0.1, 1.0, 1.0])).tolist() == [1]
+
+
+def test_coreset_samples_a_large_labelled_set_deterministically():
+    rng = np.random.default_rng(3)
+    pool, labelled = rng.normal(size=(30, 3)), rng.normal(size=(400, 3))
+    a = kcenter_coreset(pool, labelled, 5, seed=1, max_labelled=50)
+    assert np.array_equal(a, kcenter_coreset(pool, labelled, 5, seed=1, max_labelled=50))
+    assert np.array_equal(kcenter_coreset(pool, labelled, 5), kcenter_coreset(pool, labelled, 5, max_labelled=400))
+
+
+def test_kcenter_looks_at_the_whole_pool_not_only_the_most_uncertain():
+    # the 50 most uncertain items are all in cluster 0, which is already labelled; cluster 4 is not
+    x, cluster, scores, ids = blobs()
+    labelled = x[cluster == 0][:10] + 0.01
+    s = choose_items(scores, ids, budget=4, diversity="kcenter", features=x, labelled_features=labelled)
+    assert 0 not in {cluster[ids.index(i)] for i in s.item_ids}
+    assert {cluster[ids.index(i)] for i in s.item_ids} == {1, 2, 3, 4}
+    assert s.method == "score + kcenter" and s.n_candidates is None
+
+
+def test_kcenter_caps_its_candidates_with_a_seeded_uniform_sample():
+    x, cluster, scores, ids = blobs()
+    s = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, max_candidates=60, seed=4)
+    again = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, max_candidates=60, seed=4)
+    assert s == again and s.n_candidates == 60
+    assert "random sample of 60 pool items" in s.summary()
+    assert {cluster[ids.index(i)] for i in s.item_ids} == {0, 1, 2, 3, 4}  # a uniform sample still spans the pool
+
+
+def test_kcenter_quota_through_choose_items_is_exact():
+    x = np.array([[100.0], [200.0], [300.0], [1.0], [2.0], [3.0]])
+    labels = ["far", "far", "far", "near", "near", "near"]
+    s = choose_items(
+        [0.5] * 6, list("abcdef"), budget=4, diversity="kcenter", features=x,
+        per_label_quota=2, labels_of_item=labels, labelled_features=[[0.0]],
+    )  # fmt: skip
+    chosen = [labels["abcdef".index(i)] for i in s.item_ids]
+    assert chosen.count("far") == 2 and chosen.count("near") == 2

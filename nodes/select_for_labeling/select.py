@@ -2,7 +2,8 @@
 
 Pure: scores and feature vectors in, an ordered :class:`Selection` out. :func:`choose_items`
 ranks by score (ties by the seeded hash of the item id), optionally spreads the batch with
-:mod:`~nodes.select_for_labeling.diversity`, applies a per-label quota, and never returns an
+:mod:`~nodes.select_for_labeling.diversity`, starts cold with
+:mod:`~nodes.select_for_labeling.coldstart`, applies a per-label quota, and never returns an
 excluded (test-subset) item. :func:`route_item` is the Uncertainty Gate's decision and
 :func:`selection_record` the ``metadata.user.activeLearning.selection`` value written by the edge.
 """
@@ -18,22 +19,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nodes.select_for_labeling.coldstart import typiclust
 from nodes.select_for_labeling.config import DIVERSITIES, SelectionConfig
 from nodes.select_for_labeling.diversity import (
     DEFAULT_SAMPLE_SIZE,
     check_features,
     cluster_round_robin,
-    kcenter_greedy,
+    kcenter_coreset,
     kmeans_labels,
 )
 from nodes.select_for_labeling.scores import ItemScores, class_score_matrix, score_items, tie_break_keys
 
 logger = logging.getLogger(__name__)
 
-#: Diversity works on the ``candidate_factor × budget`` most uncertain items (Citovsky et al., 2021).
+#: Cluster diversity works on the ``candidate_factor × budget`` most uncertain items (Citovsky et al., 2021).
 DEFAULT_CANDIDATE_FACTOR = 10
-#: Largest candidate set k-center greedy measures distances over (a seeded sample beyond it).
-MAX_KCENTER_CANDIDATES = 20_000
+#: Largest pool the core-set measures distances over: beyond it, a seeded uniform sample of the pool
+#: (never the most uncertain only); its cost is O(budget × this × d) time and O(this) memory.
+MAX_KCENTER_CANDIDATES = 50_000
 LABEL = "label"
 SKIP = "skip"
 #: Where the selection record lives: ``metadata.user.<RECORD_KEY>.<RECORD_FIELD>`` of an item.
@@ -55,13 +58,16 @@ class Selection:
     budget, pool_size : int
         The budget asked for and the pool it was taken from (after exclusions).
     method : str
-        How the batch was ordered, e.g. ``"score"``, ``"score + cluster"``, ``"cold start: kcenter"``.
+        How the batch was ordered, e.g. ``"score"``, ``"score + cluster"``, ``"cold start: typiclust"``.
     budget_exceeds_pool : bool
         The budget was larger than the pool: the whole pool was taken.
     quota_limited : bool
         The per-label quota left fewer than ``budget`` items.
     n_excluded : int
         Items dropped because they are excluded (test-subset tags).
+    n_candidates : int or None
+        Pool items the core-set looked at when the pool was larger than
+        :data:`MAX_KCENTER_CANDIDATES` (a seeded uniform sample); ``None`` when it saw them all.
     """
 
     item_ids: tuple[Any, ...]
@@ -73,6 +79,7 @@ class Selection:
     budget_exceeds_pool: bool = False
     quota_limited: bool = False
     n_excluded: int = 0
+    n_candidates: int | None = None
 
     def summary(self) -> str:
         """One log line: what was chosen from what, and why it may be fewer than the budget.
@@ -89,6 +96,8 @@ class Selection:
             text += "; the per-label quota left fewer items than the budget"
         if self.n_excluded:
             text += f"; {self.n_excluded} excluded (test-subset) item(s) never considered"
+        if self.n_candidates is not None:
+            text += f"; the core-set looked at a random sample of {self.n_candidates} pool items"
         return text
 
 
@@ -129,6 +138,8 @@ def choose_items(
     candidate_factor: int = DEFAULT_CANDIDATE_FACTOR,
     n_clusters: int | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
+    labelled_features: np.ndarray | None = None,
+    max_candidates: int = MAX_KCENTER_CANDIDATES,
 ) -> Selection:
     """Choose ``budget`` items to label, most worth labelling first.
 
@@ -136,8 +147,8 @@ def choose_items(
     ----------
     scores : array-like of float or None
         One score per item (higher = more worth labelling), e.g. ``ItemScores.scores``.
-        ``None`` is a cold start (no predictions): k-center on ``features`` when given, else a
-        seeded random order.
+        ``None`` is a cold start (no predictions): TypiClust on ``features`` when given
+        (:func:`~nodes.select_for_labeling.coldstart.typiclust`), else a seeded random order.
     item_ids : sequence
         Pool item ids, aligned with ``scores``; unique.
     budget : int
@@ -145,7 +156,9 @@ def choose_items(
     diversity : {"none", "cluster", "kcenter"}
         ``cluster``: k-means over the ``candidate_factor × budget`` best candidates into
         ``n_clusters`` (default ``budget``) clusters, then the best of each cluster round-robin.
-        ``kcenter``: greedy k-center over those candidates, starting at the best one.
+        ``kcenter``: the core-set (:func:`~nodes.select_for_labeling.diversity.kcenter_coreset`)
+        over the whole pool, farthest from ``labelled_features`` first; with nothing labelled it
+        starts at the best-scored item. Scores order the rest of the pool after the batch.
     features : array-like of shape (n_items, d), optional
         Required by ``cluster`` and ``kcenter``.
     per_label_quota : int, optional
@@ -153,12 +166,19 @@ def choose_items(
         ``None`` labels are not limited).
     labels_of_item : sequence, optional
     seed : int
-        Seeds the tie-breaking hash (:func:`~nodes.select_for_labeling.scores.tie_break_keys`) and k-means.
+        Seeds the tie-breaking hash (:func:`~nodes.select_for_labeling.scores.tie_break_keys`),
+        k-means and the samples.
     excluded : array-like of bool, optional
         Items never chosen (test-subset tags). The edge filters them out of the pool already;
         this is the second guard.
     candidate_factor, n_clusters, sample_size : int
-        Bounds of the diversity step (see :mod:`~nodes.select_for_labeling.diversity`).
+        Bounds of the cluster step (see :mod:`~nodes.select_for_labeling.diversity`).
+    labelled_features : array-like of shape (L, d), optional
+        Vectors of the items already labelled, in the space of ``features``: the core-set measures
+        distances from them and TypiClust visits clusters without them first.
+    max_candidates : int
+        The core-set looks at a seeded uniform sample of this many pool items when the pool is
+        larger (the selection's ``n_candidates`` says so).
 
     Returns
     -------
@@ -179,6 +199,7 @@ def choose_items(
         )
     if per_label_quota is not None:
         per_label_quota = _positive_int("per_label_quota", per_label_quota, "per_label_quota=20")
+    max_candidates = _positive_int("max_candidates", max_candidates, "max_candidates=50000")
     all_ids = np.asarray(list(item_ids), dtype=object)
     ids = all_ids
     n_all = len(ids)
@@ -191,6 +212,14 @@ def choose_items(
     if not np.all(np.isfinite(values)):
         raise ValueError("scores: contains NaN or infinite values; score every item with a finite number")
     x = None if features is None else check_features(features, n_all)
+    labelled = None
+    if labelled_features is not None and x is not None:
+        labelled = check_features(labelled_features, None, "labelled_features")
+        if len(labelled) and labelled.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"labelled_features: {labelled.shape[1]} dimensions, the pool's features have {x.shape[1]}; "
+                "give the labelled items' vectors from the same feature set"
+            )
     labels = None if labels_of_item is None else np.asarray(list(labels_of_item), dtype=object)
     if labels is not None and labels.shape != (n_all,):
         raise ValueError(
@@ -211,30 +240,39 @@ def choose_items(
     n = len(ids)
 
     ranked = np.lexsort((tie_break_keys(ids, seed), -values))  # best first; ties by the seeded hash
-    method = diversity if not cold else ("kcenter" if x is not None and diversity != "cluster" else diversity)
-    if cold and x is None:
-        method = "random"
-    if method in ("cluster", "kcenter") and n > 0:
-        limit = n if cold else min(n, max(budget, candidate_factor * budget))
-        if method == "kcenter":
-            limit = min(limit, MAX_KCENTER_CANDIDATES)
-        candidates = ranked[:limit]  # cold start: a seeded random sample (all scores tie)
-        if method == "cluster":
-            clusters = kmeans_labels(x[candidates], n_clusters or budget, seed, sample_size)
-            order = cluster_round_robin(candidates, clusters)
-        else:
-            groups = None if labels is None else labels[candidates]
-            picked = kcenter_greedy(x[candidates], min(budget, limit), 0, groups, per_label_quota)
-            order = candidates[picked]
-        order = np.concatenate([order, ranked[~np.isin(ranked, order)]])  # then the rest, by score
+    method = diversity
+    if cold:
+        method = "typiclust" if x is not None else "random"
+    n_candidates = None
+    if method == "typiclust" and n > 0:
+        order = typiclust(x, min(budget, n), labelled, seed=seed, sample_size=sample_size)
+    elif method == "cluster" and n > 0:
+        candidates = ranked[: min(n, max(budget, candidate_factor * budget))]
+        clusters = kmeans_labels(x[candidates], n_clusters or budget, seed, sample_size)
+        order = cluster_round_robin(candidates, clusters)
+    elif method == "kcenter" and n > 0:
+        candidates = ranked
+        if n > max_candidates:  # a seeded uniform sample, kept in rank order
+            sample = np.random.default_rng(seed).choice(n, max_candidates, replace=False)
+            candidates = ranked[np.isin(ranked, sample)]
+            n_candidates = max_candidates
+        groups = None if labels is None else labels[candidates]
+        picked = kcenter_coreset(
+            x[candidates], labelled, min(budget, len(candidates)), 0, groups, per_label_quota, seed=seed
+        )
+        order = candidates[picked]
     else:
         order = ranked
+    if method != "none" and n > 0:
+        order = np.concatenate([order, ranked[~np.isin(ranked, order)]])  # then the rest, by score
     chosen = _apply_quota(order, labels, per_label_quota, budget)
     chosen_ids = ids[chosen]
     if mask.any() and set(chosen_ids.tolist()) & set(all_ids[mask].tolist()):  # the guard behind the filter
         raise RuntimeError("choose_items: an excluded (test-subset) item was chosen")  # pragma: no cover
-    name = "score" if method == "none" else method
-    name = f"cold start: {name}" if cold else (name if method == "none" else f"score + {method}")
+    if cold:
+        name = f"cold start: {method}"
+    else:
+        name = "score" if method == "none" else f"score + {method}"
     selection = Selection(
         item_ids=tuple(chosen_ids.tolist()),
         ranks=tuple(range(1, len(chosen) + 1)),
@@ -245,6 +283,7 @@ def choose_items(
         budget_exceeds_pool=budget > n,
         quota_limited=len(chosen) < min(budget, n),
         n_excluded=int(mask.sum()),
+        n_candidates=n_candidates,
     )
     logger.info(selection.summary())
     return selection
@@ -321,15 +360,18 @@ def select_pool(
     pool_ids: Sequence[Any],
     config: SelectionConfig,
     features: np.ndarray | None = None,
+    labelled_features: np.ndarray | None = None,
     n_classes: int | None = None,
 ) -> tuple[Selection, ItemScores | None]:
     """Score a pool from the model's prediction records and choose ``config.budget`` items.
 
     The whole batch decision of Select for Labeling over plain data. Without predictions and
     with a strategy that needs them (a cold start), ``features`` are required and the batch is
-    k-center over them. Diversity without ``features`` clusters the predicted class-score
-    vectors (:func:`~nodes.select_for_labeling.scores.class_score_matrix`). ``n_classes`` is
-    ``K``, the number of the model's labels
+    TypiClust over them (:func:`~nodes.select_for_labeling.coldstart.typiclust`). Diversity
+    without ``features`` works on the predicted class-score vectors
+    (:func:`~nodes.select_for_labeling.scores.class_score_matrix`); ``labelled_features`` (the
+    labelled items' vectors from the same feature set as ``features``) are then not used.
+    ``n_classes`` is ``K``, the number of the model's labels
     (:func:`~nodes.select_for_labeling.scores.model_class_count`; ``None`` = unknown), which
     margin and entropy complete top-k uploads to (``ItemScores.strategy_used`` names the score used).
 
@@ -358,6 +400,7 @@ def select_pool(
         )
     )
     if features is None and config.diversity != "none":
+        labelled_features = None  # not in the space of the class-score vectors
         features, _ = class_score_matrix(predictions, pool_ids)
         if features.shape[1] == 0:
             features = np.zeros((len(pool_ids), 1))
@@ -366,10 +409,11 @@ def select_pool(
         None if scored is None else scored.scores,
         pool_ids,
         config.budget,
-        diversity="kcenter" if cold else config.diversity,
+        diversity="none" if cold else config.diversity,
         features=features,
         per_label_quota=quota,
         labels_of_item=scored.top_label if quota is not None else None,
         seed=config.seed,
+        labelled_features=labelled_features,
     )
     return selection, scored
