@@ -221,3 +221,24 @@ def test_boxes_that_really_differ_do_not_match_at_threshold_one():
     close = _one_label([(1e-11, 0.0, 10.0, 10.0), (0.0, 0.0, 10.0, 10.0 - 1e-11)], confidence=0.9)
     assert metrics.evaluate_detections(gt, close, iou_threshold=1.0).per_label.loc["cat", "ap"] == 1.0
     assert_same_ap(our_ap(gt, close, [1.0]), pycocotools_ap(gt, close, [1.0]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Integer item ids are keys like any other (hashed natively, same result as their text form)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint32", "float64"])
+def test_numeric_item_ids_give_the_matches_of_their_text_form(dtype):
+    gt, pred = random_detections(3, 60, 12, 3, 0.5)
+    number = {item: k * 7 for k, item in enumerate(sorted(set(gt["item_id"]) | set(pred["item_id"])))}
+    as_numbers = [frame.assign(item_id=frame["item_id"].map(number).astype(dtype)) for frame in (gt, pred)]
+    text = metrics.match_detections(gt, pred, [0.5, 0.75])
+    numeric = metrics.match_detections(*as_numbers, [0.5, 0.75])
+    for field in set(MATCH_FIELDS) - {"item_ids"}:
+        np.testing.assert_array_equal(getattr(numeric, field), getattr(text, field), err_msg=field)
+    assert numeric.item_ids.dtype == object and numeric.item_ids.tolist() == sorted(number.values())
+    missing = as_numbers[1].astype({"item_id": "float64"})
+    missing.loc[missing.index[4], "item_id"] = np.nan
+    with pytest.raises(ValueError, match=r"predictions\.item_id: missing value at row 4"):
+        metrics.match_detections(as_numbers[0], missing, 0.5)

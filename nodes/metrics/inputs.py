@@ -153,8 +153,19 @@ def _masks_from_frame(frame: pd.DataFrame, field: str) -> list[np.ndarray]:
     return masks
 
 
+#: numpy kinds whose keys are factorised and sorted natively (bool, signed / unsigned int, float)
+_NATIVE_KINDS = "biuf"
+
+
 def _sort_uniques(uniques: np.ndarray, field: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rank of each unique in sorted order, sorted uniques); strings are sorted as fixed-width text."""
+    """(rank of each unique in sorted order, sorted uniques as objects); numbers sort natively,
+    strings as fixed-width text."""
+    values = np.asarray(uniques)
+    if values.dtype.kind in _NATIVE_KINDS:
+        order = np.argsort(values, kind="stable")
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        return rank, values[order].astype(object)
     values = np.asarray(uniques, dtype=object)
     try:
         if pd.api.types.infer_dtype(values, skipna=False) == "string":
@@ -176,16 +187,21 @@ def _factorize_sorted(values: np.ndarray, field: str = "item_id") -> tuple[np.nd
 
 
 def _key_codes(frame: pd.DataFrame, column: str, field: str) -> tuple[np.ndarray, np.ndarray]:
-    """Factorize one key column; a missing value is an error naming the row."""
+    """Factorize one key column; a missing value is an error naming the row.
+
+    Numeric and boolean numpy columns are hashed natively (no Python object per row); anything
+    else (strings, mixed) as objects, which pandas hashes faster than its string extension arrays.
+    """
     series = frame[column]
-    values = series.to_numpy(dtype=object) if series.dtype != object else series.to_numpy()
+    native = isinstance(series.dtype, np.dtype) and series.dtype.kind in _NATIVE_KINDS
+    values = series.to_numpy() if native or series.dtype == object else series.to_numpy(dtype=object)
     codes, uniques = pd.factorize(values, sort=False)
     missing = codes < 0
     if missing.any():
         raise ValueError(
             f"{field}.{column}: missing value at row {_first_bad_row(frame, missing)!r}; every row needs a {column}"
         )
-    return codes, np.asarray(uniques, dtype=object)
+    return codes, np.asarray(uniques) if native else np.asarray(uniques, dtype=object)
 
 
 def _codes(
