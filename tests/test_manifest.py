@@ -196,9 +196,28 @@ def test_dockerfile_base_is_the_manifest_runner_image_and_installs_requirements(
     dockerfile = (ROOT / "Dockerfile").read_text()
     base = re.search(r"^FROM\s+(\S+)", dockerfile, re.M).group(1)
     assert base == images.pop()
-    assert "requirements.txt" in dockerfile
+    assert re.search(r"^RUN pip install .*-r \S*requirements\.lock$", dockerfile, re.M)  # the complete lock
     for path in ("main.py", "nodes", "pipeline_configs"):
         assert re.search(rf"^COPY .*\b{re.escape(path)}\b", dockerfile, re.M), path
+
+
+def test_the_locks_pin_every_direct_requirement_at_its_version():
+    """requirements.lock / requirements-dev.lock (tools/lock_requirements.py) hold every transitive
+    dependency; each direct pin is in its lock at the same version, and the dev lock agrees with
+    the runtime lock on every package they share."""
+
+    def pins(name: str) -> dict[str, str]:
+        lines = (ROOT / name).read_text().splitlines()
+        found = dict(line.strip().split("==") for line in lines if "==" in line and not line.startswith("#"))
+        return {key.lower().replace("_", "-"): value for key, value in found.items()}
+
+    runtime, dev = pins("requirements.lock"), pins("requirements-dev.lock")
+    for source, lock in (("requirements.txt", runtime), ("requirements-dev.txt", dev)):
+        for name, version in pins(source).items():
+            assert lock.get(name) == version, (source, name, version, lock.get(name))
+    assert {name: dev.get(name) for name in runtime} == runtime
+    assert len(runtime) > len(pins("requirements.txt"))  # transitive ones too
+    assert "-c requirements-dev.lock" in (ROOT / "requirements-dev.txt").read_text().splitlines()
 
 
 def test_runtime_requirements_are_pinned():
