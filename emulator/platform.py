@@ -159,6 +159,9 @@ class LocalPlatform:
         ``True`` (the platform's behaviour): ``POST /ml/models/{id}/clone`` answers ``cloning``
         and dtlpy's ``model.clone()`` polls once at least. ``False``: the clone answers the final
         status (no poll, ~2.2 s faster; a divergence kept for speed).
+    null_deletes : bool
+        The undocumented reading of ``null`` in a single-entity PATCH: ``True`` deletes the key,
+        ``False`` stores ``null`` (``store.null_deletes``; emulator/README.md, assumptions).
 
     Example
     -------
@@ -171,7 +174,12 @@ class LocalPlatform:
     """
 
     def __init__(
-        self, alias: str | None = None, clone_polls: int = 0, id_prefix: str | None = None, clone_async: bool = True
+        self,
+        alias: str | None = None,
+        clone_polls: int = 0,
+        id_prefix: str | None = None,
+        clone_async: bool = True,
+        null_deletes: bool = True,
     ) -> None:
         self.store = Store()
         if id_prefix is not None:  # reproducible ids (8 hex digits + a counter), e.g. for the demo
@@ -182,6 +190,7 @@ class LocalPlatform:
         self.alias: str | None = None
         self.store.clone_polls = clone_polls
         self.store.clone_async = clone_async
+        self.store.null_deletes = bool(null_deletes)
         self._saved: dict[str, Any] | None = None
         self._tmpdir: str | None = None
         self.token = unsigned_token()

@@ -102,8 +102,7 @@ def null_deletes(pytestconfig) -> bool:
 
 @pytest.fixture(scope="session")
 def _platform_session(null_deletes: bool):
-    with LocalPlatform(alias="emulator-tests") as platform:
-        platform.store.null_deletes = null_deletes
+    with LocalPlatform(alias="emulator-tests", null_deletes=null_deletes) as platform:
         yield platform
 
 
