@@ -399,6 +399,20 @@ def test_explicit_sort_is_honoured(platform, dataset):
     assert [i.name for i in dataset.items.list(filters=filters).items] == ["c.jpg", "b.jpg", "a.jpg"]
 
 
+def test_listing_sorted_by_id_descending_pages_without_gaps_or_repeats(platform, dataset):
+    """https://docs.dataloop.ai/docs/api-dql ("sort": any field, "ascending" / "descending") with
+    offset paging (page, pageSize): ids descending, each item once across the pages, and an
+    ascending sort gives the reverse order."""
+    ids = platform.add_items(dataset, [{"name": f"{k:02d}.jpg"} for k in range(7)])
+    query = {"filter": {"type": "file"}, "pageSize": 3, "sort": {"id": "descending"}}
+    pages = [[i.id for i in _custom(dataset, {**query, "page": page}).items] for page in range(3)]
+    listed = [item_id for page in pages for item_id in page]
+    assert [len(page) for page in pages] == [3, 3, 1]
+    assert listed == sorted(ids, reverse=True)
+    ascending = [i.id for i in _custom(dataset, {**query, "pageSize": 10, "sort": {"id": "ascending"}}).items]
+    assert ascending == listed[::-1]
+
+
 # ------------------------------------------------------------------------------ comparisons
 def test_numbers_compare_as_numbers(platform, dataset):
     """Cookbook, "Greater Than (gt) and Less Than (lt)": ``metadata.system.height`` ``gt`` a number."""
