@@ -20,10 +20,16 @@ Engine API (helper modules: ``services``, ``runtime``, ``executions``, ``codebas
   their ids, lists element-wise, several return values as a list by output position) and
   ``action`` (the last ``progress.update(action=...)``; a top-level field of the execution:
   an assumption, the platform's place for it is undocumented).
-- ``engine.run_model_operation(model_id, operation, inputs, *, pipeline=None, on_done=None)
-  -> execution_json`` for ``predict`` / ``train`` / ``evaluate`` / ``embed``.
+- ``engine.run_model_operation(model_id, operation, inputs, *, pipeline=None, on_done=None,
+  service_config=None) -> execution_json`` for ``predict`` / ``embed`` (``items``: ids, or
+  ``item``), ``train``, ``evaluate`` (``dataset``, ``filters``), on the model's ``deploy`` /
+  ``train`` / ``evaluate`` service (created on first use; a deploy service is recorded in
+  ``metadata.system.deploy.services``). Outputs as the adapter returns them: predict
+  ``[item ids, annotation ids]``, train the model id, evaluate ``[model id, dataset id]``;
+  ``execution.model`` = ``{"modelId", "operation"}``.
 - ``engine.terminate(execution_id)``, ``engine.rerun(execution_id)``,
-  ``engine.wait_idle(timeout) -> bool`` (True when nothing is queued or running).
+  ``engine.wait_idle(timeout) -> bool`` (True when nothing is queued or running),
+  ``engine.peak_concurrency(service_id)``, ``engine.stop_service(service_id)``.
 - ``engine.logs[execution_id]`` lines ``{timestamp, level, message}``; ``engine.counters``
   (``processes_started``, ``executions``, ``attempts``).
 """

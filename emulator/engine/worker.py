@@ -164,6 +164,8 @@ class Worker:
             return entity_id
         if isinstance(value, (str, int, float, bool)) or value is None:
             return value
+        if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar
+            return value.item()
         return str(value)
 
     # -------------------------------------------------------------- runner
