@@ -433,7 +433,6 @@ def test_eleven_point_recall_points_are_exact_tenths():
 
 def test_docstring_examples_run():
     import doctest
-
     import importlib
     import pkgutil
 
