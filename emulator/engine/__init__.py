@@ -34,6 +34,7 @@ Engine API (helper modules: ``services``, ``runtime``, ``executions``, ``codebas
   (``processes_started``, ``executions``, ``attempts``).
 """
 
+import emulator.store  # noqa: F401 - first: the store's modules import engine helpers (no cycle)
 from emulator.engine.services import Engine
 
 __all__ = ["Engine"]
