@@ -3,7 +3,6 @@ and weighted (bootstrap) from detection matches."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -13,8 +12,6 @@ import pandas as pd
 
 from nodes.metrics.inputs import CLASSIFICATION_INTERPOLATIONS, DETECTION_INTERPOLATIONS, _check_interpolation
 from nodes.metrics.matching import DetectionMatches, match_detections  # noqa: F401 (match_detections: doctests)
-
-logger = logging.getLogger(__name__)
 
 #: The 101 recall points of COCO, built exactly as ``pycocotools`` builds them (``np.linspace``), so
 #: recall values that fall on a point compare the same way.
@@ -317,7 +314,7 @@ def _weighted_columns(
 
 
 # --------------------------------------------------------------------------------------------
-# Detection evaluation
+# What detection and classification results share
 # --------------------------------------------------------------------------------------------
 
 

@@ -21,10 +21,6 @@ from nodes.metrics.inputs import (
 
 logger = logging.getLogger(__name__)
 
-# --------------------------------------------------------------------------------------------
-# Classification
-# --------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True, eq=False)
 class ClassificationEvaluation(_PerLabelResult):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,12 +9,6 @@ import numpy as np
 import pandas as pd
 
 from nodes.metrics.inputs import _polygons_from_frame
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------
-# IoU
-# --------------------------------------------------------------------------------------------
 
 
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray, pairwise: bool = False) -> np.ndarray:

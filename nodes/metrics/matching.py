@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +22,6 @@ from nodes.metrics.inputs import (
     _polygons_from_frame,
 )
 from nodes.metrics.iou import pair_iou_function
-
-logger = logging.getLogger(__name__)
 
 #: Default bound on the (ground truth, prediction) pairs whose IoU is held at once (~35 MiB of
 #: working arrays for boxes): matching memory does not grow with the crowding of an image.
