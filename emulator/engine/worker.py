@@ -1,11 +1,8 @@
-"""The worker process of a local service: a Python process that runs an app's code the way
-Dataloop's runner (dtlpy-agent, not public) runs it in a service replica.
-
-Run as a script (``python worker.py``, never ``-m``: dtlpy's per-request ``inspect.stack()`` is
-far slower under runpy's frames) with the service's unpacked codebase first on ``sys.path`` and
-``DATALOOP_PATH`` set to the service's own folder. It imports only the standard library and
-``dtlpy`` until it imports the module the service names (``entryPoint``, ``className``); the
-platform (``emulator/``) imports none of the app's code.
+"""The worker process of a local service: runs an app's code as Dataloop's runner (dtlpy-agent,
+not public) runs it in a service replica. Run as a script (never ``-m``: dtlpy's per-request
+``inspect.stack()`` is far slower under runpy), with the unpacked codebase first on ``sys.path``
+and its own ``DATALOOP_PATH``; it imports only the standard library and dtlpy until it imports
+the module the service names. The platform (``emulator/``) imports none of the app's code.
 
 Protocol: JSON lines. stdin carries ``init`` (platform url and token), ``run`` (one execution),
 ``terminate`` (an execution id) and ``exit``; the protocol channel (a copy of fd 1 taken at start)
