@@ -180,3 +180,12 @@ def test_group_by_a_field_the_split_writes_is_refused(field):
         check_batch_options(None, field)
     check_batch_options(None, "metadata.system.tagsX")
     check_batch_options(None, "metadata.user.patient_id")
+
+
+def test_option_messages_stay_short_for_values_of_any_length():
+    for stratify_by, group_by in ((None, "a." * 100_000 + "$"), (None, "metadata.user"), ("x" * 100_000, None)):
+        with pytest.raises(ValueError) as error:
+            check_batch_options(stratify_by, group_by)
+        assert len(str(error.value)) < 1000
+    with pytest.raises(ValueError, match=r"^group_by: 'metadata\.user' holds"):
+        check_batch_options(None, "metadata.user")

@@ -18,6 +18,7 @@ from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodes.common.limits import shorten
 from nodes.common.paging import json_pages
 from nodes.data_split.assign import (
     _group_key_text,
@@ -413,19 +414,23 @@ def check_batch_options(stratify_by: str | None, group_by: str | None, bulk_size
     ValueError: group_by: 'metadata.user.$where' is not a dotted field name; use e.g. metadata.user.patient_id
     """
     if stratify_by not in (None, "label"):
-        raise ValueError(f"stratify_by: {stratify_by!r} is not supported; use 'label' or leave it out")
+        raise ValueError(f"stratify_by: {shorten(stratify_by, 120)} is not supported; use 'label' or leave it out")
     if group_by is not None and not _GROUP_BY_RE.fullmatch(str(group_by)):
-        raise ValueError(f"group_by: {group_by!r} is not a dotted field name; use e.g. metadata.user.patient_id")
+        raise ValueError(
+            f"group_by: {shorten(group_by, 120)} is not a dotted field name; use e.g. metadata.user.patient_id"
+        )
     if group_by is not None and (written := _written_under(group_by)) is not None:
         raise ValueError(
-            f"group_by: {group_by!r} holds {written}, which the split itself writes (the subset tags, the "
+            f"group_by: {shorten(group_by, 120)} holds {written}, which the split itself writes (the subset tags, the "
             "run marker, or the update time), so a rerun would see other groups; "
             "group by a field the split leaves alone, e.g. metadata.user.patient_id"
         )
     if stratify_by is not None and group_by is not None:
         raise ValueError("stratify_by/group_by: use one of them, not both")
     if isinstance(bulk_size, bool) or not isinstance(bulk_size, int) or not 1 <= bulk_size <= BULK_CHUNK:
-        raise ValueError(f"bulk_size: {bulk_size!r} is not an integer from 1 to {BULK_CHUNK}; use e.g. 1000")
+        raise ValueError(
+            f"bulk_size: {shorten(bulk_size, 120)} is not an integer from 1 to {BULK_CHUNK}; use e.g. 1000"
+        )
 
 
 def split_dataset(
