@@ -13,7 +13,7 @@ import dtlpy as dl
 import pytest
 
 from emulator import LocalPlatform
-from tests.test_platform_conformance_execution import APP_CODE, manifest
+from tests.test_platform_conformance_execution import APP_CODE, manifest, publish
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def basic(_platform_session: LocalPlatform, tmp_path_factory):
     source = tmp_path_factory.mktemp("contract-app")
     (source / "dataloop.json").write_text(json.dumps(app_manifest))
     (source / "main.py").write_text(APP_CODE)
-    dpk = project.dpks.publish(manifest_filepath=str(source / "dataloop.json"), local_path=str(source))
+    dpk = publish(project, source)
     project.apps.install(dpk=dpk)
     (service,) = project.services.list().all()
     item = dataset.items.upload(local_path=str(source / "main.py"), remote_name="contract.py")
@@ -97,7 +97,7 @@ def test_a_new_service_takes_the_spare_process_and_leaves_no_folder_when_deleted
     app_manifest["components"]["modules"][0]["computeConfig"] = "basic-delete"
     (tmp_path / "dataloop.json").write_text(json.dumps(app_manifest))
     (tmp_path / "main.py").write_text(APP_CODE)
-    dpk = project.dpks.publish(manifest_filepath=str(tmp_path / "dataloop.json"), local_path=str(tmp_path))
+    dpk = publish(project, tmp_path)
     app = project.apps.install(dpk=dpk)
     service = project.services.get(service_name="basic-delete")
     engine = platform.store.engine
@@ -124,7 +124,7 @@ def test_stopping_a_service_ends_its_running_and_queued_executions(platform, bas
     app_manifest["components"]["modules"][0]["computeConfig"] = "one-at-a-time"
     (tmp_path / "dataloop.json").write_text(json.dumps(app_manifest))
     (tmp_path / "main.py").write_text(APP_CODE)
-    dpk = project.dpks.publish(manifest_filepath=str(tmp_path / "dataloop.json"), local_path=str(tmp_path))
+    dpk = publish(project, tmp_path)
     app = project.apps.install(dpk=dpk)
     service = project.services.get(service_name="one-at-a-time")
     engine = platform.store.engine

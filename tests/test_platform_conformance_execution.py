@@ -8,6 +8,7 @@ source, /work/shared/PIPELINE_FACTS.md); the rules and assumptions are in emulat
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import dtlpy as dl
@@ -135,6 +136,16 @@ def manifest(name: str = "engine-test-app") -> dict:
     }
 
 
+def publish(project: dl.Project, folder) -> dl.Dpk:
+    """``dpks.publish`` of ``folder`` from inside it (dtlpy packs into ``<cwd>/.dataloop``)."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return project.dpks.publish(manifest_filepath=str(folder / "dataloop.json"), local_path=str(folder))
+    finally:
+        os.chdir(cwd)
+
+
 @pytest.fixture(scope="module")
 def installed(_platform_session: LocalPlatform, tmp_path_factory):
     project = dl.projects.create(project_name="engine-services")
@@ -142,7 +153,7 @@ def installed(_platform_session: LocalPlatform, tmp_path_factory):
     source = tmp_path_factory.mktemp("app")
     (source / "dataloop.json").write_text(json.dumps(manifest()))
     (source / "main.py").write_text(APP_CODE)
-    dpk = project.dpks.publish(manifest_filepath=str(source / "dataloop.json"), local_path=str(source))
+    dpk = publish(project, source)
     app = project.apps.install(dpk=dpk)
     items = [dataset.items.upload(local_path=str(source / "main.py"), remote_name=f"f{i}.py") for i in range(3)]
     services = {s.name: s for s in project.services.list().all()}
