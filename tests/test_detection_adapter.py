@@ -57,6 +57,22 @@ def test_subset_files_round_trip(tmp_path):
     assert read_labels == list(scenes.labels)
 
 
+def publish_detection_app(project, folder: Path):
+    """Publish ``demo/model_app_detection/dataloop.json`` (code: ``demo`` and ``nodes`` copied into
+    ``folder``) and install it in ``project``; returns the app."""
+    for package in ("demo", "nodes"):
+        shutil.copytree(ROOT / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
+    cwd = Path.cwd()
+    try:  # dtlpy packs into <cwd>/.dataloop: keep it in the temporary folder
+        os.chdir(folder)
+        dpk = project.dpks.publish(
+            manifest_filepath=str(folder / "demo/model_app_detection/dataloop.json"), local_path=str(folder)
+        )
+    finally:
+        os.chdir(cwd)
+    return project.apps.install(dpk=dpk)
+
+
 @pytest.fixture(scope="module")
 def detection_app(_platform_session: LocalPlatform, tmp_path_factory):
     """A project with the detection model app installed and scenes with true boxes tagged train / test."""
@@ -80,18 +96,7 @@ def detection_app(_platform_session: LocalPlatform, tmp_path_factory):
             item.metadata.setdefault("system", {})["tags"] = {subset: True}
             items[subset].append(item.update(system_metadata=True))
             truth[item.id] = (boxes, labels)
-    source = tmp_path_factory.mktemp("detection-app")
-    for package in ("demo", "nodes"):
-        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    cwd = Path.cwd()
-    try:  # dtlpy packs into <cwd>/.dataloop: keep it in the temporary folder
-        os.chdir(source)
-        dpk = project.dpks.publish(
-            manifest_filepath=str(source / "demo/model_app_detection/dataloop.json"), local_path=str(source)
-        )
-    finally:
-        os.chdir(cwd)
-    app = project.apps.install(dpk=dpk)
+    app = publish_detection_app(project, tmp_path_factory.mktemp("detection-app"))
     return {"project": project, "dataset": dataset, "items": items, "truth": truth, "app": app}
 
 

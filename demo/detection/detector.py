@@ -303,14 +303,32 @@ def fit_detector(
     return Detector(classifier=classifier, classes=tuple(classes))
 
 
-def class_probabilities(detector: Detector, features: np.ndarray) -> np.ndarray:
-    """Window probabilities, one column per object class (``detector.classes``), background left out."""
+def class_probabilities(detector: Detector, features: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Window probabilities, one column per object class (``detector.classes``), background left out.
+
+    A multinomial model is scored as ``softmax(features @ coef.T + intercept)`` in the features'
+    own dtype, ``chunk`` rows at a time (what ``predict_proba`` computes, without its float64 copy of
+    every window); a two-class model goes through ``predict_proba``.
+    """
     out = np.zeros((len(features), len(detector.classes)))
     if len(features) == 0:
         return out
-    raw = detector.classifier.predict_proba(features)
+    classifier = detector.classifier
+    coef = np.asarray(classifier.coef_)
+    if coef.shape[0] > 1:
+        dtype = features.dtype if features.dtype in (np.float32, np.float64) else np.float64
+        weights = coef.T.astype(dtype)
+        intercept = np.asarray(classifier.intercept_, dtype=dtype)
+        raw = np.empty((len(features), coef.shape[0]))
+        for start in range(0, len(features), chunk):
+            logits = features[start : start + chunk] @ weights + intercept
+            logits -= logits.max(axis=1, keepdims=True)
+            np.exp(logits, out=logits)
+            raw[start : start + chunk] = logits / logits.sum(axis=1, keepdims=True)
+    else:
+        raw = classifier.predict_proba(features)
     column = {name: j for j, name in enumerate(detector.classes)}
-    for k, name in enumerate(detector.classifier.classes_):
+    for k, name in enumerate(classifier.classes_):
         if str(name) in column:
             out[:, column[str(name)]] = raw[:, k]
     return out
