@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,11 @@ if __name__ == "__main__":
     # before dtlpy is imported: --help, bad options, the demo and the local platform need no dtlpy
     # login state (importing it takes seconds and writes a log file into ~/.dataloop)
     if (_demo := demo_command(sys.argv[1:])) is not None:
+        if hasattr(os, "execv") and os.name == "posix":
+            # the demo replaces this process: Ctrl-C and SIGTERM reach it directly, so its clean-up
+            # runs (a parent waiting in subprocess.call would kill it 0.25 s after Ctrl-C)
+            sys.stdout.flush()
+            os.execv(_demo[0], _demo)
         sys.exit(subprocess.call(_demo))  # the caller's folder stays the working folder (--out rel)
     _ARGS = build_parser().parse_args(sys.argv[1:])
     if _ARGS.command == "platform":

@@ -21,10 +21,28 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave the local platform up after the run and print how to point dtlpy at it (Ctrl-C to stop)",
     )
-    parser.add_argument("--items", type=int, default=1797, help="how many of the 1,797 digits to use (default: all)")
-    parser.add_argument("--budget", type=int, default=100, help="items labelled per round (default: %(default)s)")
+    parser.add_argument(
+        "--items", type=int, default=1000, help="how many of the 1,797 digits to use (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=50,
+        help="label budget per round: the annotator labels at most this many new items (default: %(default)s)",
+    )
     parser.add_argument(
         "--initial", type=int, default=100, help="size of the initial labelled pool (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--arrivals",
+        type=int,
+        default=200,
+        help="new raw items uploaded per round (at most an equal share of the pool; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--task",
+        default="classification",
+        help="what the demo learns: classification (default)" + _other_tasks(),
     )
     parser.add_argument(
         "--study-seeds",
@@ -32,6 +50,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         default=10,
         help="seeds of the in-memory multi-seed study in the report (0 skips it; default: %(default)s)",
     )
+
+
+def _other_tasks() -> str:
+    from demo.tasks import TASKS
+
+    others = sorted(set(TASKS) - {"classification"})
+    return f", or {', '.join(others)}" if others else ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,6 +46,15 @@ class RoundResult:
     mean_ap: float
     model: str
     decision: str  # Compare Models' action, or "base"
+    labelled_now: int = 0  # items the annotator labelled in this round
+    reached_labeling: int = 0  # new items the Uncertainty Gate sent to Labeling in this round
+    arrivals: int = 0  # new raw items of this round
+    kappa: float | None = None  # Compare Models' agreement of the previous and the new model
+    recommendation: str | None = None  # the stopping signal: "stop" / "continue" (None: switched off)
+    stopping_reason: str | None = None
+    rule: str = ""  # the decision rule Compare Models applied (decision_rule)
+    best_model_changed: bool = False
+    model_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,63 @@ class DemoSummary:
     seed: int = 0
     elapsed_s: float = 0.0
     comparison_votes: tuple[str, ...] = field(default_factory=tuple)
+    task: str = "classification"
+    metric_names: tuple[str, str] = ("accuracy", "mAP")
+    arrivals: tuple[int, ...] = ()  # new raw items per round
+
+
+def decision_rule(comparison: Mapping) -> str:
+    """The rule Compare Models applied, from the comparison it stored on the new model.
+
+    Examples
+    --------
+    >>> decision_rule({"config": {"precision_recall": {"iou_threshold": 0.5, "min_delta": 0}, "wins": "all"}})
+    'new mAP - previous mAP > min_delta 0 (point estimate, no interval); votes needed: all'
+    >>> decision_rule({"config": {"precision_recall": {"min_delta": 0.01, "confidence": 0.95}}})
+    'lower end of the 95% bootstrap interval of (new mAP - previous mAP) > min_delta 0.01'
+    >>> decision_rule({})
+    'unknown (no comparison recorded)'
+    """
+    config = (comparison or {}).get("config") or {}
+    pr = config.get("precision_recall")
+    parts = []
+    if isinstance(pr, Mapping):
+        delta = pr.get("min_delta", 0)
+        if pr.get("confidence"):
+            parts.append(
+                f"lower end of the {float(pr['confidence']):.0%} bootstrap interval of (new mAP - previous mAP) "
+                f"> min_delta {delta:g}"
+            )
+        else:
+            parts.append(f"new mAP - previous mAP > min_delta {delta:g} (point estimate, no interval)")
+    for check in config.get("checks") or []:
+        if isinstance(check, Mapping):
+            parts.append(f"{check.get('legend')}/{check.get('figure')} gain > min_delta {check.get('min_delta', 0):g}")
+    if not parts:
+        return "unknown (no comparison recorded)"
+    wins = config.get("wins")
+    return "; ".join(parts) + ("" if wins is None else f"; votes needed: {wins}")
+
+
+def round_lines(summary: DemoSummary) -> list[str]:
+    """This run's rounds as terminal lines: labels bought, the metrics, the decision, kappa and
+    the stopping signal per arm."""
+    primary, mean = summary.metric_names
+    lines = [f"This run (seed {summary.seed}), fixed test subset of {summary.n_test} items:"]
+    for name, rounds in summary.runs.items():
+        for r in rounds:
+            extra = ""
+            if r.round:
+                kappa = "n/a" if r.kappa is None else f"{r.kappa:.3f}"
+                extra = (
+                    f"  +{r.labelled_now} labels ({r.reached_labeling} of {r.arrivals} reached Labeling)  "
+                    f"{r.decision}  kappa {kappa}  stop signal: {r.recommendation or 'off'}"
+                )
+            lines.append(
+                f"  {name:<7} round {r.round}  labelled {r.labelled:>5}  {primary} {r.accuracy:.3f}  "
+                f"{mean} {r.mean_ap:.3f}{extra}"
+            )
+    return lines
 
 
 def label_rows(previous_ap: Mapping[str, float], new_ap: Mapping[str, float]) -> tuple[LabelRow, ...]:
@@ -89,22 +155,25 @@ def _label_key(label: str) -> tuple[int, object]:
 
 
 def uncertainty_verdict(runs: Mapping[str, Sequence[RoundResult]], study=None) -> str:
-    """Honest sentences: did margin selection beat random in this run, and over the study's seeds?
+    """Honest sentences: what each arm labelled, did margin selection beat random in this run (at
+    equal labels, or saying they differ), and over the study's seeds, per metric?
 
     Examples
     --------
     >>> m = (RoundResult(0, 100, .8, .9, "b", "base"), RoundResult(1, 200, .85, .93, "n", "update model"))
     >>> r = (RoundResult(0, 100, .8, .9, "b", "base"), RoundResult(1, 200, .86, .92, "n", "update model"))
     >>> uncertainty_verdict({"margin": m, "random": r})
-    'This run: margin selection did NOT beat random selection with the same label budget: test accuracy 0.850 vs 0.860 (-0.010).'
+    'This run: margin labelled 200 items, random 200: at equal labels margin selection did NOT beat random selection: test accuracy 0.850 vs 0.860 (-0.010).'
     """
     sentences = []
     if "margin" in runs and "random" in runs and runs["margin"] and runs["random"]:
-        u, r = runs["margin"][-1].accuracy, runs["random"][-1].accuracy
-        verb = "beat" if u > r else "did NOT beat"
+        m, r = runs["margin"][-1], runs["random"][-1]
+        verb = "beat" if m.accuracy > r.accuracy else "did NOT beat"
+        labels = f"margin labelled {m.labelled} items, random {r.labelled}"
+        when = "at equal labels" if m.labelled == r.labelled else "with DIFFERENT label counts (not a fair comparison)"
         sentences.append(
-            f"This run: margin selection {verb} random selection with the same label budget: "
-            f"test accuracy {u:.3f} vs {r:.3f} ({u - r:+.3f})."
+            f"This run: {labels}: {when} margin selection {verb} random selection: "
+            f"test accuracy {m.accuracy:.3f} vs {r.accuracy:.3f} ({m.accuracy - r.accuracy:+.3f})."
         )
     else:
         sentences.append("No random-selection baseline was run.")
@@ -119,7 +188,8 @@ def uncertainty_verdict(runs: Mapping[str, Sequence[RoundResult]], study=None) -
             else:
                 verdict = "did NOT beat random (more losses than wins)"
             sentences.append(
-                f"Over {study.seeds} seeds, {stats.name} {verdict}: it won {stats.wins}, tied {stats.ties} and lost "
+                f"Over {study.seeds} seeds at equal labels, {stats.name} {verdict} on accuracy: it won {stats.wins}, "
+                f"tied {stats.ties} and lost "
                 f"{stats.losses} at {stats.labelled[-1]} labels (test accuracy {stats.accuracy_mean[-1]:.3f} ± "
                 f"{stats.accuracy_std[-1]:.3f} vs random {study.strategy('random').accuracy_mean[-1]:.3f} ± "
                 f"{study.strategy('random').accuracy_std[-1]:.3f})."
@@ -159,24 +229,84 @@ def format_table(summary: DemoSummary) -> str:
     return "\n".join(lines)
 
 
+BUDGET_RULE = (
+    "**How the label budget works under a running pipeline.** New raw items arrive each round (uploaded "
+    "into the Raw Dataset; its trigger starts one cycle per item). Predict and the Uncertainty Gate run on "
+    "each; the gate sends the ones scoring at least its threshold to the Labeling task (the margin arm keeps "
+    "the template's gate, margin ≥ 0.5; the random arm's gate scores `random` with threshold 0, so all of them "
+    "arrive, in a seeded random order). The annotators label the `budget` items of this round's arrivals the "
+    "gate scored highest (the task's priority order) and leave the rest in the task, unlabelled; the random "
+    "arm labels exactly as many as the margin arm did that round, so both arms are compared at equal labels. "
+    "Review approves every labelled item; Model Data Split sends it to train, validation or test (80/10/10) "
+    "in the Ground Truth Dataset, where the weekly model branch trains the next model."
+)
+
+
+def _rounds_table(summary: DemoSummary) -> list[str]:
+    primary, mean = summary.metric_names
+    out = [
+        f"| arm | round | new raw items | reached Labeling | labelled this round | labelled in all | {primary} | "
+        f"{mean} | decision | decision rule | kappa | stopping signal | Best Model |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|",
+    ]
+    for name, rounds in summary.runs.items():
+        for r in rounds:
+            if r.round == 0:
+                out.append(
+                    f"| {name} | 0 (base) | | | | {r.labelled} | {r.accuracy:.3f} | {r.mean_ap:.3f} | | | | | `{r.model}` |"
+                )
+                continue
+            kappa = "n/a" if r.kappa is None else f"{r.kappa:.3f}"
+            signal = (
+                "off"
+                if r.recommendation is None
+                else f"`{r.recommendation}`" + (f": {r.stopping_reason}" if r.stopping_reason else "")
+            )
+            best = f"`{r.model}` (changed)" if r.best_model_changed else "unchanged"
+            out.append(
+                f"| {name} | {r.round} | {r.arrivals} | {r.reached_labeling} | {r.labelled_now} | {r.labelled} | "
+                f"{r.accuracy:.3f} | {r.mean_ap:.3f} | `{r.decision}` | {r.rule} | {kappa} | {signal} | {best} |"
+            )
+    return out
+
+
 def render_markdown(summary: DemoSummary) -> str:
-    """``report.md``: the template run, the decision, the per-label table, this run's rounds, the
-    multi-seed summary, links to the plots."""
+    """``report.md``: the template run, the budget rule, the last decision and its per-label table,
+    each round (labels bought, metrics, decision with its rule, kappa, stopping signal), the
+    multi-seed study, and the cycles and executions the platform recorded."""
     kept = summary.new_model if summary.decision == "update model" else summary.previous_model
+    primary, mean = summary.metric_names
+    margin_rounds = summary.runs.get("margin") or ()
+    last_rule = margin_rounds[-1].rule if margin_rounds else ""
     out = [
         "# Active learning demo report",
         "",
-        f"Pipeline template run: `{summary.template}` (installed on the local platform once per arm, "
-        "its nodes called in the order of its connections and actions).",
+        f"Pipeline template run: `{summary.template}`, created with `pipelines.create` and `install()`ed on the "
+        "local platform once per arm; the platform ran every node (trigger, services, model operations, task "
+        "nodes, the cron start node on its clock), the demo uploaded items, worked the tasks and watched.",
         "",
-        f"**Decision of the last margin round: `{summary.decision}`** — Compare Models kept `{kept}` "
-        f"(previous `{summary.previous_model}`, new `{summary.new_model}`).",
+        f"**Decision of the last margin round: `{summary.decision}`** (rule: {last_rule or 'n/a'}) — Compare "
+        f"Models kept `{kept}` (previous `{summary.previous_model}`, new `{summary.new_model}`).",
         "",
-        f"{summary.n_items} digit images (seed {summary.seed}); a fixed test subset of {summary.n_test} items "
-        f"shared by every model; {summary.budget} labels per round chosen by Select for Labeling with margin "
-        "uncertainty or at random.",
+        f"Task: {summary.task}. {summary.n_items} items (seed {summary.seed}); a fixed test subset of "
+        f"{summary.n_test} items shared by every model; new raw items per round: "
+        f"{', '.join(map(str, summary.arrivals)) or 'n/a'}; label budget {summary.budget} per round.",
         "",
-        "## Previous vs new model (test subset, per-label AP from the top-3 class predictions)",
+        BUDGET_RULE,
+        "",
+        "## Each round: labels bought, the new model, the decision, kappa and the stopping signal",
+        "",
+        f"{primary} and {mean} on the fixed test subset; decision, rule, kappa (Cohen's kappa of the previous "
+        "and the new model's test predictions) and the stopping signal as Compare Models recorded them on the "
+        "new model (`metadata.user.activeLearning.comparison`).",
+        "",
+        *_rounds_table(summary),
+        "",
+        "## Margin vs random selection",
+        "",
+        uncertainty_verdict(summary.runs, summary.study),
+        "",
+        f"## Previous vs new model of the last margin round (test subset, per-label AP) — decision `{summary.decision}`",
         "",
         "| label | previous AP | new AP | delta | wins |",
         "|---|---:|---:|---:|---|",
@@ -191,56 +321,49 @@ def render_markdown(summary: DemoSummary) -> str:
         f"**{summary.new_map - summary.previous_map:+.3f}** | new wins {n_wins}/{len(summary.rows)} labels |"
     )
     if summary.comparison_votes:
-        out += ["", "Compare Models votes:", ""] + [f"- {v}" for v in summary.comparison_votes]
-    out += [
-        "",
-        "## Margin vs random selection",
-        "",
-        uncertainty_verdict(summary.runs, summary.study),
-        "",
-        f"### This run: the full platform, seed {summary.seed}",
-        "",
-        "Each round: the new model's accuracy and mean AP on the fixed test subset, and Compare Models' decision.",
-        "",
-    ]
-    if summary.runs:
-        names = list(summary.runs)
-        out.append(
-            "| round | " + " | ".join(f"{n} labelled | {n} accuracy | {n} mAP | {n} decision" for n in names) + " |"
-        )
-        out.append("|---:|" + "---:|---:|---:|---|" * len(names))
-        for i in range(max(len(r) for r in summary.runs.values())):
-            cells = []
-            for n in names:
-                r = summary.runs[n][i] if i < len(summary.runs[n]) else None
-                cells.append(
-                    "| | | " if r is None else f"{r.labelled} | {r.accuracy:.3f} | {r.mean_ap:.3f} | `{r.decision}`"
-                )
-            out.append(f"| {i} | " + " | ".join(cells) + " |")
+        out += ["", f"Compare Models votes (rule: {last_rule or 'n/a'}):", ""] + [
+            f"- {v}" for v in summary.comparison_votes
+        ]
     study = summary.study
     if study is not None:
         out += [
             "",
-            f"### Over {study.seeds} seeds: `benchmarks/bench_al_digits.py`'s study, in memory",
+            f"## Over {study.seeds} seeds: `benchmarks/bench_al_digits.py`'s study, in memory",
             "",
             f"scikit-learn digits, logistic regression, a fixed test split of {study.test_size}, {study.initial} random "
             f"initial labels + {study.rounds} rounds × {study.batch}, selection through `nodes/select_for_labeling` "
-            "(no platform). Mean ± std over seeds.",
+            "(no platform); every strategy at the same labels. Mean ± std over seeds; wins / ties / losses against "
+            "random at the last round, counted on each metric separately.",
             "",
-            "| strategy | labels | accuracy | mean AP | wins / ties / losses vs random (last round) |",
-            "|---|---:|---:|---:|---|",
+            "| strategy | labels | accuracy | mean AP | accuracy: wins / ties / losses | mean AP: wins / ties / losses |",
+            "|---|---:|---:|---:|---|---|",
         ]
         for stats in study.strategies:
             for i, n in enumerate(stats.labelled):
-                record = ""
-                if i == len(stats.labelled) - 1 and stats.wins is not None:
-                    record = f"{stats.wins} / {stats.ties} / {stats.losses} of {study.seeds}"
+                last = i == len(stats.labelled) - 1 and stats.wins is not None
+                acc = f"{stats.wins} / {stats.ties} / {stats.losses} of {study.seeds}" if last else ""
+                ap = (
+                    f"{stats.ap_wins} / {stats.ap_ties} / {stats.ap_losses} of {study.seeds}"
+                    if last and stats.ap_wins is not None
+                    else ""
+                )
                 out.append(
                     f"| {stats.name} | {n} | {stats.accuracy_mean[i]:.3f} ± {stats.accuracy_std[i]:.3f} | "
-                    f"{stats.ap_mean[i]:.3f} ± {stats.ap_std[i]:.3f} | {record} |"
+                    f"{stats.ap_mean[i]:.3f} ± {stats.ap_std[i]:.3f} | {acc} | {ap} |"
                 )
     if summary.node_lines:
-        out += ["", "## Node executions, in the order they ran", "", "```"] + list(summary.node_lines) + ["```"]
+        out += [
+            "",
+            "## What the platform recorded: cycles and node executions",
+            "",
+            "Per arm, round and branch: the cycles (`pipeline.pipeline_executions`) with their statuses, and per "
+            "node its status in those cycles and the executions it ran (`project.executions`, by status, with "
+            "their summed run time). Items left in the Labeling task keep their cycle `in-progress`.",
+            "",
+            "```",
+            *summary.node_lines,
+            "```",
+        ]
     out += [
         "",
         "![PR curves](pr_curves.png)",
@@ -281,14 +404,17 @@ def plot_learning_curve(
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     if study is not None:
-        for k, (attr, label) in enumerate((("accuracy", "test accuracy"), ("ap", "test mean AP"))):
+        for k, (attr, label, won) in enumerate(
+            (("accuracy", "test accuracy", "wins"), ("ap", "test mean AP", "ap_wins"))
+        ):
             ax = axes[2 + k]
             for stats in study.strategies:
                 xs = np.asarray(stats.labelled, dtype=float)
                 mean = np.asarray(getattr(stats, f"{attr}_mean"))
                 std = np.asarray(getattr(stats, f"{attr}_std"))
                 color = colors.get(stats.name)
-                record = "" if stats.wins is None else f", beat random {stats.wins}/{study.seeds}"
+                wins = getattr(stats, won, None)  # each panel counts the wins on its own metric
+                record = "" if wins is None else f", beat random on {label[5:]} {wins}/{study.seeds}"
                 ax.plot(xs, mean, marker="o", color=color, linewidth=2, label=f"{stats.name}{record}")
                 ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.18)
             ax.set_title(f"{study.seeds} seeds, mean ± std: {label}", fontsize=10)

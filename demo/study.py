@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -49,6 +48,9 @@ class StrategyStats:
     wins: int | None = None  # seeds where the final accuracy beats random (None for random)
     ties: int | None = None
     losses: int | None = None
+    ap_wins: int | None = None  # the same, on the final mean AP
+    ap_ties: int | None = None
+    ap_losses: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def summarise(study, seeds: int, test_size: int, initial: int, batch: int, round
     """:class:`StudySummary` from a ``DigitsStudy`` (its ``summary()`` and ``wins()`` tables)."""
     table = study.summary()
     wins = study.wins()
+    ap_wins = metric_wins(study.results, "macro_ap")
     stats = []
     for name in dict.fromkeys(study.results["strategy"]):
         rows = table.loc[name].sort_index()
@@ -114,13 +117,71 @@ def summarise(study, seeds: int, test_size: int, initial: int, batch: int, round
                 wins=None if won is None else int(won["wins"]),
                 ties=None if won is None else int(won["ties"]),
                 losses=None if won is None else int(won["losses"]),
+                **({} if name not in ap_wins else {f"ap_{k}": v for k, v in ap_wins[name].items()}),
             )
         )
     return StudySummary(seeds, test_size, initial, batch, rounds, tuple(stats), seconds)
 
 
-def start_study(seeds: int = 10, rounds: int = 2, batch: int = 100, initial: int = 100) -> tuple[Future, object]:
-    """Start :func:`run_study` in a second process; returns ``(future, executor)`` (shut it down after)."""
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-    future = executor.submit(run_study, seeds, STUDY_STRATEGIES, initial, rounds, batch)
-    return future, executor
+def metric_wins(results, metric: str, baseline: str = "random") -> dict[str, dict[str, int]]:
+    """Per strategy: seeds where its final ``metric`` beats / ties / loses to ``baseline``'s.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"seed": [0, 0, 1, 1], "round": 1, "strategy": ["m", "random"] * 2, "x": [.9, .8, .7, .8]})
+    >>> metric_wins(rows, "x")
+    {'m': {'wins': 1, 'ties': 0, 'losses': 1}}
+    """
+    final = results[results["round"] == results["round"].max()]
+    table = final.pivot(index="seed", columns="strategy", values=metric)
+    out = {}
+    for name in dict.fromkeys(results["strategy"]):
+        if name == baseline or baseline not in table:
+            continue
+        diff = table[name] - table[baseline]
+        out[name] = {"wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()), "losses": int((diff < 0).sum())}
+    return out
+
+
+def _study_child(connection, seeds: int, rounds: int, batch: int, initial: int) -> None:
+    try:
+        connection.send(run_study(seeds, STUDY_STRATEGIES, initial, rounds, batch))
+    except BaseException as error:  # noqa: BLE001 - handed to the parent, which raises it
+        connection.send(RuntimeError(f"the multi-seed study failed: {error!r}"))
+    finally:
+        connection.close()
+
+
+class StudyRun:
+    """:func:`run_study` running in a second (spawned, daemon) process: :meth:`result` waits for
+    it, :meth:`stop` ends it whatever it is doing (the demo calls it on every exit path)."""
+
+    def __init__(self, seeds: int, rounds: int, batch: int, initial: int):
+        context = get_context("spawn")
+        self._receive, send = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_study_child, args=(send, seeds, rounds, batch, initial), daemon=True, name="demo-study"
+        )
+        self.process.start()
+        send.close()
+
+    def result(self) -> StudySummary:
+        """The study's summary (blocks until the process sends it)."""
+        value = self._receive.recv()
+        self.process.join(timeout=30)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """End the process if it still runs, and close the pipe."""
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=10)
+        self._receive.close()
+
+
+def start_study(seeds: int = 10, rounds: int = 2, batch: int = 100, initial: int = 100) -> StudyRun:
+    """Start :func:`run_study` in a second process (see :class:`StudyRun`)."""
+    return StudyRun(seeds, rounds, batch, initial)

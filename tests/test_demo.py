@@ -19,10 +19,11 @@ import pytest
 from PIL import Image
 
 from demo.adapter import class_probabilities, classifier_from_arrays, classifier_to_arrays, fit_classifier
+from demo.classification import top_k_records
 from demo.data import LABELS, decode_png, encode_png, image_features, load_digits_images, plan_pools
 from demo.isolation import wants_demo
 from demo.report import DemoSummary, RoundResult, label_rows, labels_to_plot, render_markdown, uncertainty_verdict
-from demo.run import DemoOptions, subset_filter, top_k_records
+from demo.run import DemoOptions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,12 +65,6 @@ def test_weights_round_trip_without_pickle(tmp_path):
     assert probabilities.shape == (40, 10)
     assert np.all(probabilities[:, [0, 4, 5, 6, 7, 8, 9]] == 0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
-
-
-def test_subset_filters_are_the_packaged_ones():
-    from nodes.common.defaults import load_subset_filter
-
-    assert subset_filter("train") == load_subset_filter("train")
 
 
 def test_top_k_records_are_what_the_adapter_uploads():
@@ -116,9 +111,55 @@ def test_verdict_is_honest_when_random_wins():
     margin = StrategyStats("margin", (100, 200), (0.8, 0.9), (0.01, 0.01), (0.9, 0.95), (0.01, 0.01), 3, 1, 6)
     random = StrategyStats("random", (100, 200), (0.8, 0.91), (0.01, 0.01), (0.9, 0.95), (0.01, 0.01))
     study = StudySummary(10, 450, 100, 100, 1, (margin, random), 1.0)
-    assert "Over 10 seeds, margin did NOT beat random (more losses than wins): it won 3, tied 1 and lost 6" in (
+    assert "Over 10 seeds at equal labels, margin did NOT beat random (more losses than wins) on accuracy: it won 3" in (
         uncertainty_verdict({"margin": _rounds(0.95), "random": _rounds(0.9)}, study)
     )
+
+
+def test_verdict_says_when_the_arms_labelled_different_counts():
+    margin = (RoundResult(0, 100, 0.8, 0.9, "b", "base"), RoundResult(1, 120, 0.85, 0.93, "n", "update model"))
+    random = (RoundResult(0, 100, 0.8, 0.9, "b", "base"), RoundResult(1, 160, 0.86, 0.92, "n", "update model"))
+    verdict = uncertainty_verdict({"margin": margin, "random": random})
+    assert "margin labelled 120 items, random 160" in verdict and "DIFFERENT label counts" in verdict
+    assert "at equal labels" not in verdict
+
+
+def test_report_states_each_rounds_labels_rule_kappa_and_stopping_signal():
+    from demo.report import decision_rule
+
+    comparison = {
+        "config": {"precision_recall": {"iou_threshold": 0.5, "min_delta": 0.01}, "wins": "all"},
+        "kappa": 0.912,
+        "recommendation": "continue",
+        "stopping": {"reason": "kappa 0.912 < 0.99"},
+    }
+    rule = decision_rule(comparison)
+    assert "min_delta 0.01" in rule and "no interval" in rule
+    first = RoundResult(0, 100, 0.8, 0.9, "base", "base")
+    later = RoundResult(1, 130, 0.85, 0.93, "new", "discard", 30, 45, 100, 0.912, "continue", "kappa 0.912 < 0.99", rule)
+    rows = label_rows({"0": 0.5}, {"0": 0.6})
+    summary = DemoSummary("base", "new", "discard", rows, 0.5, 0.6, runs={"margin": (first, later)}, budget=30)
+    text = render_markdown(summary)
+    assert "| margin | 1 | 100 | 45 | 30 | 130 | 0.850 | 0.930 | `discard` | " + rule + " | 0.912 | `continue`" in text
+    assert f"(rule: {rule})" in text
+
+
+def test_study_panels_count_wins_on_their_own_metric():
+    import pandas as pd
+
+    from demo.study import metric_wins
+
+    rows = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1],
+            "round": [1, 1, 1, 1],
+            "strategy": ["margin", "random"] * 2,
+            "accuracy": [0.9, 0.8, 0.9, 0.8],
+            "macro_ap": [0.7, 0.8, 0.7, 0.8],
+        }
+    )
+    assert metric_wins(rows, "accuracy")["margin"]["wins"] == 2
+    assert metric_wins(rows, "macro_ap")["margin"] == {"wins": 0, "ties": 0, "losses": 2}
 
 
 def test_report_markdown_carries_the_decision_and_every_label():
@@ -179,26 +220,14 @@ def connections():
     active[0] = False
 
 
-ITEM_BRANCH = [
-    ("Raw Data", {"item"}),
-    ("Predict", {"item"}),
-    ("Select for Labeling", None),
-    ("Uncertainty Gate", {"label", "skip"}),
-    ("Labeling", {"completed"}),
-    ("Review", {"approved"}),
-    ("Model Data Split", {"train", "validation", "test"}),
-    ("Ground Truth", {"item"}),
-]
-MODEL_BRANCH = [
-    ("Create New Model", {"new_model"}),
-    ("Train", {"model"}),
-    ("Evaluate Base Model", {"model"}),
-    ("Evaluate New Model", {"model"}),
-    ("Compare Models", {"update model", "discard"}),
-]
+ITEM_NODES = ("Raw Data", "Predict", "Uncertainty Gate", "Labeling", "Review", "Model Data Split", "Ground Truth")
+MODEL_NODES = ("Create New Model", "Train", "Evaluate New Model", "Evaluate Base Model", "Compare Models")
+SMALL = {"items": 120, "initial": 30, "arrivals": 20, "budget": 6, "rounds": 1, "study_seeds": 0, "seed": 1}
 
 
 def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
+    """One round through the platform's engine: what the platform recorded (cycles, executions per
+    node, tasks, the Best Model variable) and what the report says about it."""
     from demo.run import run_demo
 
     cwd = tmp_path / "cwd"
@@ -208,67 +237,78 @@ def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
     before = _snapshot(home_dataloop)
     lines: list[str] = []
 
-    result = run_demo(
-        DemoOptions(items=300, rounds=1, budget=50, out=Path("out"), seed=1, study_seeds=0),
-        echo=lines.append,
-        progress_bars=False,
-    )
+    result = run_demo(DemoOptions(out=Path("out"), **SMALL), echo=lines.append, progress_bars=False)
     output = "\n".join(lines)
 
-    # the output names the template it ran, and the pipelines were created from it and installed
+    # the template was created and installed once per arm, through dtlpy
     assert "pipeline_configs/active_learning_pipeline.json" in output
     counts = result.request_counts
     assert counts["POST /pipelines"] == 2 and counts["POST /pipelines/{id}/install"] == 2
+    assert counts["POST /app-registry"] >= 2  # both manifests published (dpks.publish)
 
-    # each arm ran the item branch, then the model branch, in the template's order, with its actions
+    runs = result.summary.runs
+    assert set(runs) == {"margin", "random"}
+    records = {(r.arm, r.branch): r for r in result.records}
     for arm in ("margin", "random"):
-        runs = [r for r in result.node_runs if r.pipeline.endswith(f"({arm})")]
-        order = [r.node for r in runs]
-        expected = [n for n, _ in ITEM_BRANCH] + [n for n, _ in MODEL_BRANCH]
-        decision = runs[order.index("Compare Models")].actions
-        if "update model" in decision:
-            expected.append("Update Variables")
-        assert order == expected, arm
-        for name, actions in ITEM_BRANCH + MODEL_BRANCH:
-            run = runs[order.index(name)]
-            if actions is not None:
-                assert set(run.actions) <= actions, (arm, name, run.actions)
-            assert f"{name} [" in output
-        by_name = {r.node: r for r in runs}
-        assert by_name["Select for Labeling"].actions == {f"{arm}, budget 50: chosen": 50}
-        labelled = by_name["Labeling"].actions["completed"]
-        assert labelled == by_name["Uncertainty Gate"].actions.get("label", 0) > 0
-        assert sum(by_name["Model Data Split"].actions.values()) == labelled
-        assert by_name["Ground Truth"].actions == {"item": labelled}
+        items, model = records[(arm, "items")], records[(arm, "model")]
+        nodes = {n.node: n for n in items.nodes}
+        # one cycle per uploaded item; Predict and the gate ran once in each, as executions
+        assert sum(items.cycles.values()) == SMALL["arrivals"]
+        assert nodes["Predict"].executions == {"success": SMALL["arrivals"]}
+        assert nodes["Predict"].functions == ("predict_items",)
+        assert nodes["Uncertainty Gate"].executions == {"success": SMALL["arrivals"]}
+        labelled = runs[arm][-1].labelled_now
+        reached = runs[arm][-1].reached_labeling
+        assert 0 < labelled <= SMALL["budget"] and labelled <= reached
+        # the annotator completed `labelled` items in Labeling; Review approved them all; each went
+        # through Model Data Split into Ground Truth; the rest still wait in the Labeling task
+        assert nodes["Labeling"].statuses.get("success", 0) == labelled
+        assert nodes["Labeling"].statuses.get("in-progress", 0) == reached - labelled
+        assert nodes["Review"].statuses == {"success": labelled}
+        assert nodes["Model Data Split"].executions == {"success": labelled}
+        assert nodes["Ground Truth"].statuses == {"success": labelled}
+        assert items.cycles.get("in-progress", 0) == reached - labelled
+        # the cron cycle: one execution of each model-branch node, all successful
+        assert model.cycles == {"success": 1}
+        model_nodes = {n.node: n for n in model.nodes}
+        for name in MODEL_NODES:
+            assert model_nodes[name].executions == {"success": 1}, (arm, name, model_nodes[name])
+        last = runs[arm][-1]
+        # the Best Model variable changed exactly when Compare Models said "update model"
+        changed = result.best_models[arm] != runs[arm][0].model_id
+        assert changed == (last.decision == "update model") == last.best_model_changed
+        assert ("Update Variables" in model_nodes) == changed
+        # Compare Models recorded kappa and the stopping signal on the new model
+        assert last.kappa is not None and -1.0 <= last.kappa <= 1.0
+        assert last.recommendation in ("stop", "continue")
+        assert "min_delta" in last.rule
+    # both arms labelled the same number of items (compared at equal labels)
+    assert (
+        runs["margin"][-1].labelled == runs["random"][-1].labelled == SMALL["initial"] + runs["margin"][-1].labelled_now
+    )
+    assert counts["POST /items/{id}/clone"] >= 2 * runs["margin"][-1].labelled_now  # the Ground Truth nodes
 
-    # tags written: Select for Labeling tags its choice, the gate records, Data Split tags each
-    # labelled item (item PATCHes), and Ground Truth clones them into the Ground Truth dataset
-    labelled_total = sum(r.actions.get("completed", 0) for r in result.node_runs if r.node == "Labeling")
-    assert counts["POST /items/{id}/clone"] == labelled_total
-    assert counts["PATCH /items/{id}"] >= 2 * labelled_total
-
-    # the Best Model variable follows Compare Models' decision
-    margin_compare = [r for r in result.node_runs if r.node == "Compare Models" and r.pipeline.endswith("(margin)")][0]
-    if "update model" in margin_compare.actions:
-        assert result.best_models["margin"] != result.summary.runs["margin"][0].model
-        assert counts["PATCH /pipelines/{id}/variables"] >= 1
-    assert result.decision in ("update model", "discard")
-
-    # outputs exist, are readable pictures, and the report's decision is the printed one
+    # outputs exist, are readable pictures, and the report says what happened
     assert sorted(p.name for p in cwd.iterdir()) == ["out"]
     assert sorted(p.name for p in (cwd / "out").iterdir()) == ["learning_curve.png", "pr_curves.png", "report.md"]
     for name in ("learning_curve.png", "pr_curves.png"):
         with Image.open(cwd / "out" / name) as image:
             assert image.width >= 600 and image.height >= 300
     report = (cwd / "out" / "report.md").read_text()
-    assert f"**Decision of the last margin round: `{result.decision}`**" in report
+    assert f"**Decision of the last margin round: `{result.decision}`** (rule: " in report
     assert "`pipeline_configs/active_learning_pipeline.json`" in report
+    assert "How the label budget works under a running pipeline" in report
+    assert "at equal labels" in report and "same label budget" not in report
+    for arm in ("margin", "random"):
+        last = runs[arm][-1]
+        row = f"| {arm} | 1 | {SMALL['arrivals']} | {last.reached_labeling} | {last.labelled_now} | {last.labelled} |"
+        assert row in report
+        assert f"{last.kappa:.3f} | `{last.recommendation}`" in report
+        assert f"{arm} round 1, items branch: {SMALL['arrivals']} cycles" in report
+        assert f"{arm} round 1, model branch: 1 cycles (success 1)" in report
+    assert "Predict: executions predict_items success" in report
     assert f"decision: {result.decision}" in output
-    assert any(line.startswith("elapsed: ") for line in lines)
-    runs = result.summary.runs
-    assert set(runs) == {"margin", "random"}
-    assert [r.labelled for r in runs["margin"]][0] == [r.labelled for r in runs["random"]][0] == 100
-    assert len(result.summary.rows) == 10
+    assert any(line.startswith("elapsed: ") and "target: under 120 s" in line for line in lines)
 
     # only the local platform was contacted, and nothing was written to ~/.dataloop
     assert connections, "the audit hook saw no connection at all"
@@ -276,25 +316,43 @@ def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
     assert _snapshot(home_dataloop) == before
 
 
+def test_sigterm_leaves_nothing_in_the_temp_folder(tmp_path):
+    """``python main.py demo`` stopped with SIGTERM once the platform runs: its worker processes
+    and every temporary folder are gone (issue 23)."""
+    import signal
+    import time
+
+    tmp, home = tmp_path / "tmp", tmp_path / "home"
+    tmp.mkdir()
+    home.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(home)}
+    env.pop("DATALOOP_PATH", None)
+    command = [sys.executable, str(REPO / "main.py"), "demo", "--out", str(tmp_path / "out")]
+    command += [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    try:
+        for line in process.stdout:  # wait until the base model trains: the engine's workers run
+            seen.append(line)
+            if line.startswith("[ 4]"):
+                break
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert any(line.startswith("[ 4]") for line in seen), "".join(seen)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert list(tmp.iterdir()) == []
+    assert list(home.iterdir()) == []
+
+
 def test_png_items_decode_like_the_source():
     data = load_digits_images(50, seed=0)
     png = encode_png(data.images[0])
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.size == (32, 32)
-
-
-def test_the_context_of_a_custom_node_is_the_installed_template_node(platform, project):
-    import json
-
-    from demo.pipeline_runner import InstalledPipeline
-
-    body = json.loads((REPO / "pipeline_configs" / "active_learning_pipeline.json").read_text())
-    body["projectId"] = project.id
-    installed = InstalledPipeline.install(project, body)
-    split = next(n for n in body["nodes"] if n.get("metadata", {}).get("pipelineNodeName") == "dataSplit")
-
-    context = installed.context(split["id"])
-
-    assert context.node.node_id == split["id"] and context.pipeline.id == installed.id
-    assert context.node.metadata["customNodeConfig"] == split["metadata"]["customNodeConfig"]
-    assert context.pipeline.status == "Installed"

@@ -1,0 +1,82 @@
+"""The demo's pluggable task: what the data are, which model app learns them, how the simulated
+annotator labels an item, how a model is scored on the fixed test items, and what the report says.
+
+``python main.py demo --task NAME`` picks one from :data:`TASKS` (classification by default); a task
+is any object with the attributes and methods of :class:`DemoTask`, registered by module path so
+that importing the demo never imports a task's heavy code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+#: task name -> "module:attribute" of a factory returning a :class:`DemoTask`
+TASKS: dict[str, str] = {"classification": "demo.classification:ClassificationTask"}
+DEFAULT_TASK = "classification"
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The items of one demo run: file names, in-memory images, the hidden truth, and which
+    names are the fixed test subset, the initial labelled pool and each round's arrivals."""
+
+    names: tuple[str, ...]
+    images: Mapping[str, np.ndarray]
+    truth: Mapping[str, Any]  # file name -> what the annotator writes (a label, boxes, ...)
+    test: tuple[str, ...]
+    initial: tuple[str, ...]
+    arrivals: tuple[tuple[str, ...], ...]  # per round: the new raw items
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """A model on the fixed test items: the report's two numbers and what the plots need."""
+
+    primary: float  # e.g. accuracy (classification), AP@0.5 (detection)
+    mean_ap: float
+    per_label_ap: Mapping[str, float]
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # label -> (recall, precision)
+
+
+class DemoTask(Protocol):
+    """What the demo needs from a task (see :class:`demo.classification.ClassificationTask`)."""
+
+    name: str
+    labels: Sequence[str]
+    model_app_manifest: str  # relative to the repository, published from the repository folder
+    dpk_model_name: str
+    model_configuration: Mapping[str, Any]
+    metric_names: tuple[str, str]  # (primary, mean AP) as the report names them
+    gate_config: Mapping[str, Any]  # the margin arm's Uncertainty Gate changes ({} keeps the template's)
+
+    def load(self, items: int, seed: int, test_fraction: float, initial: int, rounds: int, arrivals: int) -> TaskData:
+        """The run's data, split into test / initial / per-round arrivals."""
+
+    def annotate(self, item: Any, truth: Any, replace: bool = True) -> None:
+        """Edge: write the item's true annotations (``replace``: delete its model predictions first)."""
+
+    def score(self, model: Any, data: TaskData) -> ModelScore:
+        """Edge: the model (artifacts from the platform) on ``data.test``, in memory."""
+
+
+def get_task(name: str) -> DemoTask:
+    """The registered task ``name``.
+
+    Examples
+    --------
+    >>> get_task("classification").name
+    'classification'
+    >>> get_task("segmentation")
+    Traceback (most recent call last):
+    ...
+    ValueError: --task: 'segmentation' is not a demo task; one of classification
+    """
+    if name not in TASKS:
+        raise ValueError(f"--task: {name!r} is not a demo task; one of {', '.join(sorted(TASKS))}")
+    module, attribute = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)()
