@@ -8,7 +8,8 @@ import pytest
 
 from nodes.select_for_labeling.coldstart import typicality, typiclust
 from nodes.select_for_labeling.config import SelectionConfig
-from nodes.select_for_labeling.select import choose_items, select_pool
+from nodes.select_for_labeling.diversity import kcenter_coreset
+from nodes.select_for_labeling.select import select_pool
 
 OUTLIERS = np.array([[-12.0, 8], [30, 14], [74, -9], [15, -13], [45, 13], [62, 14]])
 
@@ -40,8 +41,7 @@ def test_typiclust_picks_the_dense_middle_of_each_blob_never_an_outlier():
         members = np.flatnonzero(blob == blob[p])
         t = typicality(x[members], 20)
         assert t[members == p][0] >= np.quantile(t, 0.9)
-    far_first = choose_items(np.zeros(len(x)), [str(i) for i in range(len(x))], 3, "kcenter", features=x)
-    assert -1 in blob[[int(i) for i in far_first.item_ids]]  # farthest-first would spend a label on an outlier
+    assert -1 in blob[kcenter_coreset(x, None, 3)]  # farthest-first would spend a label on an outlier
 
 
 def test_largest_clusters_first_and_small_clusters_left_out():

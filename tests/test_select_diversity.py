@@ -67,7 +67,7 @@ def test_uncertainty_alone_stays_in_one_cluster_cluster_diversity_covers_all():
 
 def test_kcenter_diversity_covers_every_cluster():
     x, cluster, scores, ids = blobs()
-    s = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, candidate_factor=40)
+    s = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, kcenter_factor=40)
     assert {cluster[ids.index(i)] for i in s.item_ids} == {0, 1, 2, 3, 4}
     assert s.item_ids[0] == choose_items(scores, ids, budget=1).item_ids[0]
 
@@ -118,6 +118,7 @@ def test_per_label_quota():
             "labelled_features: contains NaN",
         ),
         ({"max_candidates": 0}, "max_candidates: 0"),
+        ({"kcenter_factor": 0}, "kcenter_factor: 0"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -282,23 +283,33 @@ def test_coreset_samples_a_large_labelled_set_deterministically():
     assert np.array_equal(kcenter_coreset(pool, labelled, 5), kcenter_coreset(pool, labelled, 5, max_labelled=400))
 
 
-def test_kcenter_looks_at_the_whole_pool_not_only_the_most_uncertain():
-    # the 50 most uncertain items are all in cluster 0, which is already labelled; cluster 4 is not
+def test_kcenter_covers_what_is_not_labelled_among_its_candidates():
+    # the 50 most uncertain items are all in cluster 0, which is already labelled; the others are not
     x, cluster, scores, ids = blobs()
     labelled = x[cluster == 0][:10] + 0.01
-    s = choose_items(scores, ids, budget=4, diversity="kcenter", features=x, labelled_features=labelled)
-    assert 0 not in {cluster[ids.index(i)] for i in s.item_ids}
+    s = choose_items(
+        scores, ids, budget=4, diversity="kcenter", features=x, labelled_features=labelled, kcenter_factor=50
+    )
     assert {cluster[ids.index(i)] for i in s.item_ids} == {1, 2, 3, 4}
-    assert s.method == "score + kcenter" and s.n_candidates is None
+    assert s.method == "score + kcenter" and s.n_candidates == 200
+    assert "core-set among the 200 most uncertain pool items" in s.summary()
 
 
-def test_kcenter_caps_its_candidates_with_a_seeded_uniform_sample():
+def test_kcenter_candidates_are_the_factor_times_budget_most_uncertain_capped():
     x, cluster, scores, ids = blobs()
-    s = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, max_candidates=60, seed=4)
-    again = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, max_candidates=60, seed=4)
-    assert s == again and s.n_candidates == 60
-    assert "random sample of 60 pool items" in s.summary()
-    assert {cluster[ids.index(i)] for i in s.item_ids} == {0, 1, 2, 3, 4}  # a uniform sample still spans the pool
+    top = set(choose_items(scores, ids, budget=15).item_ids)
+    s = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, seed=4)
+    assert s.n_candidates == 15 and set(s.item_ids) <= top  # kcenter_factor 3
+    again = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, seed=4)
+    assert s == again
+    capped = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, kcenter_factor=10, max_candidates=7)
+    assert capped.n_candidates == 7 and set(capped.item_ids) <= set(choose_items(scores, ids, budget=7).item_ids)
+    # the candidates are spread by distance from the labelled items: far ones first
+    labelled = x[:15]
+    far = choose_items(scores, ids, budget=1, diversity="kcenter", features=x, labelled_features=labelled)
+    candidates = [ids.index(i) for i in choose_items(scores, ids, budget=3).item_ids]
+    distance = nearest_distances(x[candidates], labelled)
+    assert ids.index(far.item_ids[0]) == candidates[int(np.argmax(distance))]
 
 
 def test_kcenter_quota_through_choose_items_is_exact():

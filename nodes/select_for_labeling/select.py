@@ -34,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 #: Cluster diversity works on the ``candidate_factor × budget`` most uncertain items (Citovsky et al., 2021).
 DEFAULT_CANDIDATE_FACTOR = 10
-#: Largest pool the core-set measures distances over: beyond it, a seeded uniform sample of the pool
-#: (never the most uncertain only); its cost is O(budget × this × d) time and O(this) memory.
+#: The core-set works on the ``kcenter_factor × budget`` most uncertain items: over the whole pool it
+#: loses to random labelling (docs/benchmarks.md, "Active learning on five data sets").
+DEFAULT_KCENTER_FACTOR = 3
+#: At most this many core-set candidates: O(budget × this × d) time, O(this) memory.
 MAX_KCENTER_CANDIDATES = 50_000
 LABEL = "label"
 SKIP = "skip"
@@ -66,8 +68,8 @@ class Selection:
     n_excluded : int
         Items dropped because they are excluded (test-subset tags).
     n_candidates : int or None
-        Pool items the core-set looked at when the pool was larger than
-        :data:`MAX_KCENTER_CANDIDATES` (a seeded uniform sample); ``None`` when it saw them all.
+        The core-set's candidates: the most uncertain ``n_candidates`` pool items (``None`` for
+        other methods).
     """
 
     item_ids: tuple[Any, ...]
@@ -97,7 +99,7 @@ class Selection:
         if self.n_excluded:
             text += f"; {self.n_excluded} excluded (test-subset) item(s) never considered"
         if self.n_candidates is not None:
-            text += f"; the core-set looked at a random sample of {self.n_candidates} pool items"
+            text += f"; core-set among the {self.n_candidates} most uncertain pool items"
         return text
 
 
@@ -139,6 +141,7 @@ def choose_items(
     n_clusters: int | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     labelled_features: np.ndarray | None = None,
+    kcenter_factor: int = DEFAULT_KCENTER_FACTOR,
     max_candidates: int = MAX_KCENTER_CANDIDATES,
 ) -> Selection:
     """Choose ``budget`` items to label, most worth labelling first.
@@ -157,8 +160,9 @@ def choose_items(
         ``cluster``: k-means over the ``candidate_factor × budget`` best candidates into
         ``n_clusters`` (default ``budget``) clusters, then the best of each cluster round-robin.
         ``kcenter``: the core-set (:func:`~nodes.select_for_labeling.diversity.kcenter_coreset`)
-        over the whole pool, farthest from ``labelled_features`` first; with nothing labelled it
-        starts at the best-scored item. Scores order the rest of the pool after the batch.
+        over the ``kcenter_factor × budget`` best candidates, farthest from ``labelled_features``
+        (and from the items taken) first; with nothing labelled it starts at the best candidate.
+        Scores order the rest of the pool after the batch.
     features : array-like of shape (n_items, d), optional
         Required by ``cluster`` and ``kcenter``.
     per_label_quota : int, optional
@@ -176,9 +180,9 @@ def choose_items(
     labelled_features : array-like of shape (L, d), optional
         Vectors of the items already labelled, in the space of ``features``: the core-set measures
         distances from them and TypiClust visits clusters without them first.
-    max_candidates : int
-        The core-set looks at a seeded uniform sample of this many pool items when the pool is
-        larger (the selection's ``n_candidates`` says so).
+    kcenter_factor, max_candidates : int
+        The core-set's candidates: the ``min(kcenter_factor × budget, max_candidates)`` best items
+        (the selection's ``n_candidates``).
 
     Returns
     -------
@@ -199,6 +203,7 @@ def choose_items(
         )
     if per_label_quota is not None:
         per_label_quota = _positive_int("per_label_quota", per_label_quota, "per_label_quota=20")
+    kcenter_factor = _positive_int("kcenter_factor", kcenter_factor, "kcenter_factor=3")
     max_candidates = _positive_int("max_candidates", max_candidates, "max_candidates=50000")
     all_ids = np.asarray(list(item_ids), dtype=object)
     ids = all_ids
@@ -251,11 +256,8 @@ def choose_items(
         clusters = kmeans_labels(x[candidates], n_clusters or budget, seed, sample_size)
         order = cluster_round_robin(candidates, clusters)
     elif method == "kcenter" and n > 0:
-        candidates = ranked
-        if n > max_candidates:  # a seeded uniform sample, kept in rank order
-            sample = np.random.default_rng(seed).choice(n, max_candidates, replace=False)
-            candidates = ranked[np.isin(ranked, sample)]
-            n_candidates = max_candidates
+        candidates = ranked[: min(n, max(budget, kcenter_factor * budget), max_candidates)]
+        n_candidates = len(candidates)
         groups = None if labels is None else labels[candidates]
         picked = kcenter_coreset(
             x[candidates], labelled, min(budget, len(candidates)), 0, groups, per_label_quota, seed=seed
