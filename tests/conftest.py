@@ -23,7 +23,8 @@ temporary directory.
 ``--null-reading {deletes,stored}`` (or ``EMULATOR_NULL_READING``) chooses the local platform's
 reading of a ``null`` in a single-entity PATCH, which Dataloop does not document: ``deletes`` (the
 default: the key is removed) or ``stored`` (``null`` is kept as a value, as the item docs' "Null"
-metadata type reads). ``.ci/run`` runs the node integration tests under both.
+metadata type reads) for the whole session; the node integration tests (``BOTH_NULL_READINGS``)
+run under both readings in every session, each test once per reading.
 """
 
 from __future__ import annotations
@@ -94,15 +95,42 @@ def pytest_sessionfinish(session):
     remove_test_folders()
 
 
-@pytest.fixture(scope="session")
-def null_deletes(pytestconfig) -> bool:
-    """The session's reading of ``null`` in a single-entity PATCH (``--null-reading``)."""
+# The node integration tests run under both readings of null in one session (the README's test
+# command): each of their tests is parametrized by the reading, which the platform fixture sets.
+BOTH_NULL_READINGS = frozenset(
+    {
+        "test_data_split_node",
+        "test_data_split_batch",
+        "test_data_split_concurrency",
+        "test_data_split_predictions",
+        "test_create_new_model_integration",
+        "test_create_new_model_records",
+        "test_compare_models_integration",
+        "test_select_items_integration",
+        "test_select_gate_integration",
+    }
+)
+
+
+def pytest_generate_tests(metafunc):
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if module in BOTH_NULL_READINGS and "platform" in metafunc.fixturenames:
+        metafunc.parametrize("null_deletes", [True, False], ids=["null-deletes", "null-stored"], indirect=True)
+
+
+@pytest.fixture
+def null_deletes(request, pytestconfig) -> bool:
+    """The reading of ``null`` in a single-entity PATCH for this test: the parametrized one in the
+    node integration tests, else the session's (``--null-reading``)."""
+    if hasattr(request, "param"):
+        return bool(request.param)
     return pytestconfig.getoption("--null-reading") == "deletes"
 
 
 @pytest.fixture(scope="session")
-def _platform_session(null_deletes: bool):
-    with LocalPlatform(alias="emulator-tests", null_deletes=null_deletes) as platform:
+def _platform_session(pytestconfig):
+    reading = pytestconfig.getoption("--null-reading") == "deletes"
+    with LocalPlatform(alias="emulator-tests", null_deletes=reading) as platform:
         yield platform
 
 
