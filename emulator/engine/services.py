@@ -224,24 +224,38 @@ class Engine:
         return self.store.ensure_module_service(project_id, app_or_dpk, module_name)
 
     def _runtime(self, service: Mapping[str, Any]) -> _ServiceRuntime:
+        """The service's runtime, made on first use (its code unpacked into its own folder). The
+        store is read without the engine's lock held: the engine never waits for the store while
+        holding its own lock (callers may hold the store's lock and call the engine)."""
         with self._lock:
             runtime = self._runtimes.get(service["id"])
             if runtime is not None:
                 return runtime
             if not self.started:
                 raise ApiError(503, "the local platform's engine is not started: executions cannot run")
-            owner, what = self.store.code_owner(service)
-            module = find_module(owner, service.get("moduleName"), what)
-            if (service.get("metadata") or {}).get("ml"):
-                module = adapter_module(module)
-            folder = tempfile.mkdtemp(prefix=f"service-{service['name'][:40]}-", dir=self.workdir)
-            code_dir = os.path.join(folder, "code")
-            os.makedirs(code_dir)
-            item_id = codebase_item_id(owner, what)
-            unpack_zip(self.store.item_bytes(item_id), code_dir)
-            runtime = _ServiceRuntime(self, service, module, code_dir, folder)
-            self._runtimes[service["id"]] = runtime
-            return runtime
+            workdir = self.workdir
+        owner, what = self.store.code_owner(service)
+        module = find_module(owner, service.get("moduleName"), what)
+        if (service.get("metadata") or {}).get("ml"):
+            module = adapter_module(module)
+        code = self.store.item_bytes(codebase_item_id(owner, what))
+        folder = tempfile.mkdtemp(prefix=f"service-{service['name'][:40]}-", dir=workdir)
+        code_dir = os.path.join(folder, "code")
+        os.makedirs(code_dir)
+        try:
+            unpack_zip(code, code_dir)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        with self._lock:
+            existing = self._runtimes.get(service["id"])
+            if existing is None and self.started:
+                runtime = self._runtimes[service["id"]] = _ServiceRuntime(self, service, module, code_dir, folder)
+                return runtime
+        shutil.rmtree(folder, ignore_errors=True)  # another thread made it first, or the engine stopped
+        if existing is None:
+            raise ApiError(503, "the local platform's engine is not started: executions cannot run")
+        return existing
 
     # ------------------------------------------------------------------ executions
     def submit(
