@@ -11,6 +11,7 @@ cycles and executions; the report lists them. Budget rule and design: docs/demo.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import logging
 import resource
@@ -23,6 +24,8 @@ from demo.options import DEMO_TARGET_SECONDS, DemoOptions
 from demo.session import DemoResult, Session
 
 logger = logging.getLogger(__name__)
+#: how long a stopped demo lets the executions in flight end before the platform stops
+STOP_GRACE_S = 20.0
 
 
 # -------------------------------------------------------------------------------------------- the run
@@ -56,6 +59,12 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print, progress
         result = session.run()
         if options.keep_running:
             _keep_running(platform, echo)
+    except BaseException:
+        # stopped early (Ctrl-C, SIGTERM, an error): let the executions in flight end first, so no
+        # worker process is still starting when the platform stops (see docs/demo.md)
+        with contextlib.suppress(Exception):
+            platform.store.engine.wait_idle(STOP_GRACE_S)
+        raise
     finally:
         platform.stop()
         if study is not None:

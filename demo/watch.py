@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+#: functions whose execution lasts while an item waits (task nodes) or that the platform does itself
+WAITING_FUNCTIONS = frozenset({"move_to_task", "clone_item", "update_variable"})
+
 
 @dataclass(frozen=True)
 class NodeTally:
@@ -25,11 +28,13 @@ class NodeTally:
     seconds: float = 0.0  # summed execution run time (in-progress -> last status; queueing not counted)
 
     def line(self) -> str:
-        """``Predict: executions predict_items success 300 (12.0 s); node success 300``."""
+        """``Predict: executions predict_items success 300 (12.0 s run time) node success 300``."""
         parts = [f"{self.node}:"]
         if self.executions:
             runs = ", ".join(f"{k} {v}" for k, v in sorted(self.executions.items()))
-            parts.append(f"executions {'/'.join(self.functions)} {runs} ({self.seconds:.1f} s)")
+            waited = set(self.functions) <= WAITING_FUNCTIONS  # a task's time is the people's, not a run's
+            timing = "" if waited else f" ({self.seconds:.1f} s run time)"
+            parts.append(f"executions {'/'.join(self.functions)} {runs}{timing}")
         parts.append("node " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())))
         return " ".join(parts)
 
@@ -77,7 +82,7 @@ def tally(
     ...        "latestStatus": {"status": "success"}, "statusLog": []}
     >>> statuses, nodes = tally([cycle], [run], ["Gate"])
     >>> statuses, nodes[0].line()
-    ({'success': 1}, 'Gate: executions score_item success 1 (0.0 s) node success 1')
+    ({'success': 1}, 'Gate: executions score_item success 1 (0.0 s run time) node success 1')
     """
     ids = {c["id"] for c in cycles}
     names: dict[str, str] = {}

@@ -286,7 +286,6 @@ def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
     assert (
         runs["margin"][-1].labelled == runs["random"][-1].labelled == SMALL["initial"] + runs["margin"][-1].labelled_now
     )
-    assert counts["POST /items/{id}/clone"] >= 2 * runs["margin"][-1].labelled_now  # the Ground Truth nodes
 
     # outputs exist, are readable pictures, and the report says what happened
     assert sorted(p.name for p in cwd.iterdir()) == ["out"]
@@ -306,7 +305,7 @@ def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
         assert f"{last.kappa:.3f} | `{last.recommendation}`" in report
         assert f"{arm} round 1, items branch: {SMALL['arrivals']} cycles" in report
         assert f"{arm} round 1, model branch: 1 cycles (success 1)" in report
-    assert "Predict: executions predict_items success" in report
+    assert "Predict: executions predict_items success" in report and "run time)" in report
     assert f"decision: {result.decision}" in output
     assert any(line.startswith("elapsed: ") and "target: under 120 s" in line for line in lines)
 
@@ -347,7 +346,8 @@ def test_sigterm_leaves_nothing_in_the_temp_folder(tmp_path):
             process.wait()
     assert any(line.startswith("[ 4]") for line in seen), "".join(seen)
     assert process.returncode == 128 + signal.SIGTERM
-    assert list(tmp.iterdir()) == []
+    left = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+    assert left == [], left
     assert list(home.iterdir()) == []
 
 
