@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from emulator.store.base import ApiError
+from emulator.store.services import COMPUTE_CONFIG_KEYS
 
 #: the adapter functions and their inputs (dtlpy ml/base_model_adapter.py decorators)
 MODEL_FUNCTIONS = [
@@ -103,15 +104,5 @@ def service_body(model: Mapping[str, Any], kind: str, dpk: Mapping[str, Any], co
         "metadata": {"ml": {"modelId": model["id"], "modelOperation": kind}},
         "app": {"id": app.get("id"), "name": app.get("componentName"), "dpkName": dpk["name"]} if app else None,
     }
-    for key in (
-        "runtime",
-        "versions",
-        "executionTimeout",
-        "drainTime",
-        "onReset",
-        "runExecutionAsProcess",
-        "maxAttempts",
-    ):
-        if key in config:
-            body[key] = config[key]
+    body.update({key: config[key] for key in COMPUTE_CONFIG_KEYS if key in config})
     return body

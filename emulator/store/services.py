@@ -26,6 +26,16 @@ SERVICE_DEFAULTS = {
 }
 _PACKAGE_NAME = re.compile(r"\A[a-z0-9][a-z0-9-]{0,99}\Z")
 RUNTIME_DEFAULTS = {"podType": "regular-s", "numReplicas": 1, "concurrency": 10}
+# a DPK compute config's keys that become the service's own (dtlpy entities/dpk.py DpkComputeConfig)
+COMPUTE_CONFIG_KEYS = (
+    "runtime",
+    "versions",
+    "executionTimeout",
+    "drainTime",
+    "onReset",
+    "runExecutionAsProcess",
+    "maxAttempts",
+)
 _SERVICE_FIELDS = (
     "initParams",
     "runtime",
@@ -173,17 +183,7 @@ class ServicesMixin(StoreBase):
                 if app
                 else None,
             }
-            for key in (
-                "runtime",
-                "versions",
-                "executionTimeout",
-                "drainTime",
-                "onReset",
-                "runExecutionAsProcess",
-                "maxAttempts",
-            ):
-                if key in config:
-                    body[key] = config[key]
+            body.update({key: config[key] for key in COMPUTE_CONFIG_KEYS if key in config})
             return clone(self._new_service(body))
 
     def code_owner(self, service: Mapping[str, Any]) -> tuple[dict, str]:
