@@ -2,22 +2,17 @@
 annotator labels an item, how a model is scored on the fixed test items, and what the report says.
 
 ``python main.py demo --task NAME`` picks one from :data:`TASKS` (classification by default); a task
-is any object with the attributes and methods of :class:`DemoTask`, registered by module path so
-that importing the demo never imports a task's heavy code.
+is any object with the attributes and methods of :class:`DemoTask`, registered by a factory that
+imports the task's module only when called.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-
-#: task name -> "module:attribute" of a factory returning a :class:`DemoTask`
-TASKS: dict[str, str] = {"classification": "demo.classification:ClassificationTask"}
-DEFAULT_TASK = "classification"
 
 
 @dataclass(frozen=True)
@@ -64,6 +59,17 @@ class DemoTask(Protocol):
         """Edge: the model (artifacts from the platform) on ``data.test``, in memory."""
 
 
+def _classification() -> DemoTask:
+    from demo.classification import ClassificationTask
+
+    return ClassificationTask()
+
+
+#: task name -> a factory returning a :class:`DemoTask` (it imports the task's module when called)
+TASKS: dict[str, Callable[[], DemoTask]] = {"classification": _classification}
+DEFAULT_TASK = "classification"
+
+
 def get_task(name: str) -> DemoTask:
     """The registered task ``name``.
 
@@ -78,5 +84,4 @@ def get_task(name: str) -> DemoTask:
     """
     if name not in TASKS:
         raise ValueError(f"--task: {name!r} is not a demo task; one of {', '.join(sorted(TASKS))}")
-    module, attribute = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), attribute)()
+    return TASKS[name]()
