@@ -304,12 +304,23 @@ def test_kcenter_candidates_are_the_factor_times_budget_most_uncertain_capped():
     assert s == again
     capped = choose_items(scores, ids, budget=5, diversity="kcenter", features=x, kcenter_factor=10, max_candidates=7)
     assert capped.n_candidates == 7 and set(capped.item_ids) <= set(choose_items(scores, ids, budget=7).item_ids)
-    # the candidates are spread by distance from the labelled items: far ones first
+    # among the candidates: the largest score × distance from the labelled items first
     labelled = x[:15]
     far = choose_items(scores, ids, budget=1, diversity="kcenter", features=x, labelled_features=labelled)
     candidates = [ids.index(i) for i in choose_items(scores, ids, budget=3).item_ids]
-    distance = nearest_distances(x[candidates], labelled)
-    assert ids.index(far.item_ids[0]) == candidates[int(np.argmax(distance))]
+    gain = scores[candidates] * nearest_distances(x[candidates], labelled)
+    assert ids.index(far.item_ids[0]) == candidates[int(np.argmax(gain))]
+
+
+def test_kcenter_weights_distance_by_uncertainty():
+    # two uncovered items at the same distance from the labelled one: the more uncertain goes first;
+    # a far but confident item loses to a nearer uncertain one
+    x = np.array([[10.0], [-10.0], [30.0], [0.5]])
+    s = choose_items(
+        [0.2, 0.9, 0.05, 0.95], list("abcd"), budget=1, diversity="kcenter", features=x,
+        labelled_features=[[0.0]], kcenter_factor=4,
+    )  # fmt: skip
+    assert s.item_ids == ("b",)  # 0.9 × 10 beats 0.2 × 10, 0.05 × 30 and 0.95 × 0.5
 
 
 def test_kcenter_quota_through_choose_items_is_exact():

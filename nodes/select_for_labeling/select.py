@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Cluster diversity works on the ``candidate_factor × budget`` most uncertain items (Citovsky et al., 2021).
 DEFAULT_CANDIDATE_FACTOR = 10
-#: The core-set works on the ``kcenter_factor × budget`` most uncertain items: over the whole pool it
-#: loses to random labelling (docs/benchmarks.md, "Active learning on five data sets").
+#: The core-set works on the ``kcenter_factor × budget`` most uncertain items, weighted by their scores:
+#: over the whole pool, unweighted, it loses to random labelling (docs/nodes.md, "Diversity and cold start").
 DEFAULT_KCENTER_FACTOR = 3
 #: At most this many core-set candidates: O(budget × this × d) time, O(this) memory.
 MAX_KCENTER_CANDIDATES = 50_000
@@ -159,10 +159,11 @@ def choose_items(
     diversity : {"none", "cluster", "kcenter"}
         ``cluster``: k-means over the ``candidate_factor × budget`` best candidates into
         ``n_clusters`` (default ``budget``) clusters, then the best of each cluster round-robin.
-        ``kcenter``: the core-set (:func:`~nodes.select_for_labeling.diversity.kcenter_coreset`)
-        over the ``kcenter_factor × budget`` best candidates, farthest from ``labelled_features``
-        (and from the items taken) first; with nothing labelled it starts at the best candidate.
-        Scores order the rest of the pool after the batch.
+        ``kcenter``: the uncertainty-weighted core-set
+        (:func:`~nodes.select_for_labeling.diversity.kcenter_coreset`) over the
+        ``kcenter_factor × budget`` best candidates: each pick has the largest score × distance to
+        the nearest of ``labelled_features`` and the items taken; with nothing labelled it starts
+        at the best candidate. Scores order the rest of the pool after the batch.
     features : array-like of shape (n_items, d), optional
         Required by ``cluster`` and ``kcenter``.
     per_label_quota : int, optional
@@ -259,8 +260,9 @@ def choose_items(
         candidates = ranked[: min(n, max(budget, kcenter_factor * budget), max_candidates)]
         n_candidates = len(candidates)
         groups = None if labels is None else labels[candidates]
+        weights = np.maximum(values[candidates], 0.0)  # uncertainty-weighted: score × distance
         picked = kcenter_coreset(
-            x[candidates], labelled, min(budget, len(candidates)), 0, groups, per_label_quota, seed=seed
+            x[candidates], labelled, min(budget, len(candidates)), 0, groups, per_label_quota, weights, seed
         )
         order = candidates[picked]
     else:
