@@ -143,9 +143,9 @@ def _top_1_upload(model: str) -> Callable[[GateCtx], Callable[[], Any]]:
 # --------------------------------------------------------------------------- checks
 
 
-def empty_score_labelled(value: Any, ctx: GateCtx) -> None:
-    record = ctx.record()
-    assert record["score"] == 1.0 and ctx.progress.actions == ["label"], (record, ctx.progress.actions)
+def empty_score_skipped(value: Any, ctx: GateCtx) -> None:
+    record = ctx.record()  # emptyScore 0 by default (docs/detection.md)
+    assert record["score"] == 0.0 and ctx.progress.actions == ["skip"], (record, ctx.progress.actions)
 
 
 def nothing_written(value: Any, ctx: GateCtx) -> None:
@@ -177,7 +177,7 @@ ITEM = ("item", "dl.items.get")
 CASES = [
     Case("gate/modelId-predicted-by-another-model", _other_models("m-other"), Refused(("modelId", "m-other"))),
     Case("gate/modelId-predicted-by-two-others", _other_models("m-a", "m-b"), Refused(("modelId", "m-a", "m-b"))),
-    Case("gate/modelId-item-without-prediction", _no_prediction_with_model_id, Result(empty_score_labelled)),
+    Case("gate/modelId-item-without-prediction", _no_prediction_with_model_id, Result(empty_score_skipped)),
     Case("gate/scores-string", _vector("0.7,0.2,0.1"), Refused(VECTOR)),
     Case("gate/scores-nested-list", _vector([[0.7, 0.2], [0.1]]), Refused(VECTOR)),
     Case("gate/scores-object", _vector({"cat": 0.7, "dog": 0.3}), Refused(VECTOR)),

@@ -26,7 +26,7 @@ from nodes.select_for_labeling.config import (
 def test_gate_defaults_and_values():
     assert GateConfig.from_node_config(None) == GateConfig()
     assert GateConfig.from_node_config({}) == GateConfig(
-        strategy="margin", threshold=0.5, aggregation="max", model_id=None, empty_score=1.0, seed=0
+        strategy="margin", threshold=0.5, aggregation="max", model_id=None, empty_score=0.0, seed=0
     )
     raw = {
         "nodeName": "Gate",

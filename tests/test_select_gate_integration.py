@@ -142,9 +142,9 @@ def test_no_prediction_scores_the_empty_score(platform, project, dataset):
     item = _upload(dataset)
     context = platform.make_context(node_config={"threshold": 0.99}, project=project)
     _, progress = _gate(item, context)
-    assert progress.actions == ["label"]
+    assert progress.actions == ["skip"]  # emptyScore 0 by default (docs/detection.md)
     record = _record(platform, item.id)
-    assert record["score"] == 1.0 and record["modelId"] is None
+    assert record["score"] == 0.0 and record["modelId"] is None
 
 
 def test_model_id_picks_one_of_several_models(platform, project, dataset):
@@ -250,7 +250,7 @@ def test_model_id_that_made_none_of_the_predictions_is_refused(platform, project
     assert "activeLearning" not in platform.get_json("items", item.id)["metadata"].get("user", {})
     empty = _upload(dataset, "no-prediction.jpg")  # no prediction at all: emptyScore, as documented
     _, progress = _gate(empty, context)
-    assert progress.actions == ["label"] and _record(platform, empty.id)["score"] == 1.0
+    assert progress.actions == ["skip"] and _record(platform, empty.id)["score"] == 0.0
 
 
 @pytest.mark.parametrize("vector", ["0.7,0.3", [[0.7, 0.3]], {"cat": 0.7}, [True, False], ["0.7", "0.3"]])

@@ -46,6 +46,8 @@ DIVERSITIES = ("none", "cluster", "kcenter")
 SUBSET_TAGS = ("train", "validation", "test")
 DEFAULT_STRATEGY = "margin"
 DEFAULT_AGGREGATION = "max"
+#: Score of an item with no prediction: last, not first (benchmarks/bench_al_detection.py, docs/detection.md)
+DEFAULT_EMPTY_SCORE = 0.0
 DEFAULT_TAG = "to_label"
 DEFAULT_TEST_SUBSET_TAGS = ("test",)
 
@@ -98,7 +100,7 @@ class GateConfig:
     model_id : str or None
         Whose predictions to score; ``None``: the only model that predicted on the item.
     empty_score : float
-        Score of an item with no prediction (default 1: the model saw nothing).
+        Score of an item with no prediction (default 0: ranked last; docs/detection.md).
     seed : int
         Seed of the ``random`` strategy and of tie-breaking.
     node_name : str or None
@@ -120,7 +122,7 @@ class GateConfig:
     threshold: float = 0.5
     aggregation: str = DEFAULT_AGGREGATION
     model_id: str | None = None
-    empty_score: float = 1.0
+    empty_score: float = DEFAULT_EMPTY_SCORE
     seed: int = 0
     node_name: str | None = None
 
@@ -151,7 +153,9 @@ class GateConfig:
             threshold=_unit_number(f"{source}.threshold", raw.get("threshold", defaults.threshold), '"threshold": 0.5'),
             aggregation=_choice(f"{source}.aggregation", raw.get("aggregation", defaults.aggregation), AGGREGATIONS),
             model_id=_optional_text(f"{source}.modelId", raw.get("modelId"), '"modelId": "65f0c2..."'),
-            empty_score=_unit_number(f"{source}.emptyScore", raw.get("emptyScore", 1.0), '"emptyScore": 1'),
+            empty_score=_unit_number(
+                f"{source}.emptyScore", raw.get("emptyScore", DEFAULT_EMPTY_SCORE), '"emptyScore": 0'
+            ),
             seed=_seed(f"{source}.seed", raw.get("seed", 0)),
             node_name=_optional_text(f"{source}.nodeName", raw.get("nodeName"), '"nodeName": "Uncertainty Gate"'),
         )
@@ -328,7 +332,7 @@ class SelectionConfig:
     seed: int = 0
     task: TaskConfig | None = None
     test_subset_tags: tuple[str, ...] = DEFAULT_TEST_SUBSET_TAGS
-    empty_score: float = 1.0
+    empty_score: float = DEFAULT_EMPTY_SCORE
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None, source: str = SELECTION_ROOT) -> SelectionConfig:
@@ -378,7 +382,9 @@ class SelectionConfig:
             seed=_seed(f"{source}.seed", raw.get("seed", 0)),
             task=None if task is None else TaskConfig.from_json(task, f"{source}.task"),
             test_subset_tags=test_tags,
-            empty_score=_unit_number(f"{source}.emptyScore", raw.get("emptyScore", 1.0), '"emptyScore": 1'),
+            empty_score=_unit_number(
+                f"{source}.emptyScore", raw.get("emptyScore", DEFAULT_EMPTY_SCORE), '"emptyScore": 0'
+            ),
         )
 
     @property
