@@ -96,7 +96,7 @@ class DetectionTask:
     model_configuration = MODEL_CONFIGURATION
     metric_names = ("AP@0.5", "AP@[.5:.95]")
     #: the margin arm's gate: the node's detection defaults (docs/detection.md, benchmarks/bench_al_detection.py)
-    gate_config: Mapping = {"aggregation": "mean", "emptyScore": 0.0}
+    gate_config: Mapping = {"aggregation": "max", "emptyScore": 0.0}
 
     def __init__(self) -> None:
         self.image_cache: dict[str, np.ndarray] = {}
