@@ -324,6 +324,12 @@ def render_markdown(summary: DemoSummary) -> str:
         out += ["", f"Compare Models votes (rule: {last_rule or 'n/a'}):", ""] + [
             f"- {v}" for v in summary.comparison_votes
         ]
+        out += [
+            "",
+            "Compare Models scores both models on the Ground Truth Dataset's test subset as it is when the model "
+            "branch runs: the fixed test items and the labelled items Model Data Split sent to `test`; the table "
+            "above and the learning curve use the fixed test items only, so rounds and arms stay comparable.",
+        ]
     study = summary.study
     if study is not None:
         out += [

@@ -356,7 +356,7 @@ class Session:
             self._record(arm, round_no, "model", cycle_ids={cycle["id"]})
             notes.append(
                 f"{name}: {new_model.name} test {self._metrics(score)} -> {comparison.get('decision')}, "
-                f"kappa {comparison.get('kappa')}, {comparison.get('recommendation')}; Best Model "
+                f"kappa {_number(comparison.get('kappa'))}, {comparison.get('recommendation')}; Best Model "
                 f"{'is now the new model' if after == new_model.id else 'unchanged'}"
             )
         self.steps.done(t, "; ".join(notes))
@@ -445,10 +445,19 @@ class Session:
         echo("")
         echo(f"report: {report_path}   plots: {pr_path}, {lc_path}")
         counts = dict(self.platform.request_counts)
+        workers = dict(self.platform.store.engine.counters)
+        echo(
+            f"the platform served {sum(counts.values()):,} requests and ran {workers.get('executions', 0):,} executions "
+            f"in {workers.get('processes_started', 0)} worker processes"
+        )
         best = {
             name: platform_setup.variable(self.project, arm.pipeline.id, "Best Model") for name, arm in arms.items()
         }
         return DemoResult(decision, summary, report_path, pr_path, lc_path, elapsed, counts, tuple(self.records), best)
+
+
+def _number(value) -> str:
+    return "n/a" if not isinstance(value, int | float) else f"{value:.3f}"
 
 
 def _nanmean(values) -> float:
