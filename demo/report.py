@@ -334,7 +334,7 @@ def render_markdown(summary: DemoSummary) -> str:
     if study is not None:
         out += [
             "",
-            f"## Over {study.seeds} seeds: `benchmarks/bench_al_digits.py`'s study, in memory",
+            f"## Over {study.seeds} seeds: `benchmarks/bench_al.py`'s digits study, in memory",
             "",
             f"scikit-learn digits, logistic regression, a fixed test split of {study.test_size}, {study.initial} random "
             f"initial labels + {study.rounds} rounds × {study.batch}, selection through `nodes/select_for_labeling` "

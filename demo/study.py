@@ -1,4 +1,4 @@
-"""The multi-seed summary of the report: ``benchmarks/bench_al_digits.py``'s study, in memory.
+"""The multi-seed summary of the report: ``benchmarks/bench_al.py``'s digits study, in memory.
 
 The full-platform run is one seed; whether margin sampling beats random labelling is a question
 about many. :func:`run_study` runs the benchmark's own :func:`run_digits_study` (scikit-learn
@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_al_digits.py"
+BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_al.py"
 STUDY_STRATEGIES = ("margin", "margin+cluster", "random")
 
 
 def load_benchmark():
-    """The ``bench_al_digits`` module, loaded from ``benchmarks/`` (once per process)."""
-    name = "bench_al_digits"
+    """The ``bench_al`` module, loaded from ``benchmarks/`` (once per process)."""
+    name = "bench_al"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, BENCHMARK)
