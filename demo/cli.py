@@ -22,22 +22,22 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave the local platform up after the run and print how to point dtlpy at it (Ctrl-C to stop)",
     )
     parser.add_argument(
-        "--items", type=int, default=1000, help="how many of the 1,797 digits to use (default: %(default)s)"
+        "--items", type=int, default=None, help="how many images to use (default: 1000 digits; detection: 240 scenes)"
     )
     parser.add_argument(
         "--budget",
         type=int,
-        default=50,
-        help="label budget per round: the annotator labels at most this many new items (default: %(default)s)",
+        default=None,
+        help="label budget per round: the annotator labels at most this many new items (default: 50; detection: 20)",
     )
     parser.add_argument(
-        "--initial", type=int, default=100, help="size of the initial labelled pool (default: %(default)s)"
+        "--initial", type=int, default=None, help="size of the initial labelled pool (default: 100; detection: 40)"
     )
     parser.add_argument(
         "--arrivals",
         type=int,
-        default=200,
-        help="new raw items uploaded per round (at most an equal share of the pool; default: %(default)s)",
+        default=None,
+        help="new raw items uploaded per round (at most an equal share of the pool; default: 200; detection: 60)",
     )
     parser.add_argument(
         "--task",
@@ -47,8 +47,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--study-seeds",
         type=int,
-        default=10,
-        help="seeds of the in-memory multi-seed study in the report (0 skips it; default: %(default)s)",
+        default=None,
+        help="seeds of the in-memory digits study in the report (0 skips it; default: 10; detection: 0)",
     )
 
 
@@ -95,7 +95,11 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     _quiet_libraries(verbose=bool(getattr(args, "verbose", False)))
     # progress bars only on a terminal: a log file or CI gets one line per step
-    run_demo(options, progress_bars=sys.stderr.isatty())
+    try:
+        run_demo(options, progress_bars=sys.stderr.isatty())
+    except KeyboardInterrupt:  # Ctrl-C: run_demo stopped the platform and removed its files
+        print("interrupted: the local platform stopped; nothing was left in the temporary folder")
+        return 130
     return 0
 
 

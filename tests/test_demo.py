@@ -111,8 +111,9 @@ def test_verdict_is_honest_when_random_wins():
     margin = StrategyStats("margin", (100, 200), (0.8, 0.9), (0.01, 0.01), (0.9, 0.95), (0.01, 0.01), 3, 1, 6)
     random = StrategyStats("random", (100, 200), (0.8, 0.91), (0.01, 0.01), (0.9, 0.95), (0.01, 0.01))
     study = StudySummary(10, 450, 100, 100, 1, (margin, random), 1.0)
-    assert "Over 10 seeds at equal labels, margin did NOT beat random (more losses than wins) on accuracy: it won 3" in (
-        uncertainty_verdict({"margin": _rounds(0.95), "random": _rounds(0.9)}, study)
+    assert (
+        "Over 10 seeds at equal labels, margin did NOT beat random (more losses than wins) on accuracy: it won 3"
+        in (uncertainty_verdict({"margin": _rounds(0.95), "random": _rounds(0.9)}, study))
     )
 
 
@@ -136,7 +137,9 @@ def test_report_states_each_rounds_labels_rule_kappa_and_stopping_signal():
     rule = decision_rule(comparison)
     assert "min_delta 0.01" in rule and "no interval" in rule
     first = RoundResult(0, 100, 0.8, 0.9, "base", "base")
-    later = RoundResult(1, 130, 0.85, 0.93, "new", "discard", 30, 45, 100, 0.912, "continue", "kappa 0.912 < 0.99", rule)
+    later = RoundResult(
+        1, 130, 0.85, 0.93, "new", "discard", 30, 45, 100, 0.912, "continue", "kappa 0.912 < 0.99", rule
+    )
     rows = label_rows({"0": 0.5}, {"0": 0.6})
     summary = DemoSummary("base", "new", "discard", rows, 0.5, 0.6, runs={"margin": (first, later)}, budget=30)
     text = render_markdown(summary)
@@ -315,9 +318,10 @@ def test_reduced_demo_end_to_end(tmp_path, monkeypatch, connections):
     assert _snapshot(home_dataloop) == before
 
 
-def test_sigterm_leaves_nothing_in_the_temp_folder(tmp_path):
-    """``python main.py demo`` stopped with SIGTERM once the platform runs: its worker processes
-    and every temporary folder are gone (issue 23)."""
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGTERM", 128 + 15), ("SIGINT", 130)])
+def test_a_stopped_demo_leaves_nothing_in_the_temp_folder(tmp_path, signal_name, code):
+    """``python main.py demo`` stopped with SIGTERM or Ctrl-C (SIGINT) once the platform runs: its
+    worker processes and every temporary folder are gone (issue 23)."""
     import signal
     import time
 
@@ -338,14 +342,14 @@ def test_sigterm_leaves_nothing_in_the_temp_folder(tmp_path):
             if line.startswith("[ 4]"):
                 break
         time.sleep(1.0)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(getattr(signal, signal_name))
         process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     assert any(line.startswith("[ 4]") for line in seen), "".join(seen)
-    assert process.returncode == 128 + signal.SIGTERM
+    assert process.returncode == code
     left = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
     assert left == [], left
     assert list(home.iterdir()) == []
