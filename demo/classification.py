@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from demo.data import LABELS, load_digits_images, plan_pools
-from demo.tasks import ModelScore, TaskData
+from demo.task_data import ModelScore, TaskData
 
 MODEL_CONFIGURATION = {"C": 1.0, "max_iter": 300, "batch_size": 256}
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demo.data import N_DIGITS
-from demo.tasks import DEFAULT_TASK, TASKS
+from demo.tasks import DEFAULT_TASK, TASK_OPTION_DEFAULTS, TASKS
 from demo.template import TEMPLATE_PATH
 
 #: The whole demo should take less than this, wall time, on a 2-core machine.
@@ -67,6 +67,8 @@ class DemoOptions:
         integer("study_seeds", 0, 100, "10")
         if "task" in values and values["task"] not in TASKS:
             raise ValueError(f"--task: {values['task']!r} is not a demo task; one of {', '.join(sorted(TASKS))}")
+        for name, value in TASK_OPTION_DEFAULTS.get(values.get("task", cls.task), {}).items():
+            values.setdefault(name, value)  # the task's size when the command line leaves it out
         initial, items = values.get("initial", cls.initial), values.get("items", cls.items)
         if initial >= items:
             raise ValueError(

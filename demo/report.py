@@ -154,7 +154,7 @@ def _label_key(label: str) -> tuple[int, object]:
     return (0, int(label)) if str(label).isdigit() else (1, str(label))
 
 
-def uncertainty_verdict(runs: Mapping[str, Sequence[RoundResult]], study=None) -> str:
+def uncertainty_verdict(runs: Mapping[str, Sequence[RoundResult]], study=None, metric: str = "accuracy") -> str:
     """Honest sentences: what each arm labelled, did margin selection beat random in this run (at
     equal labels, or saying they differ), and over the study's seeds, per metric?
 
@@ -173,7 +173,7 @@ def uncertainty_verdict(runs: Mapping[str, Sequence[RoundResult]], study=None) -
         when = "at equal labels" if m.labelled == r.labelled else "with DIFFERENT label counts (not a fair comparison)"
         sentences.append(
             f"This run: {labels}: {when} margin selection {verb} random selection: "
-            f"test accuracy {m.accuracy:.3f} vs {r.accuracy:.3f} ({m.accuracy - r.accuracy:+.3f})."
+            f"test {metric} {m.accuracy:.3f} vs {r.accuracy:.3f} ({m.accuracy - r.accuracy:+.3f})."
         )
     else:
         sentences.append("No random-selection baseline was run.")
@@ -304,7 +304,7 @@ def render_markdown(summary: DemoSummary) -> str:
         "",
         "## Margin vs random selection",
         "",
-        uncertainty_verdict(summary.runs, summary.study),
+        uncertainty_verdict(summary.runs, summary.study, summary.metric_names[0]),
         "",
         f"## Previous vs new model of the last margin round (test subset, per-label AP) — decision `{summary.decision}`",
         "",

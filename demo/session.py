@@ -429,7 +429,14 @@ class Session:
             arrivals=tuple(len(a) for a in self.data.arrivals),
         )
         report_path = out / "report.md"
-        report_path.write_text(render_markdown(summary), encoding="utf-8")
+        report_text = render_markdown(summary)
+        figure = getattr(self.task, "figure", None)  # a task's own picture (detection: test scenes with boxes)
+        picture = figure(previous, new_model, self.data, str(out / "test_images.png")) if figure else None
+        if picture:
+            report_text += (
+                f"\n## Test images: true boxes and each model's boxes\n\n![test images]({Path(picture).name})\n"
+            )
+        report_path.write_text(report_text, encoding="utf-8")
         self.steps.done(t)
 
         echo("")
@@ -438,12 +445,12 @@ class Session:
         )
         for line in round_lines(summary):
             echo(line)
-        echo(uncertainty_verdict(runs, study))
+        echo(uncertainty_verdict(runs, study, summary.metric_names[0]))
         echo("")
         echo(f"Last round ({MARGIN}): previous {previous.name!r} vs new {new_model.name!r}")
         echo(format_table(summary))
         echo("")
-        echo(f"report: {report_path}   plots: {pr_path}, {lc_path}")
+        echo(f"report: {report_path}   plots: {pr_path}, {lc_path}" + (f", {picture}" if picture else ""))
         counts = dict(self.platform.request_counts)
         workers = dict(self.platform.store.engine.counters)
         echo(

@@ -9,33 +9,9 @@ imports the task's module only when called.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class TaskData:
-    """The items of one demo run: file names, in-memory images, the hidden truth, and which
-    names are the fixed test subset, the initial labelled pool and each round's arrivals."""
-
-    names: tuple[str, ...]
-    images: Mapping[str, np.ndarray]
-    truth: Mapping[str, Any]  # file name -> what the annotator writes (a label, boxes, ...)
-    test: tuple[str, ...]
-    initial: tuple[str, ...]
-    arrivals: tuple[tuple[str, ...], ...]  # per round: the new raw items
-
-
-@dataclass(frozen=True)
-class ModelScore:
-    """A model on the fixed test items: the report's two numbers and what the plots need."""
-
-    primary: float  # e.g. accuracy (classification), AP@0.5 (detection)
-    mean_ap: float
-    per_label_ap: Mapping[str, float]
-    curves: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # label -> (recall, precision)
+from demo.task_data import ModelScore, TaskData  # re-exported for the task modules
 
 
 class DemoTask(Protocol):
@@ -65,8 +41,20 @@ def _classification() -> DemoTask:
     return ClassificationTask()
 
 
+def _detection() -> DemoTask:
+    from demo.detection.task import DetectionTask
+
+    return DetectionTask()
+
+
 #: task name -> a factory returning a :class:`DemoTask` (it imports the task's module when called)
-TASKS: dict[str, Callable[[], DemoTask]] = {"classification": _classification}
+TASKS: dict[str, Callable[[], DemoTask]] = {"classification": _classification, "detection": _detection}
+#: options a task sets when the command line leaves them out (detection: a smaller run, no digits study)
+TASK_OPTION_DEFAULTS: dict[str, dict[str, int]] = {
+    "detection": {"items": 240, "initial": 40, "arrivals": 60, "budget": 20, "study_seeds": 0}
+}
+#: wall-time target of a task's whole demo on a 2-core machine, seconds (others: DEMO_TARGET_SECONDS)
+TASK_TARGET_SECONDS: dict[str, int] = {"detection": 180}
 DEFAULT_TASK = "classification"
 
 
@@ -80,7 +68,7 @@ def get_task(name: str) -> DemoTask:
     >>> get_task("segmentation")
     Traceback (most recent call last):
     ...
-    ValueError: --task: 'segmentation' is not a demo task; one of classification
+    ValueError: --task: 'segmentation' is not a demo task; one of classification, detection
     """
     if name not in TASKS:
         raise ValueError(f"--task: {name!r} is not a demo task; one of {', '.join(sorted(TASKS))}")

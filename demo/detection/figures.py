@@ -13,6 +13,7 @@ def draw_scenes(
     models: Mapping[str, Sequence[Sequence[Mapping]]],
     path: str,
     min_confidence: float = 0.5,
+    subtitle: str = "",
 ) -> str:
     """Save a grid to ``path``: one row per scene; a column of true boxes (green), then one column
     per model with its boxes of confidence ≥ ``min_confidence`` (red, labelled with label and
@@ -60,7 +61,8 @@ def draw_scenes(
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(columns[c], fontsize=8)
-    fig.suptitle(f"test scenes: true boxes and predicted boxes (confidence ≥ {min_confidence:g})", fontsize=9)
+    title = f"test scenes: true boxes and predicted boxes (confidence ≥ {min_confidence:g})"
+    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

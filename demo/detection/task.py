@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from demo.detection.data import LABELS, make_scenes
-from demo.tasks import ModelScore, TaskData
+from demo.task_data import ModelScore, TaskData
 
 MODEL_CONFIGURATION = {"C": 1.0, "max_iter": 300, "batch_size": 64, "min_confidence": 0.25}
 COCO_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))  # 0.50, 0.55, ..., 0.95
@@ -169,9 +169,7 @@ class DetectionTask:
         return draw_scenes(
             [data.images[n] for n in names],
             [data.truth[n] for n in names],
-            {
-                f"previous ({previous_model.name})": [previous[n] for n in names],
-                f"new ({new_model.name})": [new[n] for n in names],
-            },
+            {"previous model": [previous[n] for n in names], "new model": [new[n] for n in names]},
             path,
+            subtitle=f"previous: {previous_model.name}\nnew: {new_model.name}",
         )
