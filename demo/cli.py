@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The demo's parser (``python main.py demo --help``)."""
     parser = argparse.ArgumentParser(
         prog="python main.py demo",
-        description="run an end-to-end active-learning round on the embedded local platform",
+        description="install the Active Learning pipeline template on the embedded local platform and let it run "
+        "rounds of active learning (margin vs random selection), then write a report",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     add_cli_arguments(parser)
