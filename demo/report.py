@@ -442,6 +442,7 @@ def plot_pr_curves(
     labels: Sequence[str],
     path: Path | str,
     title: str = "",
+    caption: str = "",
 ) -> Path:
     """Precision-recall curves of both models for a few labels, one panel per label.
 
@@ -490,7 +491,8 @@ def plot_pr_curves(
     fig.text(
         0.5,
         0.01,
-        "Each model uploads its three most likely labels per image with their probabilities; the curve ranks "
+        caption
+        or "Each model uploads its three most likely labels per image with their probabilities; the curve ranks "
         "every image-label pair by probability. Higher and further right is better.",
         ha="center",
         fontsize=8.5,

@@ -403,6 +403,7 @@ class Session:
             chosen,
             out / "pr_curves.png",
             title=(f"Test-subset PR curves — decision: {decision}\nprevious: {previous.name}   new: {new_model.name}"),
+            caption=getattr(self.task, "pr_caption", ""),
         )
         runs = {name: tuple(arm.rounds) for name, arm in arms.items()}
         lc_path = plot_learning_curve(runs, study, out / "learning_curve.png", seed=options.seed)

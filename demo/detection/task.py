@@ -95,6 +95,10 @@ class DetectionTask:
     dpk_model_name = "digits-detector"
     model_configuration = MODEL_CONFIGURATION
     metric_names = ("AP@0.5", "AP@[.5:.95]")
+    pr_caption = (
+        "Each model uploads its boxes with a confidence; the curve ranks every predicted box by confidence, a box "
+        "matching a true box of its label at IoU >= 0.5 is a hit. Higher and further right is better."
+    )
     #: the margin arm's gate: the node's detection defaults (docs/detection.md, benchmarks/bench_al_detection.py)
     gate_config: Mapping = {"aggregation": "max", "emptyScore": 0.0}
 
