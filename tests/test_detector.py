@@ -99,3 +99,20 @@ def test_blank_or_tiny_images_give_no_detection_without_error(image):
     found = detect(detector, image)
     assert found.boxes.shape[1] == 4
     assert len(found.labels) <= 20
+
+
+def test_cached_windows_and_the_softmax_path_give_the_same_detections_as_predict_proba():
+    from demo.detection.detector import class_probabilities, scene_windows
+
+    scenes = make_scenes(12, seed=8)
+    windows = [scene_windows(image) for image in scenes.images]
+    direct = fit_detector(scenes.images, list(scenes.boxes), list(scenes.labels), LABELS)
+    cached = fit_detector(scenes.images, list(scenes.boxes), list(scenes.labels), LABELS, windows=windows)
+    assert np.allclose(direct.classifier.coef_, cached.classifier.coef_, atol=1e-4)
+    features = windows[3].features.astype(np.float64)
+    order = [list(direct.classifier.classes_).index(label) for label in LABELS]
+    assert np.allclose(class_probabilities(direct, features), direct.classifier.predict_proba(features)[:, order])
+    a, b = detect(direct, scenes.images[3]), detect(direct, None, windows=windows[3])
+    assert (
+        a.labels == b.labels and np.allclose(a.boxes, b.boxes) and np.allclose(a.confidences, b.confidences, atol=1e-5)
+    )
