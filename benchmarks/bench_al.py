@@ -485,6 +485,17 @@ def _stop_text(stops: pd.DataFrame | None, rounds: int) -> str:
     return f"stop at {where} ({share}; {-100 * stops['given_up'].mean():+.1f} pt, worst {-100 * stops['given_up'].max():+.1f})"
 
 
+def _losing_diversity(final: pd.DataFrame) -> str:
+    """Which ``+cluster`` / ``+kcenter`` arms end below random on mean final accuracy."""
+    arms = [a for a in final.columns if "+" in a]
+    losing = [a for a in arms if final[a].mean() < final["random"].mean()]
+    return (
+        f"diversity arms below random: {', '.join(losing)}"
+        if losing
+        else f"no diversity arm below random ({len(arms)})"
+    )
+
+
 def one_line(result: DataSetResult) -> str:
     final = result.study.final()
     wins = compare(final, "random")
@@ -499,7 +510,7 @@ def one_line(result: DataSetResult) -> str:
     return (
         f"bench_al {result.data.name}: margin {_pm(final['margin'])} vs random {_pm(final['random'])}, "
         f"wins {wins.loc['margin', 'wins']}/{n} (area under the curve {auc_wins.loc['margin', 'wins']}/{n}); "
-        f"margin+{diversity}; "
+        f"margin+{diversity}; {_losing_diversity(final)}; "
         f"cold start {_pm(result.cold['typiclust'])} vs {_pm(result.cold['random'])} wins {int(cold_wins['wins'])}/{n}; "
         f"{_stop_text(result.stops, result.data.rounds)}"
     )
