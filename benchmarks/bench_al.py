@@ -59,6 +59,8 @@ ARMS = {
     "random+kcenter": ("random", "kcenter"),
 }
 HEADLINE = tuple(list(ARMS)[:6])
+#: measured, not offered: SelectionConfig refuses diversity with strategy "random" (it lost to random)
+NOT_OFFERED = ("random+cluster", "random+kcenter")
 TOP_K = 3
 TEST_SIZE = 450  # digits' test split (the demo's study reads it)
 BOOTSTRAP = 1000
@@ -486,13 +488,19 @@ def _stop_text(stops: pd.DataFrame | None, rounds: int) -> str:
 
 
 def _losing_diversity(final: pd.DataFrame) -> str:
-    """Which ``+cluster`` / ``+kcenter`` arms end below random on mean final accuracy."""
-    arms = [a for a in final.columns if "+" in a]
+    """Which offered ``+cluster`` / ``+kcenter`` arms end below random on mean final accuracy.
+
+    ``random+cluster`` / ``random+kcenter`` are measured (the evidence) but not offered: the node's
+    config refuses diversity with strategy ``random``.
+    """
+    arms = [a for a in final.columns if "+" in a and a not in NOT_OFFERED]
     losing = [a for a in arms if final[a].mean() < final["random"].mean()]
+    refused = [a for a in NOT_OFFERED if a in final.columns and final[a].mean() < final["random"].mean()]
+    note = f"; not offered, below random: {', '.join(refused)}" if refused else ""
     return (
-        f"diversity arms below random: {', '.join(losing)}"
+        f"offered diversity arms below random: {', '.join(losing)}{note}"
         if losing
-        else f"no diversity arm below random ({len(arms)})"
+        else f"no offered diversity arm below random ({len(arms)}){note}"
     )
 
 

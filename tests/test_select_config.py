@@ -591,3 +591,12 @@ def test_the_keys_the_platform_writes_stay_accepted():
     platform_keys = {"name": "node", "validation": {"valid": True, "errors": []}}
     assert GateConfig.from_node_config({**platform_keys, "threshold": 0.2}).threshold == 0.2
     assert merge_selection_config({**platform_keys, "budget": 4}, None) == {"budget": 4}
+
+
+@pytest.mark.parametrize("diversity", ["cluster", "kcenter"])
+def test_diversity_with_random_strategy_is_refused_as_measured(diversity):
+    """benchmarks/bench_al.py: random + cluster / kcenter ended below plain random (docs/benchmarks.md)."""
+    with pytest.raises(ValueError, match=r"diversity: '?" + diversity + r"'? spreads the most uncertain"):
+        SelectionConfig.from_json({"budget": 5, "strategy": "random", "diversity": diversity})
+    assert SelectionConfig.from_json({"budget": 5, "strategy": "random"}).diversity == "none"
+    assert SelectionConfig.from_json({"budget": 5, "strategy": "margin", "diversity": diversity}).diversity == diversity
