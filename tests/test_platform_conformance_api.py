@@ -298,6 +298,22 @@ def test_annotation_task_create_and_add_items(platform: LocalPlatform, dataset):
     assert dataset.tasks.get(task_id=task.id).id == task.id
 
 
+def test_task_listing_is_scoped_to_the_projects_asked(platform: LocalPlatform, project: dl.Project, dataset):
+    """``dl.tasks.list(task_name=..., project_ids=[...])`` sends ``context.projectIds``
+    (dtlpy ``repositories/tasks.py`` ``list``: "search tasks by given list of project ids"): a task
+    of the same name in another project is not listed."""
+    other = dl.projects.create(project_name=f"{project.name}-other")
+    other_dataset = other.datasets.create(dataset_name="other", labels=make_labels(["cat"]))
+    mine = dataset.tasks.create(task_name="same name", items=[_upload(dataset, "a.txt")], assignee_ids=["a@b.c"])
+    theirs = other_dataset.tasks.create(
+        task_name="same name", items=[_upload(other_dataset, "b.txt")], assignee_ids=["a@b.c"]
+    )
+    assert [t.id for t in dl.tasks.list(task_name="same name", project_ids=[project.id])] == [mine.id]
+    assert [t.id for t in dl.tasks.list(task_name="same name", project_ids=[other.id])] == [theirs.id]
+    both = {t.id for t in dl.tasks.list(task_name="same name", project_ids=[project.id, other.id])}
+    assert both == {mine.id, theirs.id}
+
+
 # ---------------------------------------------------------------------------- feature vectors
 def test_feature_sets_and_vectors(platform: LocalPlatform, project: dl.Project, dataset):
     """``project.feature_sets.create`` (``POST /features/sets``), ``feature_set.features.create``

@@ -157,8 +157,20 @@ class TasksMixin(StoreBase):
         return self.get("tasks", task_id)
 
     def query_tasks(self, body: Mapping[str, Any], encoded: bool = False) -> dict | bytes:
+        """``POST /annotationtasks/query``: the filter over the tasks of ``context.projectIds``.
+
+        dtlpy's ``tasks.list(project_ids=...)`` (repositories/tasks.py) puts the projects it searches
+        in ``filters.context = {"projectIds": [...]}``, defaulting to the repository's project: only
+        tasks of those projects are listed.
+        """
         table = self.tables["tasks"]
-        return self._query_table(body, list(table), table, encoded)
+        context = body.get("context") if isinstance(body, Mapping) else None
+        projects = context.get("projectIds") if isinstance(context, Mapping) else None
+        if projects is not None and not isinstance(projects, list):
+            raise ApiError(400, "task query 'context.projectIds' must be a list of project ids")
+        with self.lock:
+            ids = [i for i in table if projects is None or table[i].get("projectId") in projects]
+        return self._query_table(body, ids, table, encoded)
 
     def delete_task(self, task_id: str) -> None:
         with self.lock:
