@@ -177,6 +177,9 @@ class Engine:
     def stop(self) -> None:
         """Stop every service's replicas and remove their folders."""
         with self._lock:
+            # not started from here on: a service still starting spawns no spare after this point
+            # (an orphan process would write into the folder removed below)
+            workdir, self.url, self.token = self.workdir, None, None
             runtimes = list(self._runtimes.values())
             self._runtimes.clear()
             spare, self._spare = self._spare, None
@@ -184,9 +187,9 @@ class Engine:
             runtime.stop()
         if spare is not None:
             spare.close()
-        if self.workdir and self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        self.url = self.token = self.workdir = None
+        if workdir and self._own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.workdir = None
 
     def _take_spare(self) -> Replica:
         """A spawned worker process (dtlpy imported or importing) for a service."""
