@@ -8,6 +8,7 @@ class-score vector, and those boxes reach AP@0.5 above a floor on an easy seed
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -59,9 +60,14 @@ def test_subset_files_round_trip(tmp_path):
 
 def publish_detection_app(project, folder: Path):
     """Publish ``demo/model_app_detection/dataloop.json`` (code: ``demo`` and ``nodes`` copied into
-    ``folder``) and install it in ``project``; returns the app."""
+    ``folder``) and install it in ``project``; returns the app. The patch version is the project's
+    (the platform holds one publish per name and version: 409 otherwise)."""
     for package in ("demo", "nodes"):
         shutil.copytree(ROOT / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
+    manifest_path = folder / "demo/model_app_detection/dataloop.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["version"] = f"0.1.{int(project.id[-6:], 16)}"
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     cwd = Path.cwd()
     try:  # dtlpy packs into <cwd>/.dataloop: keep it in the temporary folder
         os.chdir(folder)
