@@ -211,7 +211,9 @@ class DetectorAdapter(dl.BaseModelAdapter):
         os.makedirs(output_path, exist_ok=True)
         truth = ground_truth_boxes(dataset)
         for subset, dql in subsets.items():
-            items = list_items(dataset, dql)
+            # by file name: the fit samples background windows in item order, so a listing order that
+            # depends on when the platform created the items would change the model
+            items = sorted(list_items(dataset, dql), key=lambda item: (item.name, item.id))
             if subset == "train" and not items:
                 raise ValueError(f"subset {subset!r} of model {self.model_entity.name!r} has no items")
             images = [self.prepare_item_func(item) for item in items]
