@@ -354,7 +354,7 @@ def test_inputs_of_the_wrong_kind_are_refused_before_any_request(platform, proje
 
 def test_a_base_model_of_another_project_is_cloned_into_the_datasets_project(platform, project, items):
     """dtlpy's Models.clone makes the clone in the dataset's project (e.g. from a public pre-trained model)."""
-    other = dl.projects.create(project_name="other-project")
+    other = dl.projects.create(project_name=f"{project.name}-other")
     other_dataset = other.datasets.create(dataset_name="other", labels=platform_labels(["cat", "dog"]))
     base_model = _base_model(platform, other, other_dataset)
     stored_before = platform.get_json("models", base_model.id)

@@ -168,6 +168,7 @@ def test_group_by_keeps_equal_values_together(platform, dataset):
 )
 def test_bad_batch_arguments_raise_before_any_request(platform, dataset, kwargs, message):
     add(platform, dataset, 3)
+    kwargs = dict(kwargs)  # the parametrized dict is shared by every run of this case (both null readings)
     config = kwargs.pop("config", None)
     with pytest.raises(ValueError, match=message):
         split_dataset(dataset, config, **kwargs)
