@@ -395,10 +395,13 @@ def gain_interval(previous: np.ndarray, current: np.ndarray, y: np.ndarray, seed
     return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
-def stop_rounds(study: Study, data: DataSet, arm: str = "margin") -> pd.DataFrame | None:
+def stop_rounds(study: Study, data: DataSet, arm: str = "margin", with_interval: bool = False) -> pd.DataFrame | None:
     """Per seed: the first round ``recommend_stop`` says stop on ``arm``'s ledger, and the accuracy given up.
 
-    Returns ``None`` when Compare Models' stopping module is not there.
+    ``with_interval=False`` is the node's default compare config (no ``confidence``: no gain
+    interval, only the kappa rule can fire); ``True`` adds the 95 % bootstrap gain interval, as a
+    compare config with ``"confidence": 0.95`` does. Returns ``None`` when Compare Models'
+    stopping module is not there.
     """
     try:
         from nodes.compare_models.stopping import StopConfig, cohen_kappa, recommend_stop
@@ -415,7 +418,7 @@ def stop_rounds(study: Study, data: DataSet, arm: str = "margin") -> pd.DataFram
             entry = {"round": int(row.round), "labels": int(row.n_labels), "metric": row.accuracy}
             entry["interval"] = (
                 None
-                if previous is None
+                if previous is None or not with_interval
                 else gain_interval(previous, row.predictions, data.y_test, seed * 1000 + row.round)
             )
             entry["kappa"] = None if previous is None else float(cohen_kappa(previous, row.predictions))
@@ -442,7 +445,8 @@ class DataSetResult:
     data: DataSet
     study: Study
     cold: pd.DataFrame
-    stops: pd.DataFrame | None
+    stops: pd.DataFrame | None  # the default config: kappa rule
+    stops_interval: pd.DataFrame | None  # with the gain interval too (compare config "confidence": 0.95)
     seconds: float
     cpu_seconds: float
 
@@ -454,7 +458,10 @@ def run_dataset(name: str, seeds: Sequence[int], arms: Sequence[str]) -> DataSet
     study = run_study(data, seeds, arms)
     cold = cold_start_study(data, seeds)
     stops = stop_rounds(study, data)
-    return DataSetResult(data, study, cold, stops, time.perf_counter() - started, time.process_time() - cpu)
+    stops_interval = stop_rounds(study, data, with_interval=True)
+    return DataSetResult(
+        data, study, cold, stops, stops_interval, time.perf_counter() - started, time.process_time() - cpu
+    )
 
 
 def run_dataset_one_thread(name: str, seeds: Sequence[int], arms: Sequence[str]) -> DataSetResult:
@@ -520,7 +527,8 @@ def one_line(result: DataSetResult) -> str:
         f"wins {wins.loc['margin', 'wins']}/{n} (area under the curve {auc_wins.loc['margin', 'wins']}/{n}); "
         f"margin+{diversity}; {_losing_diversity(final)}; "
         f"cold start {_pm(result.cold['typiclust'])} vs {_pm(result.cold['random'])} wins {int(cold_wins['wins'])}/{n}; "
-        f"{_stop_text(result.stops, result.data.rounds)}"
+        f"{_stop_text(result.stops, result.data.rounds)} (default: kappa); "
+        f"with the gain interval: {_stop_text(result.stops_interval, result.data.rounds).removeprefix('stop ')}"
     )
 
 
@@ -580,7 +588,9 @@ def markdown(results: Sequence[DataSetResult], seeds: int, seconds: float) -> st
             f"{_pm(r.cold['random'])}; TypiClust wins / ties / losses {int(cold['wins'])} / {int(cold['ties'])} / {int(cold['losses'])}, "
             f"Wilcoxon p {cold['p']:.3g}.",
             "",
-            f"Stopping signal on the margin run: {_stop_text(r.stops, d.rounds)}.",
+            f"Stopping signal on the margin run, default compare config (kappa rule only: no `confidence`, "
+            f'so no gain interval): {_stop_text(r.stops, d.rounds)}; with `"confidence": 0.95` (the 95 % '
+            f"bootstrap gain interval rule too): {_stop_text(r.stops_interval, d.rounds)}.",
         ]
     out += ["", DOCS_END]
     return "\n".join(out)
