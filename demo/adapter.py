@@ -110,7 +110,118 @@ def classifier_from_arrays(arrays: MutableMapping | dict) -> object:
     return classifier
 
 
-class DigitsAdapter(dl.BaseModelAdapter):
+class ImageAdapter(dl.BaseModelAdapter):
+    """What the demo's image adapters share: a quiet ``__init__``, ``weights.npz`` artifacts (no
+    pickles), one download per image per run, predictions replaced only when there is something
+    to replace, no platform scoring in ``evaluate``, and ``prepare_data``'s folders.
+
+    Subclasses give ``weights_from_arrays`` / ``weights_to_arrays`` and the four adapter methods'
+    task-specific parts (``train``, ``predict``, ``prepare_data``'s subset files).
+    """
+
+    def __init__(
+        self, model_entity: dl.Model | None = None, image_cache: dict | None = None, replace_predictions: bool = True
+    ):
+        self.image_cache = image_cache if image_cache is not None else {}
+        self.replace_predictions = replace_predictions
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dl_logger = logging.getLogger("dtlpy")
+            level = dl_logger.level
+            dl_logger.setLevel(logging.ERROR)  # the base class warns about model_info names on every init
+            try:
+                super().__init__(model_entity=model_entity)
+            finally:
+                dl_logger.setLevel(level)
+
+    def weights_from_arrays(self, arrays: dict):
+        """The fitted model from the arrays of ``weights.npz``."""
+        raise NotImplementedError
+
+    def weights_to_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays ``weights.npz`` stores for ``self.model``."""
+        raise NotImplementedError
+
+    def load(self, local_path: str, **kwargs) -> None:
+        """Load ``weights.npz`` from ``local_path`` if present; otherwise start untrained."""
+        path = os.path.join(local_path, WEIGHTS_FILE)
+        if os.path.isfile(path):
+            with np.load(path, allow_pickle=False) as arrays:
+                self.model = self.weights_from_arrays(dict(arrays))
+            logger.debug("loaded weights of %s from %s", self.model_entity.name, path)
+        else:
+            self.model = None
+
+    def save(self, local_path: str, **kwargs) -> None:
+        """Write ``weights.npz`` (and ``labels.json``) to ``local_path``."""
+        if self.model is None:
+            raise ValueError(f"model {self.model_entity.name!r} has no weights to save; train it first")
+        os.makedirs(local_path, exist_ok=True)
+        np.savez(os.path.join(local_path, WEIGHTS_FILE), **self.weights_to_arrays())
+        with open(os.path.join(local_path, "labels.json"), "w", encoding="utf-8") as f:
+            json.dump(list(self.model_entity.labels), f)
+
+    def prepare_item_func(self, item: dl.Item) -> np.ndarray:
+        """The item's image as a uint8 array; downloaded once per run (``image_cache``, by file name:
+        the demo's file names are unique, and a clone in the Ground Truth dataset is the same image)."""
+        key = image_key(item)
+        image = self.image_cache.get(key)
+        if image is None:
+            buffer = item.download(save_locally=False)
+            image = decode_png(buffer.getvalue() if hasattr(buffer, "getvalue") else buffer.read())
+            self.image_cache[key] = image
+        return image
+
+    def predict_items(self, items: list, batch_size=None, **kwargs):
+        """dtlpy's ``predict_items``, with one check first: when the items are many, all of one
+        dataset, and the dataset holds no prediction of this model yet (a new model evaluated for
+        the first time), the per-item clean-up dtlpy does before each upload would delete nothing,
+        and is skipped (one annotation query instead of one delete per item)."""
+        self._nothing_to_replace = self._no_predictions_yet(items)
+        try:
+            return super().predict_items(items, batch_size=batch_size, **kwargs)
+        finally:
+            self._nothing_to_replace = False
+
+    def _no_predictions_yet(self, items: list) -> bool:
+        if not self.replace_predictions or len(items) < 2 or self.model_entity is None:
+            return False  # one item: the check would cost as much as the clean-up it saves
+        dataset_ids = {getattr(item, "dataset_id", None) for item in items}
+        if len(dataset_ids) != 1 or None in dataset_ids:
+            return False
+        filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION)
+        filters.add(field="metadata.user.model.name", values=self.model_entity.name)
+        filters.page_size = 1
+        return items[0].dataset.annotations.list(filters=filters).items_count == 0
+
+    def _upload_model_annotations(self, item: dl.Item, predictions):
+        """Upload one item's predictions; skip dtlpy's clean-up query when nothing can be replaced."""
+        if self.replace_predictions and not getattr(self, "_nothing_to_replace", False):
+            return super()._upload_model_annotations(item, predictions)
+        return item.annotations.upload(annotations=predictions)
+
+    def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters: dl.Filters) -> dl.Model:
+        """No platform scoring here: Compare Models scores the uploaded predictions."""
+        return model
+
+    def data_folders(self, dataset: dl.Dataset, root_path=None, data_path=None, output_path=None):
+        """``prepare_data``'s folders (made): ``root_path``, ``data_path``, ``output_path``, and the
+        model's subsets. Paths default under ``$DATALOOP_PATH/model_data``, never the current
+        directory (dtlpy's ``train_model`` passes a relative ``tmp/<id>``)."""
+        subsets = self.model_entity.metadata.get("system", {}).get("subsets")
+        if not subsets:
+            raise ValueError(f"model {self.model_entity.name!r} has no metadata.system.subsets; create it with subsets")
+        base = os.environ.get("DATALOOP_PATH") or tempfile.gettempdir()
+        if root_path is None or not os.path.isabs(str(root_path)):
+            root_path = os.path.join(base, "model_data", self.model_entity.id)
+        data_path = data_path or os.path.join(root_path, "datasets", dataset.id)
+        output_path = output_path or os.path.join(root_path, "output")
+        os.makedirs(data_path, exist_ok=True)
+        os.makedirs(output_path, exist_ok=True)
+        return root_path, data_path, output_path, subsets
+
+
+class DigitsAdapter(ImageAdapter):
     """Model adapter of the demo's digits classifier (load / save / train / predict).
 
     Parameters
@@ -132,41 +243,14 @@ class DigitsAdapter(dl.BaseModelAdapter):
     >>> adapter.train_model(model)         # doctest: +SKIP
     """
 
-    def __init__(
-        self, model_entity: dl.Model | None = None, image_cache: dict | None = None, replace_predictions: bool = True
-    ):
-        self.image_cache = image_cache if image_cache is not None else {}
-        self.replace_predictions = replace_predictions
-        self.last_validation_accuracy: float | None = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dl_logger = logging.getLogger("dtlpy")
-            level = dl_logger.level
-            dl_logger.setLevel(logging.ERROR)  # the base class warns about model_info names on every init
-            try:
-                super().__init__(model_entity=model_entity)
-            finally:
-                dl_logger.setLevel(level)
+    last_validation_accuracy: float | None = None
 
     # ----------------------------------------------------------------- the four methods
-    def load(self, local_path: str, **kwargs) -> None:
-        """Load ``weights.npz`` from ``local_path`` if present; otherwise start untrained."""
-        path = os.path.join(local_path, WEIGHTS_FILE)
-        if os.path.isfile(path):
-            with np.load(path, allow_pickle=False) as arrays:
-                self.model = classifier_from_arrays(dict(arrays))
-            logger.debug("loaded weights of %s from %s", self.model_entity.name, path)
-        else:
-            self.model = None
+    def weights_from_arrays(self, arrays: dict):
+        return classifier_from_arrays(arrays)
 
-    def save(self, local_path: str, **kwargs) -> None:
-        """Write ``weights.npz`` (and ``labels.json``) to ``local_path``."""
-        if self.model is None:
-            raise ValueError(f"model {self.model_entity.name!r} has no weights to save; train it first")
-        os.makedirs(local_path, exist_ok=True)
-        np.savez(os.path.join(local_path, WEIGHTS_FILE), **classifier_to_arrays(self.model))
-        with open(os.path.join(local_path, "labels.json"), "w", encoding="utf-8") as f:
-            json.dump(list(self.model_entity.labels), f)
+    def weights_to_arrays(self) -> dict[str, np.ndarray]:
+        return classifier_to_arrays(self.model)
 
     def train(self, data_path: str, output_path: str, **kwargs) -> None:
         """Fit on ``data_path/train.npz``; report accuracy on ``validation.npz`` when present."""
@@ -220,49 +304,6 @@ class DigitsAdapter(dl.BaseModelAdapter):
             raise ValueError(f"model {self.model_entity.name!r} is not trained; run train_model first")
         return class_probabilities(self.model, image_features(batch), list(self.model_entity.labels))
 
-    def prepare_item_func(self, item: dl.Item) -> np.ndarray:
-        """The item's image as a uint8 array; downloaded once per run (``image_cache``, by file name:
-        the demo's file names are unique, and a clone in the Ground Truth dataset is the same image)."""
-        key = image_key(item)
-        image = self.image_cache.get(key)
-        if image is None:
-            buffer = item.download(save_locally=False)
-            image = decode_png(buffer.getvalue() if hasattr(buffer, "getvalue") else buffer.read())
-            self.image_cache[key] = image
-        return image
-
-    def predict_items(self, items: list, batch_size=None, **kwargs):
-        """dtlpy's ``predict_items``, with one check first: when the items are many, all of one
-        dataset, and the dataset holds no prediction of this model yet (a new model evaluated for
-        the first time), the per-item clean-up dtlpy does before each upload would delete nothing,
-        and is skipped (one annotation query instead of one delete per item)."""
-        self._nothing_to_replace = self._no_predictions_yet(items)
-        try:
-            return super().predict_items(items, batch_size=batch_size, **kwargs)
-        finally:
-            self._nothing_to_replace = False
-
-    def _no_predictions_yet(self, items: list) -> bool:
-        if not self.replace_predictions or len(items) < 2 or self.model_entity is None:
-            return False  # one item: the check would cost as much as the clean-up it saves
-        dataset_ids = {getattr(item, "dataset_id", None) for item in items}
-        if len(dataset_ids) != 1 or None in dataset_ids:
-            return False
-        filters = dl.Filters(resource=dl.FiltersResource.ANNOTATION)
-        filters.add(field="metadata.user.model.name", values=self.model_entity.name)
-        filters.page_size = 1
-        return items[0].dataset.annotations.list(filters=filters).items_count == 0
-
-    def _upload_model_annotations(self, item: dl.Item, predictions):
-        """Upload one item's predictions; skip dtlpy's clean-up query when nothing can be replaced."""
-        if self.replace_predictions and not getattr(self, "_nothing_to_replace", False):
-            return super()._upload_model_annotations(item, predictions)
-        return item.annotations.upload(annotations=predictions)
-
-    def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters: dl.Filters) -> dl.Model:
-        """No platform scoring here: Compare Models scores the uploaded predictions."""
-        return model
-
     # ----------------------------------------------------------------- edge: data preparation
     def prepare_data(
         self, dataset: dl.Dataset, root_path=None, data_path=None, output_path=None, overwrite=False, **kwargs
@@ -275,17 +316,7 @@ class DigitsAdapter(dl.BaseModelAdapter):
         without model metadata). Paths default under ``$DATALOOP_PATH/model_data``, never
         the current directory (dtlpy's ``train_model`` passes a relative ``tmp/<id>``).
         """
-        subsets = self.model_entity.metadata.get("system", {}).get("subsets")
-        if not subsets:
-            raise ValueError(f"model {self.model_entity.name!r} has no metadata.system.subsets; create it with subsets")
-        base = os.environ.get("DATALOOP_PATH") or tempfile.gettempdir()
-        if root_path is None or not os.path.isabs(str(root_path)):
-            root_path = os.path.join(base, "model_data", self.model_entity.id)
-        data_path = data_path or os.path.join(root_path, "datasets", dataset.id)
-        output_path = output_path or os.path.join(root_path, "output")
-        os.makedirs(data_path, exist_ok=True)
-        os.makedirs(output_path, exist_ok=True)
-
+        root_path, data_path, output_path, subsets = self.data_folders(dataset, root_path, data_path, output_path)
         ground_truth = ground_truth_labels(dataset)
         for subset, dql in subsets.items():
             items = list_items(dataset, dql)

@@ -11,22 +11,17 @@ Uncertainty Gate reads). ``prepare_data`` writes each subset's images and ground
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
-import warnings
 
 import dtlpy as dl
 import numpy as np
 
-from demo.adapter import classifier_from_arrays, classifier_to_arrays, image_key, list_items
-from demo.data import decode_png
+from demo.adapter import ImageAdapter, classifier_from_arrays, classifier_to_arrays, list_items
 from demo.detection.detector import Detections, Detector, detect, fit_detector
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_FILE = "weights.npz"
 DEFAULT_CONFIGURATION = {"C": 1.0, "max_iter": 300, "batch_size": 64, "min_confidence": 0.25}
 TOP_K_SCORES = 3  # class probabilities kept in each box's metadata.user.model.scores
 
@@ -71,7 +66,7 @@ def detection_records(found: Detections) -> list[dict]:
     ]
 
 
-class DetectorAdapter(dl.BaseModelAdapter):
+class DetectorAdapter(ImageAdapter):
     """Model adapter of the demo's sliding-window digit detector (load / save / train / predict).
 
     Parameters
@@ -90,39 +85,12 @@ class DetectorAdapter(dl.BaseModelAdapter):
     >>> adapter.train_model(model)           # doctest: +SKIP
     """
 
-    def __init__(
-        self, model_entity: dl.Model | None = None, image_cache: dict | None = None, replace_predictions: bool = True
-    ):
-        self.image_cache = image_cache if image_cache is not None else {}
-        self.replace_predictions = replace_predictions
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dl_logger = logging.getLogger("dtlpy")
-            level = dl_logger.level
-            dl_logger.setLevel(logging.ERROR)  # the base class warns about model_info names on every init
-            try:
-                super().__init__(model_entity=model_entity)
-            finally:
-                dl_logger.setLevel(level)
-
     # ----------------------------------------------------------------- the four methods
-    def load(self, local_path: str, **kwargs) -> None:
-        """Load ``weights.npz`` from ``local_path`` if present; otherwise start untrained."""
-        path = os.path.join(local_path, WEIGHTS_FILE)
-        if os.path.isfile(path):
-            with np.load(path, allow_pickle=False) as arrays:
-                self.model = Detector(classifier_from_arrays(dict(arrays)), tuple(self.model_entity.labels))
-        else:
-            self.model = None
+    def weights_from_arrays(self, arrays: dict) -> Detector:
+        return Detector(classifier_from_arrays(arrays), tuple(self.model_entity.labels))
 
-    def save(self, local_path: str, **kwargs) -> None:
-        """Write ``weights.npz`` (and ``labels.json``) to ``local_path``."""
-        if self.model is None:
-            raise ValueError(f"model {self.model_entity.name!r} has no weights to save; train it first")
-        os.makedirs(local_path, exist_ok=True)
-        np.savez(os.path.join(local_path, WEIGHTS_FILE), **classifier_to_arrays(self.model.classifier))
-        with open(os.path.join(local_path, "labels.json"), "w", encoding="utf-8") as f:
-            json.dump(list(self.model_entity.labels), f)
+    def weights_to_arrays(self) -> dict[str, np.ndarray]:
+        return classifier_to_arrays(self.model.classifier)
 
     def train(self, data_path: str, output_path: str, **kwargs) -> None:
         """Fit the detector on ``data_path/train.npz`` (images and their ground-truth boxes)."""
@@ -168,26 +136,6 @@ class DetectorAdapter(dl.BaseModelAdapter):
         min_confidence = float({**DEFAULT_CONFIGURATION, **dict(self.configuration)}["min_confidence"])
         return [detect(self.model, image, min_confidence=min_confidence) for image in batch]
 
-    def prepare_item_func(self, item: dl.Item) -> np.ndarray:
-        """The item's image as a uint8 array; downloaded once per run (``image_cache``, by file name)."""
-        key = image_key(item)
-        image = self.image_cache.get(key)
-        if image is None:
-            buffer = item.download(save_locally=False)
-            image = decode_png(buffer.getvalue() if hasattr(buffer, "getvalue") else buffer.read())
-            self.image_cache[key] = image
-        return image
-
-    def _upload_model_annotations(self, item: dl.Item, predictions):
-        """Upload one item's predictions; skip dtlpy's clean-up query when nothing can be replaced."""
-        if self.replace_predictions:
-            return super()._upload_model_annotations(item, predictions)
-        return item.annotations.upload(annotations=predictions)
-
-    def evaluate(self, model: dl.Model, dataset: dl.Dataset, filters: dl.Filters) -> dl.Model:
-        """No platform scoring here: Compare Models scores the uploaded predictions."""
-        return model
-
     # ----------------------------------------------------------------- edge: data preparation
     def prepare_data(
         self, dataset: dl.Dataset, root_path=None, data_path=None, output_path=None, overwrite=False, **kwargs
@@ -199,16 +147,7 @@ class DetectorAdapter(dl.BaseModelAdapter):
         (annotations without model metadata). An item of the subset without a ground-truth box is
         an image with no object (all background), as the annotator left it.
         """
-        subsets = self.model_entity.metadata.get("system", {}).get("subsets")
-        if not subsets:
-            raise ValueError(f"model {self.model_entity.name!r} has no metadata.system.subsets; create it with subsets")
-        base = os.environ.get("DATALOOP_PATH") or tempfile.gettempdir()
-        if root_path is None or not os.path.isabs(str(root_path)):
-            root_path = os.path.join(base, "model_data", self.model_entity.id)
-        data_path = data_path or os.path.join(root_path, "datasets", dataset.id)
-        output_path = output_path or os.path.join(root_path, "output")
-        os.makedirs(data_path, exist_ok=True)
-        os.makedirs(output_path, exist_ok=True)
+        root_path, data_path, output_path, subsets = self.data_folders(dataset, root_path, data_path, output_path)
         truth = ground_truth_boxes(dataset)
         for subset, dql in subsets.items():
             # by file name: the fit samples background windows in item order, so a listing order that
