@@ -16,9 +16,10 @@ Creating the project and dataset happens before the counts are reset, so
 Tests are hermetic: before anything is imported, ``HOME`` (and the cache folders libraries derive
 from it) point at a fresh temporary folder, so no test reads or writes the real home directory,
 whatever dtlpy, matplotlib or another process does there. That folder, dtlpy's own
-(``DATALOOP_PATH``) and pytest's ``tmp_path`` base (put under it) are removed when the session
-ends, and again at interpreter exit (an interrupted run, ``-x``, Ctrl-C), so nothing is left in the
-temporary directory.
+(``DATALOOP_PATH``), pytest's ``tmp_path`` base (put under it) and the session's ``TMPDIR`` (every
+other temporary file of the tests and of the processes they start: dtlpy's ``mkdtemp`` calls, the
+platform's workers) are removed when the session ends, and again at interpreter exit (an
+interrupted run, ``-x``, Ctrl-C), so nothing is left in the temporary directory.
 
 ``--null-reading {deletes,stored}`` (or ``EMULATOR_NULL_READING``) chooses the local platform's
 reading of a ``null`` in a single-entity PATCH, which Dataloop does not document: ``deletes`` (the
@@ -39,6 +40,11 @@ from pathlib import Path
 
 TEST_HOME = tempfile.mkdtemp(prefix="active-learning-tests-home-")
 DATALOOP_PATH = tempfile.mkdtemp(prefix="active-learning-tests-dtlpy-")  # not under HOME
+# every temporary file of the session, this process's and its subprocesses' (dtlpy's own mkdtemp
+# calls, the platform's worker processes, CLIs run by tests), goes into one folder removed at the end
+TEST_TMP = tempfile.mkdtemp(prefix="active-learning-tests-tmp-")
+os.environ["TMPDIR"] = TEST_TMP
+tempfile.tempdir = TEST_TMP
 for _variable in ("HOME", "USERPROFILE"):
     os.environ[_variable] = TEST_HOME
 os.environ["XDG_CACHE_HOME"] = os.path.join(TEST_HOME, ".cache")
@@ -52,7 +58,7 @@ def remove_test_folders() -> None:
     """Remove the session's HOME and dtlpy folders (idempotent; only in the process that made them)."""
     if os.getpid() != _OWN_PID:  # a forked worker must not remove its parent's folders
         return
-    for folder in (TEST_HOME, DATALOOP_PATH):
+    for folder in (TEST_HOME, DATALOOP_PATH, TEST_TMP):
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -162,5 +162,8 @@ def test_tests_run_with_their_own_home():
 
     real_home = pwd.getpwuid(os.getuid()).pw_dir
     assert str(Path.home()) != real_home and os.path.expanduser("~") != real_home
-    assert str(Path.home()).startswith(tempfile.gettempdir())
+    # the session's temporary folder is its own (removed at the end), beside the test HOME
+    assert os.path.basename(tempfile.gettempdir()).startswith("active-learning-tests-tmp-")
+    assert os.environ["TMPDIR"] == tempfile.gettempdir()
+    assert str(Path.home()).startswith(os.path.dirname(tempfile.gettempdir()))
     assert not os.environ["DATALOOP_PATH"].startswith(real_home)
