@@ -489,7 +489,9 @@ def _stop_text(stops: pd.DataFrame | None, rounds: int) -> str:
     if stops is None:
         return "stop: nodes/compare_models/stopping.py not there"
     fired = stops["stop_round"].dropna()
-    where = f"round {int(np.median(fired))}" if len(fired) else "never"
+    if not len(fired):
+        return f"stop never fired within {rounds} rounds (0/{len(stops)} seeds; nothing given up)"
+    where = f"round {int(np.median(fired))}"
     share = f"{len(fired)}/{len(stops)} seeds"
     return f"stop at {where} ({share}; {-100 * stops['given_up'].mean():+.1f} pt, worst {-100 * stops['given_up'].max():+.1f})"
 
