@@ -79,3 +79,21 @@ class _SummaryPlugin:
         totals = self.totals
         if totals.tried:
             terminalreporter.write_line(totals.line.format(tried=totals.tried, ok=totals.ok, writes=totals.writes))
+
+
+def unreachable_platform_setup() -> str:
+    """Python lines that point dtlpy at a local port nobody listens on, with a valid-looking
+    unsigned token: a CLI run after them meets an unreachable platform, not a missing login."""
+    import socket
+
+    with socket.socket() as s:  # a free port, closed again: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    return (
+        "import base64, json, dtlpy as dl\n"
+        "b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip('=')\n"
+        f"dl.add_environment(environment='{url}/api/v1', alias='gone', verify_ssl=False, gate_url='{url}', url='{url}')\n"
+        "dl.setenv('gone')\n"
+        "dl.client_api.token = b({'alg': 'none'}) + '.' + b({'exp': 4102444800, 'email': 'a@b.c'}) + '.s'\n"
+    )

@@ -13,7 +13,6 @@ Each case counts toward one line in pytest's terminal summary, as tests/test_hos
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import dtlpy as dl
 import pytest
 
 import main
-from tests.helpers import TEST_TAGS, Totals, box, run_compare
+from tests.helpers import TEST_TAGS, Totals, box, run_compare, unreachable_platform_setup
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_MESSAGE = 1024
@@ -214,17 +213,7 @@ def test_not_logged_in_prints_how_to_log_in(tmp_path, case):
 
 
 def test_unreachable_platform_prints_how_to_start_it(tmp_path, case):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    setup = (
-        "import base64, json, dtlpy as dl\n"
-        "b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip('=')\n"
-        f"dl.add_environment(environment='{url}/api/v1', alias='gone', verify_ssl=False, gate_url='{url}', url='{url}')\n"
-        "dl.setenv('gone')\n"
-        "dl.client_api.token = b({'alg': 'none'}) + '.' + b({'exp': 4102444800, 'email': 'a@b.c'}) + '.s'\n"
-    )
+    setup = unreachable_platform_setup()
     result = _run_isolated(tmp_path, setup)
     _one_line(result, "not reachable", "python main.py platform", "dlp login")
     assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ import pytest
 
 import main
 from nodes.data_split import SplitConfig, existing_subset, split_dataset
+from tests.helpers import unreachable_platform_setup
 
 DEFAULT = SplitConfig.default()
 QUERY = "POST /datasets/{id}/query"
@@ -376,17 +377,5 @@ def test_cli_not_logged_in_prints_one_line_saying_how_to_log_in(tmp_path):
 
 
 def test_cli_unreachable_platform_prints_one_line_saying_how_to_start_it(tmp_path):
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    setup = (
-        "import base64, json, dtlpy as dl\n"
-        "b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip('=')\n"
-        f"dl.add_environment(environment='{url}/api/v1', alias='gone', verify_ssl=False, gate_url='{url}', url='{url}')\n"
-        "dl.setenv('gone')\n"
-        "dl.client_api.token = b({'alg': 'none'}) + '.' + b({'exp': 4102444800, 'email': 'a@b.c'}) + '.s'\n"
-    )
+    setup = unreachable_platform_setup()
     _one_error_line(_split_isolated(tmp_path, setup), "not reachable", "dlp login", "local platform")

@@ -38,13 +38,7 @@ COMPUTE_CONFIG_KEYS = (
 )
 _SERVICE_FIELDS = (
     "initParams",
-    "runtime",
-    "versions",
-    "executionTimeout",
-    "drainTime",
-    "onReset",
-    "runExecutionAsProcess",
-    "maxAttempts",
+    *COMPUTE_CONFIG_KEYS,
     "secrets",
     "integrations",
     "driverId",
