@@ -97,3 +97,38 @@ def unreachable_platform_setup() -> str:
         "dl.setenv('gone')\n"
         "dl.client_api.token = b({'alg': 'none'}) + '.' + b({'exp': 4102444800, 'email': 'a@b.c'}) + '.s'\n"
     )
+
+
+def start_local_platform(options: list[str], cwd, env: dict) -> tuple[Any, list[str]]:
+    """``python main.py platform <options>`` in a subprocess, read until it prints its connection
+    lines (the last one starts ``python -c``): the process and the lines printed (stripped).
+
+    A start that hangs is killed after 300 s (a guard, not a speed check: it ends the read with
+    the output so far), and the test fails naming what was printed.
+    """
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    main_py = Path(__file__).resolve().parents[1] / "main.py"
+    process = subprocess.Popen(
+        [sys.executable, str(main_py), "platform", *options],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    guard = threading.Timer(300, process.kill)
+    guard.start()
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip())
+            if line.strip().startswith("python -c"):
+                return process, lines
+    finally:
+        guard.cancel()
+    process.kill()
+    raise AssertionError("the platform did not print its connection lines:\n" + "\n".join(lines))

@@ -8,10 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import start_local_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 DLP = Path(sys.executable).with_name("dlp")
@@ -80,25 +81,7 @@ def test_demo_refuses_initial_pool_not_smaller_than_items(initial: int, items: i
 
 
 def _start_platform(tmp_path: Path, *options: str) -> tuple[subprocess.Popen, list[str]]:
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "platform", *options],
-        cwd=tmp_path,
-        env=_env(tmp_path / "home"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    deadline = time.monotonic() + 300  # a bound on a hung start, not a speed check
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if line.strip().startswith("python -c"):
-            return process, lines
-    process.kill()
-    raise AssertionError("the platform did not print its connection lines:\n" + "\n".join(lines))
+    return start_local_platform(list(options), tmp_path, _env(tmp_path / "home"))
 
 
 def test_platform_command_serves_dlp_in_a_dataloop_path_of_its_own(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import start_local_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -46,21 +47,7 @@ def local_platform(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "DATALOOP_PATH"}
     env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", MPLCONFIGDIR=str(home / ".mpl"))
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "platform", "--dataloop-path", str(folder), "--project", PROJECT],
-        cwd=work,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = []
-    deadline = time.monotonic() + 300  # a bound on a hung start, not a speed check
-    while time.monotonic() < deadline and not any(line.strip().startswith("python -c") for line in lines):
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
+    process, lines = start_local_platform(["--dataloop-path", str(folder), "--project", PROJECT], work, env)
     assert any(line.strip() == f"export DATALOOP_PATH={folder}" for line in lines), "".join(lines)
     env["DATALOOP_PATH"] = str(folder)
     try:
